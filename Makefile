@@ -1,0 +1,27 @@
+# Every target first syncs .venv from uv.lock (installing uv with pip when it is missing).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN := $(UV) run --frozen
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export UV_PYTHON_DOWNLOADS ?= never
+
+.PHONY: sync run test serve ui compile bench
+sync:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
+	$(UV) sync --frozen
+
+run: sync  ## the whole pipeline on the embedded defaults (ARGS="--fer-csv ..." to pass options)
+	$(RUN) emotion-ai run $(ARGS)
+
+test: sync  ## the full test suite
+	$(RUN) pytest $(PYTEST_ARGS)
+
+serve: sync  ## TF Serving REST API on 127.0.0.1:8501
+	$(RUN) emotion-ai serve $(ARGS)
+
+ui: sync  ## MLflow UI on 127.0.0.1:5000
+	$(RUN) emotion-ai ui $(ARGS)
+
+compile: sync  ## KFP IR YAML for Kubeflow Pipelines
+	$(RUN) emotion-ai pipeline compile $(ARGS)

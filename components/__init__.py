@@ -1,0 +1,1 @@
+"""Thin KFP components, one per pipeline step; all logic lives in emotion_ai."""

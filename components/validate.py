@@ -1,0 +1,23 @@
+"""KFP component: validate both raw files with Great Expectations; write the compact data sets."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from components.base_image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def validate(keypoints_raw: Input[Dataset], fer_raw: Input[Dataset], tracking_uri: str,
+             experiment_name: str, artifact_location: str, parent_run_id: str, seed: int,
+             val_fraction: float, test_fraction: float, min_rows_per_class: int,
+             keypoints_data: Output[Dataset], emotion_data: Output[Dataset]):
+    from pathlib import Path
+
+    from emotion_ai import steps
+    from emotion_ai.config import SplitSettings, ValidationSettings
+    from emotion_ai.tracking import TrackingSettings
+
+    steps.validate(Path(keypoints_raw.path), Path(fer_raw.path), Path(keypoints_data.path),
+                   Path(emotion_data.path), TrackingSettings(tracking_uri, experiment_name, artifact_location),
+                   parent_run_id, SplitSettings(val_fraction, test_fraction, seed),
+                   ValidationSettings(min_rows_per_class=min_rows_per_class))

@@ -1,0 +1,1 @@
+"""The emotion-ai KFP pipeline and its runners."""

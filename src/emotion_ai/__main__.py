@@ -1,0 +1,5 @@
+"""`python -m emotion_ai` = the `emotion-ai` command."""
+
+from emotion_ai.cli import app
+
+app()

@@ -1,0 +1,173 @@
+"""The `emotion-ai` command line."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Train, track, gate and serve the emotion-ai face models.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+pipeline_app = typer.Typer(help="The KFP pipeline for Kubeflow clusters.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+console = Console()
+
+DEFAULT_STATE_DIR = Path(".state")
+DEFAULT_REST_PORT = 8501
+DEFAULT_UI_PORT = 5000
+LOOPBACK = "127.0.0.1"
+
+StateDir = Annotated[Path, typer.Option(help="Project-local state: MLflow database, artifacts, served models.",
+                                        envvar="EMOTION_AI_STATE_DIR")]
+
+
+def _tracking(state_dir: Path):
+    from emotion_ai.tracking import local_tracking
+
+    return local_tracking(state_dir)
+
+
+def _serving_dir(state_dir: Path) -> Path:
+    return (state_dir / "serving").resolve()
+
+
+@app.command()
+def run(
+    keypoints_csv: Annotated[Optional[str], typer.Option(help="FKD training.csv: path, s3:// or https:// "
+                                                         "(default: synthetic faces)")] = None,
+    fer_csv: Annotated[Optional[str], typer.Option(help="fer2013.csv (emotion,pixels,Usage): path, s3:// or "
+                                                   "https:// (default: synthetic faces)")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each model.")] = 5,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 0.002,
+    width: Annotated[int, typer.Option(help="Filters of the first ResNet stage (doubling per stage).")] = 16,
+    depth: Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    synthetic_rows: Annotated[int, typer.Option(help="Rows of each synthetic data set, when no CSV is given.")] = 600,
+    val_fraction: Annotated[float, typer.Option()] = 0.2,
+    test_fraction: Annotated[float, typer.Option()] = 0.2,
+    min_rows_per_class: Annotated[int, typer.Option(help="Fewest rows any emotion may have.")] = 1,
+    max_keypoint_rmse_px: Annotated[float, typer.Option(help="Promotion floor: keypoint test RMSE.")] = 12.0,
+    min_emotion_accuracy: Annotated[float, typer.Option(help="Promotion floor: emotion test accuracy.")] = 0.3,
+    significance: Annotated[float, typer.Option(help="Level of the paired test against the champion.")] = 0.05,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
+    from emotion_ai.tracking import end_parent_run, start_parent_run
+    from pipelines.local_runner import run_local
+
+    tracking = _tracking(state_dir)
+    run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
+    parent_run_id = start_parent_run(tracking, run_name, {"emotion_ai.orchestrator": "kfp.local"})
+    console.print(f"[bold]emotion-ai[/] pipeline run [cyan]{run_name}[/] (MLflow run {parent_run_id})")
+    succeeded = False
+    try:
+        run_local(
+            state_dir.resolve() / "kfp", tracking_uri=tracking.tracking_uri,
+            experiment_name=tracking.experiment_name, artifact_location=tracking.artifact_location,
+            parent_run_id=parent_run_id, model_base_path=str(_serving_dir(state_dir)),
+            keypoints_source=_absolute(keypoints_csv), fer_source=_absolute(fer_csv), seed=seed, synthetic_rows=synthetic_rows,
+            val_fraction=val_fraction, test_fraction=test_fraction, min_rows_per_class=min_rows_per_class,
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, width=width, depth=depth,
+            max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
+            significance=significance,
+        )
+        succeeded = True
+    finally:
+        end_parent_run(tracking, parent_run_id, succeeded)
+    _print_next_steps(state_dir)
+
+
+def _absolute(source: str | None) -> str:
+    """Local paths made absolute (steps run elsewhere); URLs and empty sources kept."""
+    if not source or "://" in source:
+        return source or ""
+    return str(Path(source).resolve())
+
+
+def _print_next_steps(state_dir: Path) -> None:
+    console.print("\n[bold green]Pipeline finished.[/]")
+    models(state_dir)
+    console.print(
+        f"\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open http://{LOOPBACK}:{DEFAULT_UI_PORT}\n"
+        f"Serve:       [cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on "
+        f"http://{LOOPBACK}:{DEFAULT_REST_PORT}\n"
+        f"Query:       curl http://{LOOPBACK}:{DEFAULT_REST_PORT}/v1/models/emotion-ai  and see README "
+        "'Query the served model'")
+
+
+@app.command()
+def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Table of registered model versions, their aliases and test scores."""
+    from mlflow.tracking import MlflowClient
+
+    from emotion_ai import registry
+    from emotion_ai.tracking import use_tracking
+
+    use_tracking(_tracking(state_dir))
+    client = MlflowClient()
+    table = Table("model", "version", "aliases", "decision", "test score", "data sha256")
+    for name in (registry.KEYPOINT_MODEL, registry.EMOTION_MODEL):
+        for found in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+            version = client.get_model_version(name, found.version)
+            tags = version.tags
+            score = tags.get("test_score", "")
+            table.add_row(name, str(version.version), ", ".join(version.aliases), tags.get("decision", ""),
+                          f"{float(score):.4f}" if score else "", tags.get("data_sha256", "")[:12])
+    console.print(table)
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT, host: Annotated[str, typer.Option()] = LOOPBACK,
+       state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Open the MLflow UI on the local tracking store."""
+    import subprocess
+    import sys
+
+    tracking = _tracking(state_dir)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri,
+               "--default-artifact-root", tracking.artifact_location, "--host", host, "--port", str(port)]
+    console.print(f"MLflow UI on http://{host}:{port}")
+    raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
+def serve(
+    model_base_path: Annotated[Optional[Path], typer.Option(help="TF Serving layout <path>/<model>/<version>/ "
+                                                            "(default: STATE_DIR/serving).")] = None,
+    rest_api_port: Annotated[int, typer.Option(help="TF Serving's --rest_api_port.")] = DEFAULT_REST_PORT,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless told otherwise).")] = LOOPBACK,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer)."""
+    from emotion_ai.serving import serve_models
+
+    base_path = model_base_path or _serving_dir(state_dir)
+    console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
+    serve_models(base_path, host, rest_api_port)
+
+
+@app.command("generate-data")
+def generate_data(
+    out_dir: Annotated[Path, typer.Argument(help="Where training.csv and fer2013.csv are written.")],
+    keypoint_rows: Annotated[int, typer.Option()] = 7049,
+    fer_rows: Annotated[int, typer.Option()] = 35887,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write synthetic data sets in the exact Kaggle formats."""
+    from emotion_ai.synthetic import write_fer_csv, write_keypoints_csv
+
+    console.print(write_keypoints_csv(out_dir / "training.csv", keypoint_rows, seed=seed))
+    console.print(write_fer_csv(out_dir / "fer2013.csv", fer_rows, seed=seed + 1))
+
+
+@pipeline_app.command("compile")
+def compile_(output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeline.yaml")) -> None:
+    """Write the KFP IR YAML of the pipeline."""
+    from pipelines.compile import compile_pipeline
+
+    console.print(compile_pipeline(output))

@@ -1,0 +1,84 @@
+"""Every setting of a pipeline run, as typed dataclasses passed down (never read from globals)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+MIN_FILTERS_WITH_ONEDNN = 12
+"""TF 2.21's oneDNN CPU kernels crash (segfault) when training convolutions of 8 or fewer
+filters; narrower networks need TF_ENABLE_ONEDNN_OPTS=0 (about 1.5x slower training)."""
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How rows are split: fractions of validation and test rows, or FER's own `Usage` column."""
+
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 0
+    use_fer_usage: bool = False
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Thresholds of the content suites."""
+
+    min_rows: int = 1
+    min_rows_per_class: int = 1
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Size of a residual network: a strided stem, then stages of one convolution block
+    followed by `identity_blocks` identity blocks."""
+
+    stem_filters: int = 16
+    stage_filters: tuple[int, ...] = (16, 32, 64)
+    identity_blocks: int = 1
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        narrowest = min(self.stem_filters, *self.stage_filters)
+        if narrowest < MIN_FILTERS_WITH_ONEDNN and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+            raise ValueError(
+                f"network width {narrowest} is below {MIN_FILTERS_WITH_ONEDNN} filters: TensorFlow's oneDNN "
+                "CPU kernels crash training such narrow convolutions; use a wider network or set "
+                "TF_ENABLE_ONEDNN_OPTS=0")
+
+    @classmethod
+    def scaled(cls, width: int, depth: int, stages: int = 3) -> ResNetConfig:
+        """`stages` stages doubling from `width` filters, each with `depth` identity blocks."""
+        return cls(stem_filters=width, stage_filters=tuple(width * 2**i for i in range(stages)),
+                   identity_blocks=depth)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation of one model."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+    early_stopping_patience: int = 5
+    network: ResNetConfig = field(default_factory=ResNetConfig)
+
+    def as_params(self) -> dict[str, object]:
+        """Flat key/value pairs for MLflow params."""
+        params = {k: v for k, v in asdict(self).items() if k != "network"}
+        params.update({f"network.{k}": v for k, v in asdict(self.network).items()})
+        return params
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """When a challenger may replace the champion: absolute floors and a paired test."""
+
+    max_keypoint_rmse_px: float = 12.0
+    min_emotion_accuracy: float = 0.3
+    significance: float = 0.05
+    min_keypoint_improvement_px: float = 0.0
+    min_emotion_improvement: float = 0.0
+    bootstrap_samples: int = 2000
+    seed: int = 0

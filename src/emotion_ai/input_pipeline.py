@@ -1,0 +1,41 @@
+"""tf.data input pipelines: uint8 faces in memory -> float batches of 96x96x1 faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from emotion_ai.faces import FACE_SIZE
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def to_model_input(images: tf.Tensor) -> tf.Tensor:
+    """A batch of uint8 faces (n, h, w) -> float32 (n, 96, 96, 1) in 0..255."""
+    faces = tf.cast(images, tf.float32)[..., tf.newaxis]
+    if faces.shape[1] != FACE_SIZE:
+        faces = tf.image.resize(faces, (FACE_SIZE, FACE_SIZE), method="bilinear")
+    return faces
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """The same conversion for arrays (evaluation, serving, examples)."""
+    return to_model_input(tf.constant(images)).numpy()
+
+
+def face_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, *, shuffle: bool,
+                 seed: int, augment=None) -> tf.data.Dataset:
+    """Cached, optionally shuffled and augmented, batched and prefetched pairs."""
+    data = tf.data.Dataset.from_tensor_slices((images, targets)).cache()
+    if shuffle:
+        data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).map(lambda x, y: (to_model_input(x), y), num_parallel_calls=AUTOTUNE)
+    if augment is not None:
+        data = data.map(augment, num_parallel_calls=AUTOTUNE)
+    return data.prefetch(AUTOTUNE)
+
+
+def flip_faces(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mirrors a random half of a batch; emotion labels do not change with a flip."""
+    flip = tf.random.uniform((tf.shape(faces)[0], 1, 1, 1)) < 0.5
+    return tf.where(flip, tf.reverse(faces, axis=[2]), faces), labels

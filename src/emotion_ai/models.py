@@ -1,0 +1,54 @@
+"""The two face models, assembled from the residual blocks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from emotion_ai.blocks import face_input, resnet_features
+from emotion_ai.config import ResNetConfig
+from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
+
+HALF_FACE = FACE_SIZE / 2
+HEAD_STDDEV = 0.01
+"""Small initial head weights, so the untrained keypoint model answers close to its start face."""
+
+
+def build_keypoint_model(config: ResNetConfig, mean_keypoints: np.ndarray | None = None) -> keras.Model:
+    """96x96x1 face (0..255) -> 30 keypoint coordinates in pixels.
+
+    The head starts at `mean_keypoints` (the training set's mean face) when given, so
+    training refines an average face instead of climbing from the image centre (the usual
+    output-bias initialisation).
+    """
+    inputs = face_input(FACE_SIZE)
+    start = np.zeros(N_COORDINATES) if mean_keypoints is None else (mean_keypoints - HALF_FACE) / HALF_FACE
+    centred = layers.Dense(N_COORDINATES, kernel_initializer=keras.initializers.RandomNormal(stddev=HEAD_STDDEV),
+                           bias_initializer=keras.initializers.Constant(start.tolist()),
+                           name="keypoints_centred")(resnet_features(inputs, config))
+    pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints")(centred)
+    return keras.Model(inputs, pixels, name="keypoints")
+
+
+def build_emotion_model(config: ResNetConfig) -> keras.Model:
+    """96x96x1 face (0..255) -> probabilities of the 5 emotions."""
+    inputs = face_input(FACE_SIZE)
+    probabilities = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion")(
+        resnet_features(inputs, config))
+    return keras.Model(inputs, probabilities, name="emotion")
+
+
+@keras.saving.register_keras_serializable(package="emotion_ai")
+def masked_keypoint_loss(y_true, y_pred):
+    """Mean squared error over the keypoints present (NaN = missing), in half-face units."""
+    present = ops.logical_not(ops.isnan(y_true))
+    error = ops.where(present, (y_true - y_pred) / HALF_FACE, 0.0)
+    count = ops.maximum(ops.sum(ops.cast(present, "float32"), axis=-1), 1.0)
+    return ops.sum(ops.square(error), axis=-1) / count
+
+
+@keras.saving.register_keras_serializable(package="emotion_ai")
+def masked_rmse_px(y_true, y_pred):
+    """Root mean squared keypoint error in pixels over the keypoints present."""
+    return ops.sqrt(masked_keypoint_loss(y_true, y_pred)) * HALF_FACE

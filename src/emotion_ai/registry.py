@@ -1,0 +1,47 @@
+"""The MLflow model registry: versions, the `challenger` and `champion` aliases, loading champions."""
+
+from __future__ import annotations
+
+import keras
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+KEYPOINT_MODEL = "emotion-ai-keypoints"
+EMOTION_MODEL = "emotion-ai-emotion"
+COMBINED_MODEL = "emotion-ai"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def version_by_alias(name: str, alias: str) -> ModelVersion | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(name: str, alias: str) -> keras.Model | None:
+    """The Keras model behind `name@alias`, loaded in safe mode, or None if the alias is unset."""
+    if version_by_alias(name, alias) is None:
+        return None
+    return mlflow.keras.load_model(f"models:/{name}@{alias}",
+                                   load_model_kwargs={"compile": False, "safe_mode": True})
+
+
+def register_version(model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
+    """Registers a logged model as a new version of `name` and marks it the challenger."""
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    MlflowClient().set_registered_model_alias(name, CHALLENGER, version.version)
+    return version
+
+
+def set_champion(name: str, version: str | int) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def tag_version(name: str, version: str | int, tags: dict[str, object]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))

@@ -1,0 +1,205 @@
+"""The six pipeline steps as plain functions over directories; the KFP components only call these.
+
+Every step runs inside a nested MLflow run under the pipeline's parent run, and writes its
+outputs only into its own output directories, so a failed step leaves nothing behind that
+a later step could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+
+from emotion_ai import evaluation, export, plots, registry, synthetic, training
+from emotion_ai.config import GateSettings, SplitSettings, TrainSettings, ValidationSettings
+from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, TableFormat
+from emotion_ai.datasets import TEST, FaceDataset, emotion_dataset, keypoint_dataset, load_dataset, save_dataset
+from emotion_ai.faces import EMOTIONS
+from emotion_ai.sources import fetch
+from emotion_ai.tracking import TrackingSettings, source_commit, start_parent_run, step_run
+from emotion_ai.validation import validate_file
+
+RAW_FILE = "data.csv"
+SOURCE_FILE = "source.json"
+DATASET_FILE = "dataset.npz"
+LINEAGE_FILE = "lineage.json"
+DECISIONS_FILE = "decisions.json"
+SYNTHETIC_ROWS = 600
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, default=str))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _ingest_one(source: str, out_dir: Path, write_synthetic, seed: int, synthetic_rows: int) -> dict:
+    """Fetches one source (or writes synthetic data when `source` is empty) and fingerprints it."""
+    if not source:
+        generated = write_synthetic(out_dir / "synthetic.csv", synthetic_rows, seed=seed)
+        fingerprint = fetch(str(generated), out_dir / RAW_FILE).as_dict()
+        generated.unlink()
+        fingerprint["source"] = f"synthetic:{write_synthetic.__name__}(rows={synthetic_rows}, seed={seed})"
+    else:
+        fingerprint = fetch(source, out_dir / RAW_FILE).as_dict()
+    _write_json(out_dir / SOURCE_FILE, fingerprint)
+    return fingerprint
+
+
+def ingest(keypoints_source: str, fer_source: str, keypoints_raw: Path, fer_raw: Path,
+           tracking: TrackingSettings, parent_run_id: str = "", seed: int = 0,
+           synthetic_rows: int = SYNTHETIC_ROWS) -> str:
+    """Brings both data sets in and fingerprints them; returns the pipeline's parent run id."""
+    parent_run_id = parent_run_id or start_parent_run(tracking, "emotion-ai pipeline")
+    with step_run(tracking, parent_run_id, "ingest"):
+        for name, source, out_dir, writer in (
+            ("keypoints", keypoints_source, keypoints_raw, synthetic.write_keypoints_csv),
+            ("fer", fer_source, fer_raw, synthetic.write_fer_csv),
+        ):
+            fingerprint = _ingest_one(source, out_dir, writer, seed, synthetic_rows)
+            mlflow.log_params({f"{name}.source": fingerprint["source"], f"{name}.sha256": fingerprint["sha256"]})
+            mlflow.log_metric(f"{name}.size_bytes", fingerprint["size_bytes"])
+            mlflow.set_tag(f"data.{name}.sha256", fingerprint["sha256"])
+    return parent_run_id
+
+
+def _validate_one(raw_dir: Path, table_format: TableFormat, validation: ValidationSettings,
+                  build, split: SplitSettings, data_dir: Path) -> FaceDataset:
+    provenance = _read_json(raw_dir / SOURCE_FILE)
+    table, reports = validate_file(raw_dir / RAW_FILE, table_format, validation)
+    for report in reports:
+        mlflow.log_metrics({f"{table_format.name}.{report.suite}.passed": report.passed,
+                            f"{table_format.name}.{report.suite}.evaluated": report.evaluated})
+    dataset = build(table, split, provenance)
+    save_dataset(dataset, data_dir / DATASET_FILE)
+    return dataset
+
+
+def validate(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_data: Path,
+             tracking: TrackingSettings, parent_run_id: str,
+             split: SplitSettings = SplitSettings(),
+             validation: ValidationSettings = ValidationSettings()) -> dict:
+    """Validates both raw files (fails closed) and writes the compact, split data sets."""
+    with step_run(tracking, parent_run_id, "validate"):
+        mlflow.log_params({f"split.{k}": v for k, v in asdict(split).items()})
+        mlflow.log_params({f"validation.{k}": v for k, v in asdict(validation).items()})
+        keypoints = _validate_one(keypoints_raw, FKD_FORMAT, validation, keypoint_dataset, split, keypoints_data)
+        emotions = _validate_one(fer_raw, FER_FORMAT, validation, emotion_dataset, split, emotion_data)
+        profile = {"keypoints": keypoints.metadata, "emotion": emotions.metadata}
+        mlflow.log_dict(profile, "data_profile.json")
+        mlflow.log_metrics({"keypoints.rows": keypoints.metadata["rows"],
+                            "emotion.rows": emotions.metadata["rows"],
+                            **{f"emotion.class.{k}": v for k, v in emotions.metadata["class_counts"].items()}})
+    return profile
+
+
+def _train(step: str, data_dir: Path, model_dir: Path, settings: TrainSettings, train_fn,
+           tracking: TrackingSettings, parent_run_id: str) -> dict:
+    with step_run(tracking, parent_run_id, step) as run:
+        dataset = load_dataset(data_dir / DATASET_FILE)
+        trained = train_fn(dataset, settings)
+        training.save_model(trained.model, model_dir)
+        lineage = {"model_uri": trained.model_uri, "train_run_id": run.info.run_id,
+                   "data_source": dataset.metadata["source"], "data_sha256": dataset.metadata["sha256"]}
+        _write_json(model_dir / LINEAGE_FILE, lineage)
+    return {name: values[-1] for name, values in trained.history.items()}
+
+
+def train_keypoints(keypoints_data: Path, model_dir: Path, settings: TrainSettings,
+                    tracking: TrackingSettings, parent_run_id: str) -> dict:
+    return _train("train_keypoints", keypoints_data, model_dir, settings, training.train_keypoint_model,
+                  tracking, parent_run_id)
+
+
+def train_emotion(emotion_data: Path, model_dir: Path, settings: TrainSettings,
+                  tracking: TrackingSettings, parent_run_id: str) -> dict:
+    return _train("train_emotion", emotion_data, model_dir, settings, training.train_emotion_model,
+                  tracking, parent_run_id)
+
+
+def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> evaluation.Decision:
+    images, truth = load_dataset(data_dir / DATASET_FILE).part(TEST)
+    challenger = evaluation.predict(training.load_model(model_dir), images)
+    champion_model = registry.load_version(registry.KEYPOINT_MODEL, registry.CHAMPION)
+    metrics = evaluation.keypoint_metrics(challenger, truth)
+    mlflow.log_metrics({f"keypoints.challenger.{k}": v for k, v in metrics.items()})
+    challenger_rmse = evaluation.per_image_rmse(evaluation.keypoint_squared_errors(challenger, truth))
+    champion_rmse = None
+    if champion_model is not None:
+        champion = evaluation.predict(champion_model, images)
+        mlflow.log_metrics({f"keypoints.champion.{k}": v
+                            for k, v in evaluation.keypoint_metrics(champion, truth).items()})
+        champion_rmse = evaluation.per_image_rmse(evaluation.keypoint_squared_errors(champion, truth))
+    return evaluation.gate_keypoints(challenger_rmse, champion_rmse, gate, registry.KEYPOINT_MODEL)
+
+
+def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> evaluation.Decision:
+    images, labels = load_dataset(data_dir / DATASET_FILE).part(TEST)
+    challenger = evaluation.predict(training.load_model(model_dir), images)
+    mlflow.log_metrics({f"emotion.challenger.{k}": v
+                        for k, v in evaluation.emotion_metrics(challenger, labels).items()})
+    matrix = evaluation.emotion_confusion(challenger, labels)
+    mlflow.log_figure(plots.confusion_matrix_figure(matrix, "challenger, test split"),
+                      "plots/confusion_matrix.png")
+    mlflow.log_dict({"labels": list(EMOTIONS), "matrix": matrix.tolist()}, "confusion_matrix.json")
+    champion_model = registry.load_version(registry.EMOTION_MODEL, registry.CHAMPION)
+    champion_correct = None
+    if champion_model is not None:
+        champion = evaluation.predict(champion_model, images)
+        mlflow.log_metrics({f"emotion.champion.{k}": v
+                            for k, v in evaluation.emotion_metrics(champion, labels).items()})
+        champion_correct = champion.argmax(axis=1) == labels
+    return evaluation.gate_emotion(challenger.argmax(axis=1) == labels, champion_correct, gate,
+                                   registry.EMOTION_MODEL)
+
+
+def evaluate(keypoints_data: Path, emotion_data: Path, keypoint_model: Path, emotion_model: Path,
+             report_dir: Path, tracking: TrackingSettings, parent_run_id: str,
+             gate: GateSettings = GateSettings()) -> dict:
+    """Scores challenger and champion on the same test split and decides on promotion."""
+    with step_run(tracking, parent_run_id, "evaluate"):
+        mlflow.log_params({f"gate.{k}": v for k, v in asdict(gate).items()})
+        decisions = [_evaluate_keypoints(keypoints_data, keypoint_model, gate),
+                     _evaluate_emotion(emotion_data, emotion_model, gate)]
+        for decision in decisions:
+            mlflow.set_tag(f"decision.{decision.model}", "promote" if decision.promote else "keep champion")
+            mlflow.set_tag(f"decision.{decision.model}.reason", decision.reason)
+        report = {decision.model: decision.as_dict() for decision in decisions}
+        mlflow.log_dict(report, DECISIONS_FILE)
+        _write_json(report_dir / DECISIONS_FILE, report)
+    return report
+
+
+def _register_one(name: str, model_dir: Path, decision: dict, model_base_path: Path,
+                  parent_run_id: str) -> dict:
+    lineage = _read_json(model_dir / LINEAGE_FILE)
+    tags = {"data_sha256": lineage["data_sha256"], "data_source": lineage["data_source"],
+            "git_commit": source_commit(), "pipeline_run_id": parent_run_id,
+            "train_run_id": lineage["train_run_id"], "decision": "promote" if decision["promote"] else "reject",
+            "decision_reason": decision["reason"], "decision_test": decision["test"],
+            "test_score": decision["challenger_score"]}
+    version = registry.register_version(lineage["model_uri"], name, {k: str(v) for k, v in tags.items()})
+    if decision["promote"]:
+        export.export_saved_model(training.load_model(model_dir), model_base_path, name, int(version.version))
+        registry.set_champion(name, version.version)
+    return {"version": int(version.version), "champion": decision["promote"]}
+
+
+def register(keypoint_model: Path, emotion_model: Path, report_dir: Path, model_base_path: Path,
+             tracking: TrackingSettings, parent_run_id: str) -> dict:
+    """Registers both challengers; exports and promotes those the gate passed."""
+    decisions = _read_json(report_dir / DECISIONS_FILE)
+    with step_run(tracking, parent_run_id, "register"):
+        outcome = {name: _register_one(name, model_dir, decisions[name], model_base_path, parent_run_id)
+                   for name, model_dir in ((registry.KEYPOINT_MODEL, keypoint_model),
+                                           (registry.EMOTION_MODEL, emotion_model))}
+        mlflow.log_dict(outcome, "registered.json")
+        for name, result in outcome.items():
+            mlflow.log_metric(f"{name}.version", result["version"])
+    return outcome

@@ -1,0 +1,129 @@
+"""Training both models with Keras, logging params, per-epoch metrics, curves and the model to MLflow."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import infer_signature
+
+from emotion_ai import plots
+from emotion_ai.config import TrainSettings
+from emotion_ai.datasets import TEST, TRAIN, VAL, FaceDataset
+from emotion_ai.faces import EMOTIONS
+from emotion_ai.input_pipeline import as_model_input, face_batches, flip_faces
+from emotion_ai.models import (
+    build_emotion_model,
+    build_keypoint_model,
+    masked_keypoint_loss,
+    masked_rmse_px,
+)
+
+MODEL_FILE = "model.keras"
+MLFLOW_MODEL_DIR = "model"
+EXAMPLE_FACES = 12
+
+
+@dataclass
+class TrainedModel:
+    model: keras.Model
+    history: dict[str, list[float]]
+    model_uri: str
+    """Where MLflow logged the model (`runs:/<run id>/model`)."""
+
+
+def _callbacks(settings: TrainSettings, has_validation: bool) -> list[keras.callbacks.Callback]:
+    monitor = "val_loss" if has_validation else "loss"
+    return [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
+                                          patience=max(1, settings.early_stopping_patience // 2)),
+        mlflow.keras.MlflowCallback(),
+    ]
+
+
+def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weights inversely proportional to class frequency (rare Disgust counts more)."""
+    counts = np.bincount(labels, minlength=len(EMOTIONS))
+    present = counts > 0
+    weights = np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def _fit(model: keras.Model, dataset: FaceDataset, settings: TrainSettings, *, loss, metrics,
+         augment=None, class_weight=None) -> dict[str, list[float]]:
+    keras.utils.set_random_seed(settings.seed)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss, metrics=metrics)
+    train = face_batches(*dataset.part(TRAIN), settings.batch_size, shuffle=True,
+                         seed=settings.seed, augment=augment)
+    val_images, val_targets = dataset.part(VAL)
+    validation = (face_batches(val_images, val_targets, settings.batch_size, shuffle=False, seed=0)
+                  if len(val_images) else None)
+    mlflow.log_params(settings.as_params())
+    history = model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2,
+                        class_weight=class_weight,
+                        callbacks=_callbacks(settings, validation is not None))
+    return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def _log_model(model: keras.Model, dataset: FaceDataset, title: str,
+               history: dict[str, list[float]]) -> str:
+    """Logs curves and the model (signature + input example) to the active run; returns its URI.
+
+    The model is saved into a directory made here and logged as artifacts, because
+    `mlflow.keras.log_model(input_example=...)` writes the example before it creates its folder.
+    """
+    mlflow.log_figure(plots.learning_curves(history, title), "plots/learning_curves.png")
+    example = as_model_input(dataset.images[:1])
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch) / MLFLOW_MODEL_DIR
+        local.mkdir()
+        mlflow.keras.save_model(model, str(local), signature=signature, input_example=example)
+        mlflow.log_artifacts(str(local), MLFLOW_MODEL_DIR)
+    return f"runs:/{mlflow.active_run().info.run_id}/{MLFLOW_MODEL_DIR}"
+
+
+def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
+    images, targets = dataset.part(TEST)
+    return images[:EXAMPLE_FACES], targets[:EXAMPLE_FACES]
+
+
+def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings) -> TrainedModel:
+    """Trains the keypoint ResNet on all rows; missing keypoints are masked out of the loss."""
+    model = build_keypoint_model(settings.network, np.nanmean(dataset.part(TRAIN)[1], axis=0))
+    history = _fit(model, dataset, settings, loss=masked_keypoint_loss, metrics=[masked_rmse_px])
+    faces, truth = _held_out(dataset)
+    predicted = model.predict(as_model_input(faces), verbose=0)
+    mlflow.log_figure(plots.keypoints_on_faces(faces, truth, predicted), "plots/keypoints_on_faces.png")
+    return TrainedModel(model, history, _log_model(model, dataset, "keypoint model", history))
+
+
+def train_emotion_model(dataset: FaceDataset, settings: TrainSettings) -> TrainedModel:
+    """Trains the emotion ResNet with balanced class weights and mirrored faces."""
+    model = build_emotion_model(settings.network)
+    weights = balanced_class_weights(dataset.part(TRAIN)[1])
+    mlflow.log_params({f"class_weight.{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
+    history = _fit(model, dataset, settings, loss="sparse_categorical_crossentropy",
+                   metrics=["accuracy"], augment=flip_faces, class_weight=weights)
+    faces, truth = _held_out(dataset)
+    predicted = model.predict(as_model_input(faces), verbose=0).argmax(axis=1)
+    mlflow.log_figure(plots.emotions_on_faces(faces, truth, predicted), "plots/emotions_on_faces.png")
+    return TrainedModel(model, history, _log_model(model, dataset, "emotion model", history))
+
+
+def save_model(model: keras.Model, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MODEL_FILE
+    model.save(path)
+    return path
+
+
+def load_model(directory: Path) -> keras.Model:
+    """Loads one of our own `.keras` models, in Keras safe mode (no arbitrary code)."""
+    return keras.saving.load_model(directory / MODEL_FILE, compile=False, safe_mode=True)

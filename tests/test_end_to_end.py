@@ -1,0 +1,145 @@
+"""The whole loop on tiny synthetic data: kfp.local pipeline, MLflow, registry, export, serving."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
+from emotion_ai.synthetic import synthetic_faces
+from emotion_ai.tracking import local_tracking, use_tracking
+
+TINY_RUN = ["--synthetic-rows", "120", "--epochs", "1", "--width", "12", "--batch-size", "16",
+            "--max-keypoint-rmse-px", "96", "--min-emotion-accuracy", "0"]
+STEPS = {"ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "register"}
+SERVER_START_S = 120
+
+
+def emotion_ai(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "emotion_ai", *args, "--state-dir", str(state_dir)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory) -> Path:
+    state = tmp_path_factory.mktemp("state")
+    result = emotion_ai("run", *TINY_RUN, state_dir=state)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "make ui" in result.stdout and "127.0.0.1:8501" in result.stdout
+    return state
+
+
+@pytest.fixture(scope="module")
+def client(state_dir) -> MlflowClient:
+    use_tracking(local_tracking(state_dir))
+    return MlflowClient()
+
+
+def _runs(client: MlflowClient) -> list:
+    experiment = client.get_experiment_by_name("emotion-ai")
+    return client.search_runs([experiment.experiment_id])
+
+
+def test_mlflow_has_a_parent_run_with_a_nested_run_per_step(client):
+    runs = _runs(client)
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert {run.data.tags["emotion_ai.step"] for run in children} == STEPS
+    assert all(run.info.status == "FINISHED" for run in children)
+
+
+def test_runs_hold_params_metrics_and_plots(client):
+    by_step = {run.data.tags.get("emotion_ai.step"): run for run in _runs(client)}
+    evaluate = by_step["evaluate"].data.metrics
+    assert evaluate["keypoints.challenger.rmse_px"] > 0
+    assert 0 <= evaluate["emotion.challenger.accuracy"] <= 1
+    ingest = by_step["ingest"].data.params
+    assert len(ingest["keypoints.sha256"]) == 64 and ingest["fer.source"].startswith("synthetic:")
+    train = by_step["train_emotion"]
+    assert train.data.params["epochs"] == "1" and "loss" in train.data.metrics
+    artifacts = {item.path for item in client.list_artifacts(train.info.run_id, "plots")}
+    assert {"plots/learning_curves.png", "plots/emotions_on_faces.png"} <= artifacts
+    evaluate_plots = {item.path for item in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")}
+    assert "plots/confusion_matrix.png" in evaluate_plots
+
+
+def test_both_models_are_registered_and_champions_are_exported(client, state_dir):
+    for name in (KEYPOINT_MODEL, EMOTION_MODEL):
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert str(champion.version) == "1"
+        assert len(champion.tags["data_sha256"]) == 64 and champion.tags["decision"] == "promote"
+        assert (state_dir / "serving" / name / "1" / "saved_model.pb").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(state_dir):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state_dir),
+                               "--rest-api-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if requests.get(f"{url}/v1/models/emotion-ai", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        assert server.poll() is None, server.stderr.read().decode()[-3000:]
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_served_request_returns_keypoints_and_emotion_probabilities(server_url):
+    faces, _ = synthetic_faces(np.array([3]), np.random.default_rng(0))
+    response = requests.post(f"{server_url}/v1/models/emotion-ai:predict", json={"instances": faces.tolist()})
+    assert response.status_code == 200, response.text
+    answer = response.json()["predictions"][0]
+    coordinates = [value for point in answer["keypoints"].values() for value in point]
+    assert len(coordinates) == 30
+    assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert answer["emotion"] in answer["labels"]
+    status = requests.get(f"{server_url}/v1/models/{EMOTION_MODEL}").json()
+    assert status["model_version_status"][0] == {"version": "1", "state": "AVAILABLE",
+                                                 "status": {"error_code": "OK", "error_message": ""}}
+    bad = requests.post(f"{server_url}/v1/models/{KEYPOINT_MODEL}:predict", json={"instances": [[1, 2]]})
+    assert bad.status_code == 400 and "96x96" in bad.json()["error"]
+
+
+def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir, client, tmp_path):
+    bad_csv = tmp_path / "no_pixels.csv"
+    bad_csv.write_text("emotion,Usage\n3,Training\n4,PublicTest\n")
+    served_before = sorted(p.relative_to(state_dir) for p in (state_dir / "serving").rglob("*"))
+    result = emotion_ai("run", *TINY_RUN, "--fer-csv", str(bad_csv), state_dir=state_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "no_pixels.csv" in output and "column 'pixels'" in output and "Inner task failed: 'validate'" in \
+        output.replace("\x1b[96m", "").replace("\x1b[0m", "")
+    failed = [run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == "validate"
+              and run.info.status == "FAILED"]
+    assert len(failed) == 1
+    assert not [run for run in _runs(client) if run.data.tags.get("emotion_ai.step", "").startswith("train")
+                and run.info.start_time > failed[0].info.start_time]
+    for name in (KEYPOINT_MODEL, EMOTION_MODEL):
+        assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert sorted(p.relative_to(state_dir) for p in (state_dir / "serving").rglob("*")) == served_before

@@ -1,0 +1,60 @@
+"""The promotion gate: floors for the first model, a paired test against a champion."""
+
+import numpy as np
+
+from emotion_ai.config import GateSettings
+from emotion_ai.evaluation import gate_emotion, gate_keypoints, keypoint_metrics
+
+GATE = GateSettings(max_keypoint_rmse_px=5.0, min_emotion_accuracy=0.5)
+
+
+def test_first_model_is_promoted_when_it_clears_the_floor():
+    assert gate_keypoints(np.full(50, 2.0), None, GATE, "k").promote
+    assert gate_emotion(np.array([True] * 40 + [False] * 10), None, GATE, "e").promote
+
+
+def test_first_model_below_the_floor_is_not_promoted():
+    decision = gate_keypoints(np.full(50, 9.0), None, GATE, "k")
+    assert not decision.promote and "floor" in decision.reason
+    assert not gate_emotion(np.array([True] * 10 + [False] * 40), None, GATE, "e").promote
+
+
+def test_worse_challenger_keeps_the_champion():
+    rng = np.random.default_rng(0)
+    champion = rng.uniform(1, 2, 200)
+    assert not gate_keypoints(champion + 0.5, champion, GATE, "k").promote
+    champion_correct = rng.random(200) < 0.8
+    assert not gate_emotion(champion_correct & (rng.random(200) < 0.8), champion_correct, GATE, "e").promote
+
+
+def test_insignificant_improvement_is_not_promoted():
+    rng = np.random.default_rng(1)
+    champion = rng.uniform(1, 3, 200)
+    noisy = champion - 0.01 + rng.normal(0, 0.5, 200)
+    decision = gate_keypoints(np.abs(noisy), champion, GATE, "k")
+    assert not decision.promote and decision.interval[0] <= 0 <= decision.interval[1] + 0.1
+    champion_correct = np.array([True] * 150 + [False] * 50)
+    challenger_correct = champion_correct.copy()
+    challenger_correct[150:153] = True
+    decision = gate_emotion(challenger_correct, champion_correct, GATE, "e")
+    assert not decision.promote and decision.p_value > 0.05
+
+
+def test_clear_improvement_is_promoted_with_its_evidence():
+    rng = np.random.default_rng(2)
+    champion = rng.uniform(2, 3, 200)
+    decision = gate_keypoints(champion - 1.0 + rng.normal(0, 0.1, 200), champion, GATE, "k")
+    assert decision.promote and decision.interval[0] > 0.8
+    champion_correct = np.array([True] * 120 + [False] * 80)
+    challenger_correct = np.array([True] * 190 + [False] * 10)
+    decision = gate_emotion(challenger_correct, champion_correct, GATE, "e")
+    assert decision.promote and decision.p_value < 1e-6
+
+
+def test_keypoint_metrics_ignore_missing_points():
+    truth = np.array([[10.0, 10.0] + [np.nan] * 28])
+    predicted = np.array([[13.0, 14.0] + [0.0] * 28])
+    metrics = keypoint_metrics(predicted, truth)
+    np.testing.assert_allclose(metrics["rmse_px"], np.sqrt((9 + 16) / 2))
+    assert metrics["within_2px"] == 0.0
+    np.testing.assert_allclose(metrics["rmse_px.left_eye_center"], np.sqrt(25 / 2))

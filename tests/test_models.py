@@ -1,0 +1,56 @@
+import keras
+import numpy as np
+import pytest
+
+from emotion_ai.blocks import convolution_block, identity_block
+from emotion_ai.config import ResNetConfig
+from emotion_ai.models import build_emotion_model, build_keypoint_model, masked_keypoint_loss
+
+TINY = ResNetConfig(stem_filters=12, stage_filters=(12, 24), identity_blocks=1)
+
+
+def test_convolution_block_projects_and_identity_block_keeps_shape():
+    inputs = keras.Input((16, 16, 3))
+    down = convolution_block(inputs, 8, strides=2, name="c")
+    same = identity_block(down, 8, name="i")
+    assert tuple(down.shape) == (None, 8, 8, 8) and tuple(same.shape) == (None, 8, 8, 8)
+
+
+def test_keypoint_model_starts_at_the_mean_face_in_pixels():
+    mean = np.linspace(20, 70, 30)
+    model = build_keypoint_model(TINY, mean)
+    output = model.predict(np.full((2, 96, 96, 1), 128.0), verbose=0)
+    assert output.shape == (2, 30)
+    assert np.abs(output - mean).max() < 3, "the head starts near the mean face"
+
+
+def test_emotion_model_outputs_five_probabilities():
+    probabilities = build_emotion_model(TINY).predict(np.zeros((3, 96, 96, 1)), verbose=0)
+    assert probabilities.shape == (3, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_masked_loss_ignores_missing_keypoints():
+    truth = np.array([[48.0, 48.0, np.nan, np.nan]], dtype=np.float32)
+    close = np.array([[48.0, 48.0, 0.0, 0.0]], dtype=np.float32)
+    far = np.array([[96.0, 48.0, 0.0, 0.0]], dtype=np.float32)
+    assert float(masked_keypoint_loss(truth, close)[0]) == 0.0
+    np.testing.assert_allclose(float(masked_keypoint_loss(truth, far)[0]), 0.5)
+
+
+def test_saved_model_reloads_in_safe_mode(tmp_path):
+    from emotion_ai.training import load_model, save_model
+
+    model = build_keypoint_model(TINY)
+    save_model(model, tmp_path)
+    reloaded = load_model(tmp_path)
+    faces = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 1)).astype(np.float32)
+    np.testing.assert_allclose(reloaded.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-5)
+
+
+def test_too_narrow_a_network_is_refused_with_the_reason(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    with pytest.raises(ValueError, match="oneDNN"):
+        ResNetConfig.scaled(4, 1)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert ResNetConfig.scaled(4, 1).stage_filters == (4, 8, 16)

@@ -1,0 +1,23 @@
+"""The compiled KFP IR: six tasks, the right dependencies, parameters and images."""
+
+import yaml
+
+from pipelines.compile import compile_pipeline
+
+STEPS = {"ingest", "validate", "train-keypoints", "train-emotion", "evaluate", "register"}
+
+
+def test_compiled_pipeline_chains_the_six_steps(tmp_path):
+    spec = yaml.safe_load(compile_pipeline(tmp_path / "pipeline.yaml").read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == STEPS
+    needs = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
+    assert needs["validate"] == {"ingest"}
+    assert "validate" in needs["train-keypoints"] and "validate" in needs["train-emotion"]
+    assert not needs["train-keypoints"] & {"train-emotion"} and not needs["train-emotion"] & {"train-keypoints"}
+    assert {"train-keypoints", "train-emotion"} <= needs["evaluate"]
+    assert "evaluate" in needs["register"]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert {"tracking_uri", "model_base_path", "keypoints_source", "fer_source", "epochs"} <= set(parameters)
+    images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()}
+    assert images == {"emotion-ai:0.1.0"}
