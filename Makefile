@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: sync run test serve ui compile bench
+.PHONY: sync run test serve ui compile bench-ingest
 sync:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
 	$(UV) sync --frozen
@@ -25,3 +25,6 @@ ui: sync  ## MLflow UI on 127.0.0.1:5000
 
 compile: sync  ## KFP IR YAML for Kubeflow Pipelines
 	$(RUN) emotion-ai pipeline compile $(ARGS)
+
+bench-ingest: sync  ## ingest throughput and peak memory vs the per-row np.fromstring baseline
+	$(RUN) python bench/ingest.py $(ARGS)

@@ -29,7 +29,9 @@ def emotion_ai_pipeline(
     synthetic_rows: int = 600,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
+    split_by_usage: bool = False,
     min_rows_per_class: int = 1,
+    max_duplicate_rate: float = 0.1,
     epochs: int = 5,
     batch_size: int = 32,
     learning_rate: float = 0.002,
@@ -47,7 +49,8 @@ def emotion_ai_pipeline(
     run = {**tracking, "parent_run_id": ingested.outputs["Output"]}
     validated = validate(keypoints_raw=ingested.outputs["keypoints_raw"], fer_raw=ingested.outputs["fer_raw"],
                          seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                         min_rows_per_class=min_rows_per_class, **run)
+                         split_by_usage=split_by_usage, min_rows_per_class=min_rows_per_class,
+                         max_duplicate_rate=max_duplicate_rate, **run)
     training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
                 "width": width, "depth": depth, **run}
     keypoints = train_keypoints(data=validated.outputs["keypoints_data"], **training)

@@ -54,3 +54,44 @@ def test_missing_column_names_file_and_column(tmp_path):
     path.write_text("emotion,Usage\n3,Training\n")
     with pytest.raises(DataFormatError, match=r"no_pixels.csv.*column 'pixels'"):
         read_table(path, FER_FORMAT)
+
+
+def test_reads_a_kaggle_zip_download(fer_csv, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "challenges-in-representation-learning.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        packed.write(fer_csv, "fer2013/fer2013.csv")
+    assert read_table(archive, FER_FORMAT).images.shape == (120, 2304)
+
+
+def test_zip_with_two_csvs_is_refused(fer_csv, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        packed.write(fer_csv, "a.csv")
+        packed.write(fer_csv, "b.csv")
+    with pytest.raises(DataFormatError, match="exactly one .csv"):
+        read_table(archive, FER_FORMAT)
+
+
+def test_reads_the_icml_variant_with_spaces_in_the_header(fer_csv, tmp_path):
+    lines = fer_csv.read_text().splitlines()
+    icml = tmp_path / "icml_face_data.csv"
+    rows = [line.split(",") for line in lines[1:]]
+    icml.write_text("emotion, Usage, pixels\n" + "\n".join(f"{e}, {u}, {p}" for e, p, u in rows) + "\n")
+    table = read_table(icml, FER_FORMAT)
+    assert table.images.shape == (120, 2304)
+    np.testing.assert_array_equal(table.images, read_table(fer_csv, FER_FORMAT).images)
+    assert table.rows["Usage"].iloc[0] in {"Training", "PublicTest", "PrivateTest"}
+
+
+def test_reads_fkd_test_csv(keypoints_csv, tmp_path):
+    from emotion_ai.data_formats import FKD_TEST_FORMAT
+
+    images = [line.rsplit(",", 1)[1] for line in keypoints_csv.read_text().splitlines()[1:4]]
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text("ImageId,Image\n" + "\n".join(f"{i + 1},{image}" for i, image in enumerate(images)) + "\n")
+    table = read_table(test_csv, FKD_TEST_FORMAT)
+    assert table.images.shape == (3, 9216) and table.rows["ImageId"].tolist() == [1, 2, 3]

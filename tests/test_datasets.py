@@ -51,3 +51,22 @@ def test_save_and_load_round_trip_without_pickles(tmp_path):
     loaded = load_dataset(path)
     assert loaded.metadata == {"kind": "emotion"} and loaded.targets.tolist() == [1, 2, 3]
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_fer_usage_column_can_be_the_split(fer_csv):
+    table = read_table(fer_csv, FER_FORMAT)
+    dataset = emotion_dataset(table, SplitSettings(use_fer_usage=True), {})
+    kept = ~table.rows["emotion"].isin([2, 6])
+    expected = table.rows["Usage"][kept].map({"Training": TRAIN, "PublicTest": VAL, "PrivateTest": TEST})
+    np.testing.assert_array_equal(dataset.split, expected.to_numpy())
+
+
+def test_unknown_usage_value_names_its_row(fer_csv):
+    import pytest
+
+    from emotion_ai.data_formats import DataFormatError
+
+    table = read_table(fer_csv, FER_FORMAT)
+    table.rows.loc[3, "Usage"] = "Holdout"
+    with pytest.raises(DataFormatError, match=r"row 5, column 'Usage': Usage 'Holdout'"):
+        emotion_dataset(table, SplitSettings(use_fer_usage=True), {})

@@ -72,6 +72,13 @@ def test_runs_hold_params_metrics_and_plots(client):
     assert {"plots/learning_curves.png", "plots/emotions_on_faces.png"} <= artifacts
     evaluate_plots = {item.path for item in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")}
     assert "plots/confusion_matrix.png" in evaluate_plots
+    validate = by_step["validate"]
+    assert validate.data.metrics["fer2013-content.failed"] == 0 and validate.data.metrics["fkd-content.passed"] > 30
+    docs = {item.path for item in client.list_artifacts(validate.info.run_id, "data_docs")}
+    assert "data_docs/index.html" in docs
+    profile = mlflow.artifacts.load_dict(f"runs:/{validate.info.run_id}/data_profile.json")
+    assert set(profile["emotion"]["class_share"]) == {"Angry", "Disgust", "Sad", "Happy", "Surprise"}
+    assert len(profile["keypoints"]["pixels"]["histogram"]) == 16
 
 
 def test_both_models_are_registered_and_champions_are_exported(client, state_dir):
@@ -137,6 +144,8 @@ def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir,
     failed = [run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == "validate"
               and run.info.status == "FAILED"]
     assert len(failed) == 1
+    assert failed[0].data.metrics["fer2013-schema.failed"] == 1
+    assert "data_docs/index.html" in {item.path for item in client.list_artifacts(failed[0].info.run_id, "data_docs")}
     assert not [run for run in _runs(client) if run.data.tags.get("emotion_ai.step", "").startswith("train")
                 and run.info.start_time > failed[0].info.start_time]
     for name in (KEYPOINT_MODEL, EMOTION_MODEL):

@@ -18,6 +18,6 @@ def test_compiled_pipeline_chains_the_six_steps(tmp_path):
     assert {"train-keypoints", "train-emotion"} <= needs["evaluate"]
     assert "evaluate" in needs["register"]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert {"tracking_uri", "model_base_path", "keypoints_source", "fer_source", "epochs"} <= set(parameters)
+    assert {"tracking_uri", "model_base_path", "keypoints_source", "fer_source", "epochs", "split_by_usage"} <= set(parameters)
     images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()}
     assert images == {"emotion-ai:0.1.0"}

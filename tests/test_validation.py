@@ -143,3 +143,20 @@ def test_binary_garbage(tmp_path):
 def test_too_few_rows_of_a_class_names_the_class(tmp_path, fer_lines):
     _expect_failure(tmp_path, "\n".join(fer_lines) + "\n", FER_FORMAT, DataValidationError,
                     "fer2013-class-counts", "column 'rows'", "'Angry'", settings=ValidationSettings(min_rows_per_class=50))
+
+
+def test_too_many_duplicate_images(tmp_path, fer_lines):
+    content = "\n".join([*fer_lines, *fer_lines[1:6]]) + "\n"
+    _expect_failure(tmp_path, content, FER_FORMAT, DataValidationError,
+                    "expect_column_mean_to_be_between on column 'duplicate_image'",
+                    settings=ValidationSettings(max_duplicate_rate=0.1))
+
+
+def test_data_docs_are_built_for_every_suite(tmp_path, fer_csv):
+    from emotion_ai.validation import SuiteRunner
+
+    runner = SuiteRunner(tmp_path / "gx")
+    validate_file(fer_csv, FER_FORMAT, runner=runner)
+    pages = {page.name for page in runner.docs_dir.rglob("*.html")}
+    assert "index.html" in pages
+    assert {"fer2013-schema.html", "fer2013-content.html", "fer2013-class-counts.html"} <= pages

@@ -18,6 +18,7 @@ class SplitSettings:
     test_fraction: float = 0.2
     seed: int = 0
     use_fer_usage: bool = False
+    """FER's Training / PublicTest / PrivateTest rows become train / val / test."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class ValidationSettings:
 
     min_rows: int = 1
     min_rows_per_class: int = 1
+    max_duplicate_rate: float = 0.1
+    """Share of rows whose image is byte-identical to an earlier row (FER2013 has about 5%)."""
 
 
 @dataclass(frozen=True)

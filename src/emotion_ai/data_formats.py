@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,8 @@ import pandas as pd
 from emotion_ai.faces import FER_PIXELS, FKD_PIXELS, KEYPOINT_COLUMNS
 
 CHUNK_ROWS = 1024
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
 _SPACE, _TAB, _ZERO = 32, 9, 48
 _TOO_LONG = 1000
 """Value given to a token of more than three digits: always out of the 0..255 range."""
@@ -58,6 +62,13 @@ FKD_FORMAT = TableFormat(
     required_columns=(*KEYPOINT_COLUMNS, "Image"),
     numeric_columns=KEYPOINT_COLUMNS,
 )
+FKD_TEST_FORMAT = TableFormat(
+    name="fkd-test",
+    pixel_column="Image",
+    n_pixels=FKD_PIXELS,
+    required_columns=("ImageId", "Image"),
+    numeric_columns=("ImageId",),
+)
 FER_FORMAT = TableFormat(
     name="fer2013",
     pixel_column="pixels",
@@ -90,11 +101,25 @@ class Table:
     images: np.ndarray | None
 
 
+def _open_zip_member(path: Path) -> BinaryIO:
+    """The one CSV inside a zip archive (as Kaggle ships its downloads)."""
+    archive = zipfile.ZipFile(path)
+    members = [name for name in archive.namelist() if name.lower().endswith(".csv")]
+    if len(members) != 1:
+        raise DataFormatError(path, f"zip archive must hold exactly one .csv file (holds {members})")
+    return archive.open(members[0])
+
+
 def open_text(path: Path) -> io.TextIOBase:
-    """Opens a plain or gzip CSV as text; a UTF-8 byte-order mark is accepted."""
+    """Opens a plain, gzip or zip CSV as text; a UTF-8 byte-order mark is accepted."""
     with open(path, "rb") as probe:
-        is_gzip = probe.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if is_gzip else open(path, "rb")
+        magic = probe.read(4)
+    if magic[:2] == GZIP_MAGIC:
+        raw = gzip.open(path, "rb")
+    elif magic == ZIP_MAGIC:
+        raw = _open_zip_member(path)
+    else:
+        raw = open(path, "rb")
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
@@ -103,7 +128,7 @@ def read_header(path: Path) -> list[str]:
     try:
         with open_text(path) as text:
             header = next(csv.reader(text), None)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise DataFormatError(path, f"cannot be read ({error})") from error
     if not header:
         raise DataFormatError(path, "is empty: no header line")
@@ -178,7 +203,8 @@ def read_table(path: Path, table_format: TableFormat) -> Table:
                 facts, chunk_images = _chunk_facts(chunk, table_format, start_row=_next_row(frames))
                 frames.append(facts)
                 images = None if images is None or chunk_images is None else [*images, chunk_images]
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as error:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError,
+            pd.errors.ParserError) as error:
         raise DataFormatError(path, f"cannot be parsed as CSV ({error})") from error
     rows = pd.concat(frames, ignore_index=True) if frames else _empty_facts(table_format)
     stacked = np.concatenate(images) if images else None

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_ai.config import SplitSettings
-from emotion_ai.data_formats import Table
+from emotion_ai.data_formats import DataFormatError, Table
 from emotion_ai.faces import EMOTIONS, FER_CODE_TO_CLASS, KEYPOINT_COLUMNS
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -57,7 +57,7 @@ def load_dataset(path: Path) -> FaceDataset:
 
 def duplicate_groups(images: np.ndarray) -> np.ndarray:
     """A group id per image; byte-identical images share one."""
-    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    flat = np.ascontiguousarray(images.reshape(len(images), int(np.prod(images.shape[1:]))))
     as_bytes = flat.view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel()
     _, group = np.unique(as_bytes, return_inverse=True)
     return group.ravel()
@@ -102,7 +102,14 @@ def emotion_dataset(table: Table, settings: SplitSettings, provenance: dict) -> 
     images = table.images.reshape(-1, 48, 48)[kept]
     labels = _FER_CLASS_LOOKUP[codes[kept].astype(np.int64)]
     if settings.use_fer_usage:
-        split = table.rows["Usage"].map(FER_USAGE_SPLITS).to_numpy()[kept].astype(np.int8)
+        if "Usage" not in table.columns:
+            raise DataFormatError(table.source, "a split by Usage needs the Usage column", column="Usage")
+        usage = table.rows["Usage"].str.strip().map(FER_USAGE_SPLITS)
+        if usage.isna().any():
+            first = int(usage.isna().to_numpy().argmax())
+            raise DataFormatError(table.source, f"Usage {table.rows['Usage'].iloc[first]!r} is not one of "
+                                  f"{sorted(FER_USAGE_SPLITS)}", row=int(table.rows["row"].iloc[first]), column="Usage")
+        split = usage.to_numpy()[kept].astype(np.int8)
     else:
         split = assign_splits(images, labels, settings)
     class_counts = {name: int((labels == i).sum()) for i, name in enumerate(EMOTIONS)}

@@ -11,8 +11,6 @@ from emotion_ai.config import ResNetConfig
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
 
 HALF_FACE = FACE_SIZE / 2
-HEAD_STDDEV = 0.01
-"""Small initial head weights, so the untrained keypoint model answers close to its start face."""
 
 
 def build_keypoint_model(config: ResNetConfig, mean_keypoints: np.ndarray | None = None) -> keras.Model:
@@ -20,11 +18,11 @@ def build_keypoint_model(config: ResNetConfig, mean_keypoints: np.ndarray | None
 
     The head starts at `mean_keypoints` (the training set's mean face) when given, so
     training refines an average face instead of climbing from the image centre (the usual
-    output-bias initialisation).
+    output-bias initialisation; a zero kernel makes the start exact and still learns from step one).
     """
     inputs = face_input(FACE_SIZE)
     start = np.zeros(N_COORDINATES) if mean_keypoints is None else (mean_keypoints - HALF_FACE) / HALF_FACE
-    centred = layers.Dense(N_COORDINATES, kernel_initializer=keras.initializers.RandomNormal(stddev=HEAD_STDDEV),
+    centred = layers.Dense(N_COORDINATES, kernel_initializer="zeros",
                            bias_initializer=keras.initializers.Constant(start.tolist()),
                            name="keypoints_centred")(resnet_features(inputs, config))
     pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints")(centred)

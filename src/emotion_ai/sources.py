@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import requests
 
 from emotion_ai.data_formats import DataFormatError
+from emotion_ai.image_folders import folder_to_fer_csv
 
 CHUNK_BYTES = 1 << 20
 HTTP_TIMEOUT_S = 60
@@ -72,8 +73,14 @@ def _copy_https(source: str, writer: _HashingWriter) -> None:
 
 
 def fetch(source: str, destination: Path) -> Fingerprint:
-    """Copies `source` to `destination` (atomically) and fingerprints its bytes."""
+    """Copies `source` to `destination` (atomically) and fingerprints its bytes.
+
+    A local folder of class folders of images becomes a FER2013-format CSV.
+    """
     scheme = urlparse(source).scheme
+    if not scheme and Path(source).is_dir():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        return Fingerprint(source, *folder_to_fer_csv(Path(source), destination))
     copy = {"s3": _copy_s3, "https": _copy_https, "http": _copy_https}.get(scheme, _copy_local)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")

@@ -8,6 +8,7 @@ a later step could mistake for a result.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,13 +19,15 @@ from emotion_ai.config import GateSettings, SplitSettings, TrainSettings, Valida
 from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, TableFormat
 from emotion_ai.datasets import TEST, FaceDataset, emotion_dataset, keypoint_dataset, load_dataset, save_dataset
 from emotion_ai.faces import EMOTIONS
+from emotion_ai.profiles import data_profile
 from emotion_ai.sources import fetch
 from emotion_ai.tracking import TrackingSettings, source_commit, start_parent_run, step_run
-from emotion_ai.validation import validate_file
+from emotion_ai.validation import DataValidationError, SuiteRunner, ValidationReport, validate_file
 
 RAW_FILE = "data.csv"
 SOURCE_FILE = "source.json"
 DATASET_FILE = "dataset.npz"
+PROFILE_FILE = "profile.json"
 LINEAGE_FILE = "lineage.json"
 DECISIONS_FILE = "decisions.json"
 SYNTHETIC_ROWS = 600
@@ -69,34 +72,59 @@ def ingest(keypoints_source: str, fer_source: str, keypoints_raw: Path, fer_raw:
     return parent_run_id
 
 
-def _validate_one(raw_dir: Path, table_format: TableFormat, validation: ValidationSettings,
-                  build, split: SplitSettings, data_dir: Path) -> FaceDataset:
+def _validate_one(raw_dir: Path, table_format: TableFormat, validation: ValidationSettings, build,
+                  split: SplitSettings, data_dir: Path, runner: SuiteRunner) -> dict:
+    """Validates one raw file and writes its data set and reference profile; returns the profile."""
     provenance = _read_json(raw_dir / SOURCE_FILE)
-    table, reports = validate_file(raw_dir / RAW_FILE, table_format, validation)
+    try:
+        table, reports = validate_file(raw_dir / RAW_FILE, table_format, validation, runner)
+    except DataValidationError as error:
+        _log_report(table_format, error.report)
+        raise
     for report in reports:
-        mlflow.log_metrics({f"{table_format.name}.{report.suite}.passed": report.passed,
-                            f"{table_format.name}.{report.suite}.evaluated": report.evaluated})
+        _log_report(table_format, report)
     dataset = build(table, split, provenance)
+    profile = data_profile(dataset)
     save_dataset(dataset, data_dir / DATASET_FILE)
-    return dataset
+    _write_json(data_dir / PROFILE_FILE, profile)
+    return profile
+
+
+def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
+    mlflow.log_metrics({f"{report.suite}.passed": report.passed,
+                        f"{report.suite}.failed": report.evaluated - report.passed})
+    if report.failures:
+        mlflow.log_text("\n".join(report.failures), f"validation/{report.suite}-failures.txt")
+        mlflow.set_tag(f"validation.{table_format.name}", "failed")
 
 
 def validate(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_data: Path,
              tracking: TrackingSettings, parent_run_id: str,
              split: SplitSettings = SplitSettings(),
              validation: ValidationSettings = ValidationSettings()) -> dict:
-    """Validates both raw files (fails closed) and writes the compact, split data sets."""
-    with step_run(tracking, parent_run_id, "validate"):
+    """Validates both raw files (fails closed), writes the compact split data sets and their profiles.
+
+    The Great Expectations Data Docs are logged to MLflow whether validation passes or fails.
+    """
+    with step_run(tracking, parent_run_id, "validate"), tempfile.TemporaryDirectory() as scratch:
         mlflow.log_params({f"split.{k}": v for k, v in asdict(split).items()})
         mlflow.log_params({f"validation.{k}": v for k, v in asdict(validation).items()})
-        keypoints = _validate_one(keypoints_raw, FKD_FORMAT, validation, keypoint_dataset, split, keypoints_data)
-        emotions = _validate_one(fer_raw, FER_FORMAT, validation, emotion_dataset, split, emotion_data)
-        profile = {"keypoints": keypoints.metadata, "emotion": emotions.metadata}
-        mlflow.log_dict(profile, "data_profile.json")
-        mlflow.log_metrics({"keypoints.rows": keypoints.metadata["rows"],
-                            "emotion.rows": emotions.metadata["rows"],
-                            **{f"emotion.class.{k}": v for k, v in emotions.metadata["class_counts"].items()}})
-    return profile
+        runner = SuiteRunner(Path(scratch))
+        try:
+            profiles = {
+                "keypoints": _validate_one(keypoints_raw, FKD_FORMAT, validation, keypoint_dataset, split,
+                                           keypoints_data, runner),
+                "emotion": _validate_one(fer_raw, FER_FORMAT, validation, emotion_dataset, split,
+                                         emotion_data, runner),
+            }
+        finally:
+            if runner.docs_dir.is_dir():
+                mlflow.log_artifacts(str(runner.docs_dir), "data_docs")
+        mlflow.log_dict(profiles, "data_profile.json")
+        mlflow.log_metrics({"keypoints.rows": profiles["keypoints"]["rows"],
+                            "emotion.rows": profiles["emotion"]["rows"],
+                            **{f"emotion.class_share.{k}": v for k, v in profiles["emotion"]["class_share"].items()}})
+    return profiles
 
 
 def _train(step: str, data_dir: Path, model_dir: Path, settings: TrainSettings, train_fn,

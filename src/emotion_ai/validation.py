@@ -7,9 +7,11 @@ expectation, the column and the first offending file rows.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from emotion_ai.config import ValidationSettings
@@ -22,6 +24,7 @@ from emotion_ai.data_formats import (
     read_header,
     read_table,
 )
+from emotion_ai.datasets import duplicate_groups
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, FER_CODE_TO_CLASS, FER_CODES, KEYPOINT_COLUMNS
 
 EXAMPLE_ROWS = 5
@@ -78,6 +81,8 @@ def content_expectations(table_format: TableFormat, settings: ValidationSettings
         expect.ExpectColumnValuesToBeInSet(column="pixel_non_numeric", value_set=[False]),
         expect.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=0, max_value=255),
         expect.ExpectColumnPairValuesAToBeGreaterThanB(column_A="pixel_max", column_B="pixel_min"),
+        expect.ExpectColumnMeanToBeBetween(column="duplicate_image", min_value=0,
+                                           max_value=settings.max_duplicate_rate),
     ]
     if table_format is FKD_FORMAT:
         return common + [
@@ -97,19 +102,35 @@ def class_count_expectations(settings: ValidationSettings) -> list:
         column="rows", min_value=settings.min_rows_per_class)]
 
 
-def run_suite(frame: pd.DataFrame, name: str, expectations: list, source: str,
-              row_numbers: pd.Series | None = None) -> ValidationReport:
-    """Validates `frame` against `expectations`; failures name file rows via `row_numbers`."""
-    gx = _gx()
-    context = gx.get_context(mode="ephemeral")
-    batch = (context.data_sources.add_pandas("emotion-ai")
-             .add_dataframe_asset(name=name)
-             .add_batch_definition_whole_dataframe("all rows")
-             .get_batch(batch_parameters={"dataframe": frame}))
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-    result = batch.validate(suite, result_format="SUMMARY")
-    failures = [_describe_failure(item, row_numbers, frame) for item in result.results if not item.success]
-    return ValidationReport(source, name, len(result.results), len(result.results) - len(failures), failures)
+class SuiteRunner:
+    """One Great Expectations file context; its Data Docs site collects every suite it runs."""
+
+    def __init__(self, root: Path) -> None:
+        gx = _gx()
+        self.root = root
+        self.context = gx.get_context(mode="file", project_root_dir=str(root))
+        self.data_source = self.context.data_sources.add_pandas("emotion-ai")
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.root / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+    def run(self, frame: pd.DataFrame, name: str, expectations: list, source: str,
+            row_numbers: pd.Series | None = None) -> ValidationReport:
+        """Validates `frame` against `expectations`; failures name file rows via `row_numbers`."""
+        gx = _gx()
+        batch_definition = (self.data_source.add_dataframe_asset(name=name)
+                            .add_batch_definition_whole_dataframe("all rows"))
+        suite = self.context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(data=batch_definition, suite=suite, name=name))
+        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
+            name=name, validation_definitions=[definition], result_format="SUMMARY",
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data docs")]))
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        results = next(iter(result.run_results.values())).results
+        failures = [_describe_failure(item, row_numbers, frame) for item in results if not item.success]
+        return ValidationReport(source, name, len(results), len(results) - len(failures), failures)
 
 
 def _describe_failure(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
@@ -140,14 +161,14 @@ def _raise_on_failure(report: ValidationReport) -> ValidationReport:
     return report
 
 
-def check_schema(path: Path, table_format: TableFormat) -> ValidationReport:
+def check_schema(path: Path, table_format: TableFormat, runner: SuiteRunner) -> ValidationReport:
     """Checks the header: no duplicated column, every required column present."""
     header = read_header(path)
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise DataFormatError(path, "duplicated column in header", column=duplicated[0])
     frame = pd.DataFrame(columns=header)
-    report = run_suite(frame, f"{table_format.name}-schema", schema_expectations(table_format), str(path))
+    report = runner.run(frame, f"{table_format.name}-schema", schema_expectations(table_format), str(path))
     if not report.success:
         report.failures.append(f"columns found: {header}")
     return _raise_on_failure(report)
@@ -160,20 +181,42 @@ def fer_class_counts(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"label": list(EMOTIONS), "rows": counts.to_numpy()})
 
 
-def validate_file(path: Path, table_format: TableFormat,
-                  settings: ValidationSettings = ValidationSettings()) -> tuple[Table, list[ValidationReport]]:
-    """Runs every suite on one file; returns the parsed table and the reports, or raises."""
-    reports = [check_schema(path, table_format)]
-    table = read_table(path, table_format)
+def content_frame(table: Table) -> pd.DataFrame:
+    """The per-row facts the content suite judges, with derived flags."""
     rows = table.rows.copy()
-    if table_format is FKD_FORMAT:
+    if table.format is FKD_FORMAT:
         flags = [f"{name}_non_numeric" for name in KEYPOINT_COLUMNS]
         rows["keypoint_non_numeric"] = rows[flags].any(axis=1) if len(rows) else pd.Series(dtype=bool)
+    rows["duplicate_image"] = (duplicate_flags(table.images) if table.images is not None
+                               else np.zeros(len(rows), dtype=bool))
+    return rows
+
+
+def duplicate_flags(images: np.ndarray) -> np.ndarray:
+    """True for each image byte-identical to an earlier one."""
+    group = duplicate_groups(images)
+    first = np.zeros(len(group), dtype=bool)
+    first[np.unique(group, return_index=True)[1]] = True
+    return ~first
+
+
+def validate_file(path: Path, table_format: TableFormat, settings: ValidationSettings = ValidationSettings(),
+                  runner: SuiteRunner | None = None) -> tuple[Table, list[ValidationReport]]:
+    """Runs every suite on one file; returns the parsed table and the reports, or raises.
+
+    Without a `runner`, the suites run in a throw-away Great Expectations context.
+    """
+    if runner is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            return validate_file(path, table_format, settings, SuiteRunner(Path(scratch)))
+    reports = [check_schema(path, table_format, runner)]
+    table = read_table(path, table_format)
+    rows = content_frame(table)
     expectations = content_expectations(table_format, settings)
     reports.append(_raise_on_failure(
-        run_suite(rows, f"{table_format.name}-content", expectations, str(path), rows["row"])))
+        runner.run(rows, f"{table_format.name}-content", expectations, str(path), rows["row"])))
     if table_format is FER_FORMAT:
         counts = fer_class_counts(table.rows)
         reports.append(_raise_on_failure(
-            run_suite(counts, "fer2013-class-counts", class_count_expectations(settings), str(path))))
+            runner.run(counts, "fer2013-class-counts", class_count_expectations(settings), str(path))))
     return table, reports

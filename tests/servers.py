@@ -1,0 +1,94 @@
+"""Real servers for tests, started on 127.0.0.1 and stopped afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+START_TIMEOUT_S = 90
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Polls `url` until it answers (any HTTP status) or the process dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+@contextmanager
+def running(command: list[str], url: str, log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_until_up(url, process)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _unused_ports(count: int) -> list[int]:
+    """Ports whose +10000 gRPC neighbours are free too (SeaweedFS' convention)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port + 10000 < 65536 and port not in ports:
+            ports.append(port)
+    return ports
+
+
+@contextmanager
+def seaweedfs_s3(data_dir: Path) -> Iterator[str]:
+    """A real S3 endpoint (SeaweedFS master, volume, filer and S3 gateway) on 127.0.0.1."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    master, volume, filer, s3 = _unused_ports(4)
+    command = [weed, "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+               f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+               "-s3", f"-s3.port={s3}"]
+    endpoint = f"http://127.0.0.1:{s3}"
+    with running(command, endpoint, data_dir / "weed.log"):
+        _wait_for_buckets(endpoint)
+        yield endpoint
+
+
+def _wait_for_buckets(endpoint: str) -> None:
+    """The S3 gateway answers before the filer behind it is ready: wait until a bucket can be made."""
+    import boto3
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            client.create_bucket(Bucket="readiness-probe")
+            client.delete_bucket(Bucket="readiness-probe")
+            return
+        except (ClientError, EndpointConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
