@@ -22,7 +22,8 @@ import pandas as pd
 
 from emotion_ai.faces import FER_PIXELS, FKD_PIXELS, KEYPOINT_COLUMNS
 
-CHUNK_ROWS = 1024
+CHUNK_PIXELS = 2_000_000
+"""Pixels parsed at a time: bounds the parser's temporaries (about 10 bytes a pixel) whatever the row size."""
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 _SPACE, _TAB, _ZERO = 32, 9, 48
@@ -136,43 +137,42 @@ def read_header(path: Path) -> list[str]:
 
 
 def parse_pixel_strings(texts: pd.Series, n_pixels: int) -> PixelRows:
-    """Parses space-separated 0..255 pixel strings with numpy byte arithmetic."""
-    strings = texts.astype("string").fillna("").str.strip()
+    """Parses space-separated 0..255 pixel strings with numpy byte arithmetic.
+
+    The rows are joined with single spaces into one byte buffer. A token's value is read at
+    its last byte: d[e] + 10*d[e-1] + 100*d[e-2] (spaces count as 0 digits), and per-row
+    counts come from searching the row boundaries in the sorted token ends, so the cost is
+    a few vectorized passes over the bytes.
+    """
+    strings = texts.astype(object).where(texts.notna(), "").map(str.strip)
     lengths = strings.str.len().to_numpy(dtype=np.int64)
-    data = np.frombuffer(" ".join(strings).encode("ascii", errors="replace"), dtype=np.uint8)
+    text = "  " + " ".join(strings) + " "
+    data = np.frombuffer(text.encode("ascii", errors="replace"), dtype=np.uint8)
     is_space = (data == _SPACE) | (data == _TAB)
-    digits = data.astype(np.int16) - _ZERO
-    bad_char = ~is_space & ((digits < 0) | (digits > 9))
-    row_starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-    n_rows = len(lengths)
+    digits = data - np.uint8(_ZERO)
+    is_digit = digits < 10
+    digits *= is_digit
+    bad_char = ~(is_space | is_digit)
+    ends = np.flatnonzero(~is_space[:-1] & is_space[1:])
+    units, tens, hundreds = (digits[ends - k].astype(np.int16) for k in range(3))
+    before_end = is_digit[ends - 1]
+    values = units + 10 * tens + 100 * hundreds * before_end
+    too_long = before_end & is_digit[ends - 2] & is_digit[ends - 3]
+    values[too_long] = _TOO_LONG
 
-    previous_is_space = np.concatenate(([True], is_space[:-1]))
-    next_is_space = np.concatenate((is_space[1:], [True]))
-    token_starts = np.flatnonzero(~is_space & previous_is_space)
-    token_ends = np.flatnonzero(~is_space & next_is_space) + 1
-    token_rows = np.searchsorted(row_starts, token_starts, side="right") - 1
-    count = np.bincount(token_rows, minlength=n_rows)
-
-    values = _token_values(digits, token_starts, token_ends)
+    row_ends = 2 + np.cumsum(lengths + 1) - 1
+    row_starts = row_ends - lengths
+    count = _per_row_count(ends, row_starts, row_ends)
+    non_numeric = _per_row_count(np.flatnonzero(bad_char), row_starts, row_ends) > 0
     minimum, maximum = _per_row_range(values, count)
-    non_numeric = np.bincount(
-        np.searchsorted(row_starts, np.flatnonzero(bad_char), side="right") - 1,
-        minlength=n_rows,
-    ) > 0
     well_formed = (count == n_pixels).all() and not non_numeric.any() and (maximum <= 255).all()
-    images = values.reshape(n_rows, n_pixels).astype(np.uint8) if well_formed else None
+    images = values.reshape(len(lengths), n_pixels).astype(np.uint8) if well_formed else None
     return PixelRows(count, minimum, maximum, non_numeric, images)
 
 
-def _token_values(digits: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The integer value of each token of up to three digits (longer ones get _TOO_LONG)."""
-    lengths = ends - starts
-    values = np.zeros(len(starts), dtype=np.int16)
-    for place in range(3):
-        has_place = lengths > place
-        values[has_place] += digits[ends[has_place] - 1 - place] * 10**place
-    values[lengths > 3] = _TOO_LONG
-    return values
+def _per_row_count(positions: np.ndarray, row_starts: np.ndarray, row_ends: np.ndarray) -> np.ndarray:
+    """How many of the sorted byte `positions` fall within each row's range [start, end)."""
+    return np.searchsorted(positions, row_ends) - np.searchsorted(positions, row_starts)
 
 
 def _per_row_range(values: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +197,8 @@ def read_table(path: Path, table_format: TableFormat) -> Table:
     images: list[np.ndarray] | None = []
     try:
         with open_text(path) as text:
-            reader = pd.read_csv(text, chunksize=CHUNK_ROWS, dtype=str, keep_default_na=False,
+            reader = pd.read_csv(text, chunksize=max(1, CHUNK_PIXELS // table_format.n_pixels), dtype=str,
+                                 keep_default_na=False,
                                  skipinitialspace=True)
             for chunk in reader:
                 facts, chunk_images = _chunk_facts(chunk, table_format, start_row=_next_row(frames))
