@@ -9,7 +9,7 @@ from components.base_image import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def register(keypoint_model: Input[Model], emotion_model: Input[Model], report: Input[Artifact],
              tracking_uri: str, experiment_name: str, artifact_location: str, parent_run_id: str,
-             model_base_path: str):
+             model_base_path: str, keep_versions: int):
     from pathlib import Path
 
     from emotion_ai import steps
@@ -17,4 +17,4 @@ def register(keypoint_model: Input[Model], emotion_model: Input[Model], report: 
 
     steps.register(Path(keypoint_model.path), Path(emotion_model.path), Path(report.path),
                    Path(model_base_path), TrackingSettings(tracking_uri, experiment_name, artifact_location),
-                   parent_run_id)
+                   parent_run_id, keep_versions)

@@ -40,6 +40,7 @@ def emotion_ai_pipeline(
     max_keypoint_rmse_px: float = 12.0,
     min_emotion_accuracy: float = 0.3,
     significance: float = 0.05,
+    keep_versions: int = 3,
 ):
     """Empty data sources mean synthetic data in the Kaggle formats."""
     tracking = {"tracking_uri": tracking_uri, "experiment_name": experiment_name,
@@ -61,4 +62,5 @@ def emotion_ai_pipeline(
                          max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
                          significance=significance, **run)
     register(keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
-             report=evaluated.outputs["report"], model_base_path=model_base_path, **run)
+             report=evaluated.outputs["report"], model_base_path=model_base_path,
+             keep_versions=keep_versions, **run)

@@ -37,9 +37,9 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout_s: float = START_
 
 
 @contextmanager
-def running(command: list[str], url: str, log: Path) -> Iterator[subprocess.Popen]:
+def running(command: list[str], url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         try:
             wait_until_up(url, process)
             yield process

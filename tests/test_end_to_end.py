@@ -87,6 +87,9 @@ def test_both_models_are_registered_and_champions_are_exported(client, state_dir
         assert str(champion.version) == "1"
         assert len(champion.tags["data_sha256"]) == 64 and champion.tags["decision"] == "promote"
         assert (state_dir / "serving" / name / "1" / "saved_model.pb").is_file()
+        assert float(champion.tags["test_score"]) >= 0 and champion.tags["decision_test"] == "floor"
+        card = mlflow.artifacts.load_text(champion.tags["model_card"])
+        assert f"# {name} version 1" in card and "SYNTHETIC" in card and "95% bootstrap interval" in card
 
 
 def _free_port() -> int:

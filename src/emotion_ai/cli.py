@@ -25,6 +25,11 @@ StateDir = Annotated[Path, typer.Option(help="Project-local state: MLflow databa
                                         envvar="EMOTION_AI_STATE_DIR")]
 
 
+KeepVersions = Annotated[int, typer.Option(help="Exported versions kept per model (the champion always).")]
+ModelBasePath = Annotated[Optional[Path], typer.Option(help="TF Serving layout <path>/<model>/<version>/ "
+                                                       "(default: STATE_DIR/serving).")]
+
+
 def _tracking(state_dir: Path):
     from emotion_ai.tracking import local_tracking
 
@@ -56,6 +61,7 @@ def run(
     max_keypoint_rmse_px: Annotated[float, typer.Option(help="Promotion floor: keypoint test RMSE.")] = 12.0,
     min_emotion_accuracy: Annotated[float, typer.Option(help="Promotion floor: emotion test accuracy.")] = 0.3,
     significance: Annotated[float, typer.Option(help="Level of the paired test against the champion.")] = 0.05,
+    keep_versions: KeepVersions = 3,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
@@ -77,7 +83,7 @@ def run(
             min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate,
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, width=width, depth=depth,
             max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
-            significance=significance,
+            significance=significance, keep_versions=keep_versions,
         )
         succeeded = True
     finally:
@@ -140,18 +146,55 @@ def ui(port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT, host: Annotated[s
 
 @app.command()
 def serve(
-    model_base_path: Annotated[Optional[Path], typer.Option(help="TF Serving layout <path>/<model>/<version>/ "
-                                                            "(default: STATE_DIR/serving).")] = None,
+    model_base_path: ModelBasePath = None,
     rest_api_port: Annotated[int, typer.Option(help="TF Serving's --rest_api_port.")] = DEFAULT_REST_PORT,
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless told otherwise).")] = LOOPBACK,
+    file_system_poll_wait_seconds: Annotated[float, typer.Option(help="How often to look for new versions.")] = 2.0,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer)."""
+    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions."""
     from emotion_ai.serving import serve_models
 
     base_path = model_base_path or _serving_dir(state_dir)
     console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
-    serve_models(base_path, host, rest_api_port)
+    serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
+    version: Annotated[int, typer.Argument()],
+    model_base_path: ModelBasePath = None,
+    keep_versions: KeepVersions = 3,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Make VERSION the champion by hand (no gate); serving follows."""
+    from emotion_ai.promotion import publish
+    from emotion_ai.tracking import use_tracking
+
+    use_tracking(_tracking(state_dir))
+    publish(name, version, model_base_path or _serving_dir(state_dir), keep_versions)
+    console.print(f"{name} version {version} is champion and served")
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
+    model_base_path: ModelBasePath = None,
+    keep_versions: KeepVersions = 3,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Move the champion back to the one it replaced; serving follows."""
+    from emotion_ai.promotion import rollback as roll_back
+    from emotion_ai.tracking import use_tracking
+
+    use_tracking(_tracking(state_dir))
+    try:
+        version = roll_back(name, model_base_path or _serving_dir(state_dir), keep_versions)
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    console.print(f"{name} rolled back: version {version} is champion and served")
 
 
 @app.command("generate-data")

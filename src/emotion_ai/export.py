@@ -44,5 +44,22 @@ def prune_versions(base_path: Path, model_name: str, keep: int, protected: set[i
     existing = versions(base_path, model_name)
     doomed = [v for v in existing[:-keep] if v not in protected] if keep > 0 else []
     for version in doomed:
-        shutil.rmtree(base_path / model_name / str(version))
+        remove_version(base_path, model_name, version)
     return doomed
+
+
+def remove_version(base_path: Path, model_name: str, version: int) -> None:
+    """Withdraws a published version: renamed aside first, so it disappears at once."""
+    target = base_path / model_name / str(version)
+    if target.is_dir():
+        retired = base_path / model_name / f".{version}.retired-{uuid.uuid4().hex[:8]}"
+        os.replace(target, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def retire_versions_above(base_path: Path, model_name: str, version: int) -> list[int]:
+    """Withdraws every published version newer than `version` (after a rollback)."""
+    newer = [v for v in versions(base_path, model_name) if v > version]
+    for doomed in newer:
+        remove_version(base_path, model_name, doomed)
+    return newer

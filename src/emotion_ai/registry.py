@@ -22,12 +22,16 @@ def version_by_alias(name: str, alias: str) -> ModelVersion | None:
         return None
 
 
-def load_version(name: str, alias: str) -> keras.Model | None:
-    """The Keras model behind `name@alias`, loaded in safe mode, or None if the alias is unset."""
-    if version_by_alias(name, alias) is None:
-        return None
-    return mlflow.keras.load_model(f"models:/{name}@{alias}",
+def load_version(name: str, alias_or_version: str) -> keras.Model:
+    """The Keras model behind `name@alias` or `name/version`, loaded in Keras safe mode."""
+    separator = "/" if alias_or_version.isdigit() else "@"
+    return mlflow.keras.load_model(f"models:/{name}{separator}{alias_or_version}",
                                    load_model_kwargs={"compile": False, "safe_mode": True})
+
+
+def load_champion(name: str) -> keras.Model | None:
+    """The current champion of `name`, or None before the first promotion."""
+    return load_version(name, CHAMPION) if version_by_alias(name, CHAMPION) is not None else None
 
 
 def register_version(model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:

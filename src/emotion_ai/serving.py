@@ -8,6 +8,7 @@ emotion model, and `emotion-ai`, which answers both for one face.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def _import_kserve():
 
 
 kserve, kserve_app, RESTServer = _import_kserve()
+logger = logging.getLogger(__name__)
+DEFAULT_POLL_SECONDS = 2.0
+"""How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
 InvalidInput = kserve.errors.InvalidInput
 
 
@@ -58,25 +62,46 @@ def faces_from_request(payload: dict) -> np.ndarray:
 
 
 class SavedModelServable(kserve.Model):
-    """The newest version of one model under `<base_path>/<name>/`."""
+    """The newest version of one model under `<base_path>/<name>/`, swapped in when it changes."""
 
     def __init__(self, name: str, base_path: Path) -> None:
         super().__init__(name)
         self.base_path = base_path
-        self.version: int | None = None
-        self._saved_model = None
+        self._current: tuple[int, object] | None = None
+        self._refused: set[int] = set()
+
+    @property
+    def version(self) -> int | None:
+        return self._current[0] if self._current else None
 
     def load(self) -> bool:
-        available = export.versions(self.base_path, self.name)
-        if not available:
-            raise FileNotFoundError(f"no version of {self.name} under {self.base_path / self.name}")
-        self.version = available[-1]
-        self._saved_model = tf.saved_model.load(str(self.base_path / self.name / str(self.version)))
+        if not self.refresh() and self._current is None:
+            raise FileNotFoundError(f"no loadable version of {self.name} under {self.base_path / self.name}")
         self.ready = True
         return self.ready
 
+    def refresh(self) -> bool:
+        """Loads the highest complete version if it is not the one served; True if it swapped.
+
+        A version that fails to load is refused (logged, never retried) and the old one keeps serving.
+        """
+        available = [v for v in export.versions(self.base_path, self.name) if v not in self._refused]
+        if not available or available[-1] == self.version:
+            return False
+        newest = available[-1]
+        try:
+            saved_model = tf.saved_model.load(str(self.base_path / self.name / str(newest)))
+        except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
+            self._refused.add(newest)
+            logger.error("refused %s version %s: %s", self.name, newest, error)
+            return False
+        self._current = (newest, saved_model)
+        logger.info("serving %s version %s", self.name, newest)
+        return True
+
     def infer(self, faces: np.ndarray) -> np.ndarray:
-        return self._saved_model.serve(tf.constant(faces)).numpy()
+        _, saved_model = self._current
+        return saved_model.serve(tf.constant(faces)).numpy()
 
     def predict(self, payload: dict, headers: dict | None = None) -> dict:
         return {"predictions": self.infer(faces_from_request(payload)).tolist()}
@@ -142,11 +167,13 @@ def add_tf_serving_routes(app, repository) -> None:
 
 
 class LoopbackModelServer(kserve.ModelServer):
-    """KServe's ModelServer, REST only, bound to a chosen address (KServe binds 0.0.0.0)."""
+    """KServe's ModelServer, REST only, bound to a chosen address (KServe binds 0.0.0.0), that
+    polls the model base path and swaps in new versions while it serves."""
 
-    def __init__(self, host: str, http_port: int) -> None:
+    def __init__(self, host: str, http_port: int, poll_seconds: float) -> None:
         super().__init__(http_port=http_port, enable_grpc=False, workers=1)
         self.host = host
+        self.poll_seconds = poll_seconds
 
     def start(self, models: list[kserve.Model]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
@@ -156,9 +183,22 @@ class LoopbackModelServer(kserve.ModelServer):
                                        grace_period=self.grace_period, event_loop=self.event_loop,
                                        timeout_keep_alive=self.timeout_keep_alive)
         self._rest_server.config.host = self.host
-        asyncio.run(self._rest_server.start())
+        asyncio.run(self._serve_and_watch([m for m in models if isinstance(m, SavedModelServable)]))
+
+    async def _serve_and_watch(self, servables: list[SavedModelServable]) -> None:
+        watcher = asyncio.create_task(self._watch(servables))
+        try:
+            await self._rest_server.start()
+        finally:
+            watcher.cancel()
+
+    async def _watch(self, servables: list[SavedModelServable]) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            for servable in servables:
+                await asyncio.to_thread(servable.refresh)
 
 
-def serve_models(base_path: Path, host: str, port: int) -> None:
-    """Loads the newest exported versions and serves them until interrupted."""
-    LoopbackModelServer(host, port).start(load_servables(base_path))
+def serve_models(base_path: Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
+    """Loads the newest exported versions and serves them until interrupted, following new versions."""
+    LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path))

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import mlflow
 
-from emotion_ai import evaluation, export, plots, registry, synthetic, training
+from emotion_ai import evaluation, plots, registry, synthetic, training
 from emotion_ai.config import GateSettings, SplitSettings, TrainSettings, ValidationSettings
 from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, TableFormat
 from emotion_ai.datasets import TEST, FaceDataset, emotion_dataset, keypoint_dataset, load_dataset, save_dataset
 from emotion_ai.faces import EMOTIONS
+from emotion_ai.model_card import model_card
 from emotion_ai.profiles import data_profile
+from emotion_ai.promotion import DEFAULT_KEEP_VERSIONS, publish
 from emotion_ai.sources import fetch
 from emotion_ai.tracking import TrackingSettings, source_commit, start_parent_run, step_run
 from emotion_ai.validation import DataValidationError, SuiteRunner, ValidationReport, validate_file
@@ -151,10 +153,11 @@ def train_emotion(emotion_data: Path, model_dir: Path, settings: TrainSettings,
                   tracking, parent_run_id)
 
 
-def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> evaluation.Decision:
-    images, truth = load_dataset(data_dir / DATASET_FILE).part(TEST)
+def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
+    dataset = load_dataset(data_dir / DATASET_FILE)
+    images, truth = dataset.part(TEST)
     challenger = evaluation.predict(training.load_model(model_dir), images)
-    champion_model = registry.load_version(registry.KEYPOINT_MODEL, registry.CHAMPION)
+    champion_model = registry.load_champion(registry.KEYPOINT_MODEL)
     metrics = evaluation.keypoint_metrics(challenger, truth)
     mlflow.log_metrics({f"keypoints.challenger.{k}": v for k, v in metrics.items()})
     challenger_rmse = evaluation.per_image_rmse(evaluation.keypoint_squared_errors(challenger, truth))
@@ -164,27 +167,31 @@ def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> 
         mlflow.log_metrics({f"keypoints.champion.{k}": v
                             for k, v in evaluation.keypoint_metrics(champion, truth).items()})
         champion_rmse = evaluation.per_image_rmse(evaluation.keypoint_squared_errors(champion, truth))
-    return evaluation.gate_keypoints(challenger_rmse, champion_rmse, gate, registry.KEYPOINT_MODEL)
+    decision = evaluation.gate_keypoints(challenger_rmse, champion_rmse, gate, registry.KEYPOINT_MODEL)
+    return {**decision.as_dict(), "metrics": metrics, "data": dataset.metadata}
 
 
-def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> evaluation.Decision:
-    images, labels = load_dataset(data_dir / DATASET_FILE).part(TEST)
+def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
+    dataset = load_dataset(data_dir / DATASET_FILE)
+    images, labels = dataset.part(TEST)
     challenger = evaluation.predict(training.load_model(model_dir), images)
-    mlflow.log_metrics({f"emotion.challenger.{k}": v
-                        for k, v in evaluation.emotion_metrics(challenger, labels).items()})
+    metrics = evaluation.emotion_metrics(challenger, labels)
+    mlflow.log_metrics({f"emotion.challenger.{k}": v for k, v in metrics.items()})
     matrix = evaluation.emotion_confusion(challenger, labels)
     mlflow.log_figure(plots.confusion_matrix_figure(matrix, "challenger, test split"),
                       "plots/confusion_matrix.png")
     mlflow.log_dict({"labels": list(EMOTIONS), "matrix": matrix.tolist()}, "confusion_matrix.json")
-    champion_model = registry.load_version(registry.EMOTION_MODEL, registry.CHAMPION)
+    champion_model = registry.load_champion(registry.EMOTION_MODEL)
     champion_correct = None
     if champion_model is not None:
         champion = evaluation.predict(champion_model, images)
         mlflow.log_metrics({f"emotion.champion.{k}": v
                             for k, v in evaluation.emotion_metrics(champion, labels).items()})
         champion_correct = champion.argmax(axis=1) == labels
-    return evaluation.gate_emotion(challenger.argmax(axis=1) == labels, champion_correct, gate,
-                                   registry.EMOTION_MODEL)
+    decision = evaluation.gate_emotion(challenger.argmax(axis=1) == labels, champion_correct, gate,
+                                       registry.EMOTION_MODEL)
+    return {**decision.as_dict(), "metrics": metrics, "confusion_matrix": matrix.tolist(),
+            "data": dataset.metadata}
 
 
 def evaluate(keypoints_data: Path, emotion_data: Path, keypoint_model: Path, emotion_model: Path,
@@ -196,35 +203,41 @@ def evaluate(keypoints_data: Path, emotion_data: Path, keypoint_model: Path, emo
         decisions = [_evaluate_keypoints(keypoints_data, keypoint_model, gate),
                      _evaluate_emotion(emotion_data, emotion_model, gate)]
         for decision in decisions:
-            mlflow.set_tag(f"decision.{decision.model}", "promote" if decision.promote else "keep champion")
-            mlflow.set_tag(f"decision.{decision.model}.reason", decision.reason)
-        report = {decision.model: decision.as_dict() for decision in decisions}
+            mlflow.set_tag(f"decision.{decision['model']}", "promote" if decision["promote"] else "keep champion")
+            mlflow.set_tag(f"decision.{decision['model']}.reason", decision["reason"])
+        report = {decision["model"]: decision for decision in decisions}
         mlflow.log_dict(report, DECISIONS_FILE)
         _write_json(report_dir / DECISIONS_FILE, report)
     return report
 
 
 def _register_one(name: str, model_dir: Path, decision: dict, model_base_path: Path,
-                  parent_run_id: str) -> dict:
+                  parent_run_id: str, keep_versions: int) -> dict:
     lineage = _read_json(model_dir / LINEAGE_FILE)
     tags = {"data_sha256": lineage["data_sha256"], "data_source": lineage["data_source"],
             "git_commit": source_commit(), "pipeline_run_id": parent_run_id,
             "train_run_id": lineage["train_run_id"], "decision": "promote" if decision["promote"] else "reject",
             "decision_reason": decision["reason"], "decision_test": decision["test"],
-            "test_score": decision["challenger_score"]}
+            "decision_p_value": decision["p_value"], "decision_interval": decision["interval"],
+            "test_score": decision["challenger_score"], "test_score_interval": decision["score_interval"]}
     version = registry.register_version(lineage["model_uri"], name, {k: str(v) for k, v in tags.items()})
+    card = model_card(name, int(version.version), decision, lineage)
+    mlflow.log_text(card.markdown, f"model_cards/{name}-v{version.version}.md")
+    mlflow.log_dict(card.facts, f"model_cards/{name}-v{version.version}.json")
+    registry.tag_version(name, version.version, {"model_card": f"{mlflow.get_artifact_uri()}/model_cards/"
+                                                                  f"{name}-v{version.version}.md"})
     if decision["promote"]:
-        export.export_saved_model(training.load_model(model_dir), model_base_path, name, int(version.version))
-        registry.set_champion(name, version.version)
+        publish(name, int(version.version), model_base_path, keep_versions, model=training.load_model(model_dir))
     return {"version": int(version.version), "champion": decision["promote"]}
 
 
 def register(keypoint_model: Path, emotion_model: Path, report_dir: Path, model_base_path: Path,
-             tracking: TrackingSettings, parent_run_id: str) -> dict:
+             tracking: TrackingSettings, parent_run_id: str, keep_versions: int = DEFAULT_KEEP_VERSIONS) -> dict:
     """Registers both challengers; exports and promotes those the gate passed."""
     decisions = _read_json(report_dir / DECISIONS_FILE)
     with step_run(tracking, parent_run_id, "register"):
-        outcome = {name: _register_one(name, model_dir, decisions[name], model_base_path, parent_run_id)
+        outcome = {name: _register_one(name, model_dir, decisions[name], model_base_path, parent_run_id,
+                                       keep_versions)
                    for name, model_dir in ((registry.KEYPOINT_MODEL, keypoint_model),
                                            (registry.EMOTION_MODEL, emotion_model))}
         mlflow.log_dict(outcome, "registered.json")

@@ -71,15 +71,12 @@ def _fit(model: keras.Model, dataset: FaceDataset, settings: TrainSettings, *, l
     return {name: [float(v) for v in values] for name, values in history.history.items()}
 
 
-def _log_model(model: keras.Model, dataset: FaceDataset, title: str,
-               history: dict[str, list[float]]) -> str:
-    """Logs curves and the model (signature + input example) to the active run; returns its URI.
+def log_keras_model(model: keras.Model, example: np.ndarray) -> str:
+    """Logs the model (signature + input example) to the active run; returns its `runs:/` URI.
 
     The model is saved into a directory made here and logged as artifacts, because
     `mlflow.keras.log_model(input_example=...)` writes the example before it creates its folder.
     """
-    mlflow.log_figure(plots.learning_curves(history, title), "plots/learning_curves.png")
-    example = as_model_input(dataset.images[:1])
     signature = infer_signature(example, model.predict(example, verbose=0))
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / MLFLOW_MODEL_DIR
@@ -87,6 +84,12 @@ def _log_model(model: keras.Model, dataset: FaceDataset, title: str,
         mlflow.keras.save_model(model, str(local), signature=signature, input_example=example)
         mlflow.log_artifacts(str(local), MLFLOW_MODEL_DIR)
     return f"runs:/{mlflow.active_run().info.run_id}/{MLFLOW_MODEL_DIR}"
+
+
+def _log_model(model: keras.Model, dataset: FaceDataset, title: str,
+               history: dict[str, list[float]]) -> str:
+    mlflow.log_figure(plots.learning_curves(history, title), "plots/learning_curves.png")
+    return log_keras_model(model, as_model_input(dataset.images[:1]))
 
 
 def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:

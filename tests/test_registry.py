@@ -1,0 +1,131 @@
+"""Registry and publishing, on SQLite and on a real MLflow server with artifacts on real S3."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import boto3
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from emotion_ai import registry
+from emotion_ai.config import ResNetConfig
+from emotion_ai.export import versions
+from emotion_ai.models import build_emotion_model
+from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, publish, rollback
+from emotion_ai.tracking import TrackingSettings, local_tracking, use_tracking
+from emotion_ai.training import log_keras_model
+from servers import free_port, running, seaweedfs_s3
+
+NAME = "emotion-ai-emotion"
+TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
+FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1, SQLite backend, artifacts proxied to a SeaweedFS S3 bucket."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    (root / "s3").mkdir()
+    with seaweedfs_s3(root / "s3") as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3.create_bucket(Bucket="mlflow")
+        port = free_port()
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                   "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                   "--artifacts-destination", "s3://mlflow/artifacts", "--workers", "1"]
+        env = {**os.environ, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+        with running(command, f"http://127.0.0.1:{port}/health", root / "mlflow.log", env):
+            yield f"http://127.0.0.1:{port}", s3
+
+
+@pytest.fixture(params=["sqlite", "mlflow-server+s3"])
+def store(request, tmp_path):
+    """Points MLflow at one tracking/registry store; yields (settings, S3 client or None)."""
+    if request.param == "sqlite":
+        settings, s3 = local_tracking(tmp_path / "state"), None
+    else:
+        url, s3 = request.getfixturevalue("mlflow_server")
+        settings = TrackingSettings(url, experiment_name=f"registry-{tmp_path.name}")
+    use_tracking(settings)
+    yield settings, s3
+    mlflow.set_tracking_uri(None)
+
+
+def _register_versions(count: int, name: str = NAME) -> list[int]:
+    numbers = []
+    for index in range(count):
+        with mlflow.start_run():
+            model = build_emotion_model(TINY)
+            uri = log_keras_model(model, FACE)
+        numbers.append(int(registry.register_version(uri, name, {"index": str(index)}).version))
+    return numbers
+
+
+def test_publish_promote_and_rollback_move_alias_and_serving_together(store, tmp_path):
+    settings, s3 = store
+    served = tmp_path / "serving"
+    v1, v2 = _register_versions(2)
+    publish(NAME, v1, served)
+    assert registry.version_by_alias(NAME, "champion").version in (v1, str(v1))
+    publish(NAME, v2, served)
+    champion = registry.version_by_alias(NAME, "champion")
+    assert int(champion.version) == v2 and champion.tags[PREVIOUS_CHAMPION_TAG] == str(v1)
+    assert versions(served, NAME) == [v1, v2]
+    assert rollback(NAME, served) == v1
+    assert int(registry.version_by_alias(NAME, "champion").version) == v1
+    assert versions(served, NAME) == [v1], "the newer version is no longer served"
+    assert registry.load_champion(NAME).predict(FACE, verbose=0).shape == (1, 5)
+    with pytest.raises(ValueError, match="replaced no earlier champion"):
+        rollback(NAME, served)
+    if s3 is not None:
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket="mlflow").get("Contents", [])]
+        assert any(key.endswith("model.keras") for key in keys), "model artifacts live on S3"
+
+
+def test_a_failed_alias_move_withdraws_the_export_and_keeps_the_champion(store, tmp_path, monkeypatch):
+    served = tmp_path / "serving"
+    v1, v2 = _register_versions(2)
+    publish(NAME, v1, served)
+
+    def refuse(*_):
+        raise RuntimeError("registry unavailable")
+
+    monkeypatch.setattr(registry, "set_champion", refuse)
+    with pytest.raises(RuntimeError, match="registry unavailable"):
+        publish(NAME, v2, served)
+    assert int(registry.version_by_alias(NAME, "champion").version) == v1
+    assert versions(served, NAME) == [v1]
+    assert not [p for p in (served / NAME).iterdir() if p.name != str(v1)], "no half-published version"
+
+
+def test_only_the_newest_versions_are_kept(store, tmp_path):
+    served = tmp_path / "serving"
+    numbers = _register_versions(3)
+    for number in numbers:
+        publish(NAME, number, served, keep=2)
+    assert versions(served, NAME) == numbers[1:]
+
+
+def test_cli_promote_and_rollback(tmp_path):
+    state = tmp_path / "state"
+    use_tracking(local_tracking(state))
+    v1, v2 = _register_versions(2)
+    cli = [sys.executable, "-m", "emotion_ai"]
+    for args in (["promote", NAME, str(v1)], ["promote", NAME, str(v2)], ["rollback", NAME]):
+        result = subprocess.run([*cli, *args, "--state-dir", str(state)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "rolled back: version 1" in result.stdout
+    assert int(MlflowClient().get_model_version_by_alias(NAME, "champion").version) == v1
+    assert versions(state / "serving", NAME) == [v1]
+    table = subprocess.run([*cli, "models", "--state-dir", str(state)], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "champion" in table and NAME in table

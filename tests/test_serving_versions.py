@@ -1,0 +1,66 @@
+"""The server follows the served layout: new versions swap in, rollbacks swap back, corrupt ones are refused."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+import requests
+
+from emotion_ai.config import ResNetConfig
+from emotion_ai.export import export_saved_model, remove_version
+from emotion_ai.models import build_emotion_model, build_keypoint_model
+from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
+from servers import free_port, running
+
+TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
+FACE = [[0] * 9216]
+SWAP_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving")
+    export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 1)
+    export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 1)
+    port = free_port()
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", str(base),
+               "--rest-api-port", str(port), "--file-system-poll-wait-seconds", "0.5"]
+    with running(command, f"http://127.0.0.1:{port}/v1/models/{EMOTION_MODEL}", base / "server.log"):
+        yield base, f"http://127.0.0.1:{port}/v1/models"
+
+
+def _served_version(url: str) -> str:
+    return requests.get(f"{url}/{EMOTION_MODEL}", timeout=5).json()["model_version_status"][0]["version"]
+
+
+def _wait_for_version(url: str, version: str) -> None:
+    deadline = time.monotonic() + SWAP_TIMEOUT_S
+    while _served_version(url) != version:
+        assert time.monotonic() < deadline, f"still serving {_served_version(url)}, expected {version}"
+        time.sleep(0.25)
+
+
+def test_new_version_swaps_in_and_rollback_swaps_back(served):
+    base, url = served
+    assert _served_version(url) == "1"
+    export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 2)
+    _wait_for_version(url, "2")
+    assert requests.post(f"{url}/{EMOTION_MODEL}:predict", json={"instances": FACE}).status_code == 200
+    remove_version(base, EMOTION_MODEL, 2)
+    _wait_for_version(url, "1")
+    combined = requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"]
+    assert combined == "1.1"
+
+
+def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
+    base, url = served
+    corrupt = base / EMOTION_MODEL / "7"
+    corrupt.mkdir()
+    (corrupt / "saved_model.pb").write_bytes(b"not a saved model")
+    time.sleep(3)
+    assert _served_version(url) == "1"
+    response = requests.post(f"{url}/emotion-ai:predict", json={"instances": FACE})
+    assert response.status_code == 200 and len(response.json()["predictions"][0]["probabilities"]) == 5
+    assert "refused emotion-ai-emotion version 7" in (base / "server.log").read_text()
