@@ -16,5 +16,5 @@ def register(keypoint_model: Input[Model], emotion_model: Input[Model], report: 
     from emotion_ai.tracking import TrackingSettings
 
     steps.register(Path(keypoint_model.path), Path(emotion_model.path), Path(report.path),
-                   Path(model_base_path), TrackingSettings(tracking_uri, experiment_name, artifact_location),
+                   model_base_path, TrackingSettings(tracking_uri, experiment_name, artifact_location),
                    parent_run_id, keep_versions)

@@ -10,6 +10,18 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from emotion_ai.synthetic import write_fer_csv, write_keypoints_csv  # noqa: E402
+from servers import seaweedfs_s3  # noqa: E402
+
+S3_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory):
+    """A real SeaweedFS S3 server on 127.0.0.1; boto3 in this process (and children) points at it."""
+    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as endpoint, pytest.MonkeyPatch.context() as patch:
+        for name, value in {**S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """TF Serving layout: versions appear whole or not at all."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +15,7 @@ TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
 
 def test_export_writes_a_servable_numbered_version(tmp_path):
     model = build_emotion_model(TINY)
-    path = export_saved_model(model, tmp_path, "emotion", 3)
+    path = Path(export_saved_model(model, tmp_path, "emotion", 3))
     assert path == tmp_path / "emotion" / "3" and (path / "saved_model.pb").is_file()
     assert versions(tmp_path, "emotion") == [3]
     loaded = tf.saved_model.load(str(path))

@@ -19,14 +19,12 @@ from emotion_ai.models import build_emotion_model
 from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, publish, rollback
 from emotion_ai.tracking import TrackingSettings, local_tracking, use_tracking
 from emotion_ai.training import log_keras_model
+from conftest import S3_ENVIRONMENT
 from servers import free_port, running, seaweedfs_s3
 
 NAME = "emotion-ai-emotion"
 TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
 FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
-
-
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +40,7 @@ def mlflow_server(tmp_path_factory):
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                    "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                    "--artifacts-destination", "s3://mlflow/artifacts", "--workers", "1"]
-        env = {**os.environ, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+        env = {**os.environ, **S3_ENVIRONMENT, "MLFLOW_S3_ENDPOINT_URL": endpoint}
         with running(command, f"http://127.0.0.1:{port}/health", root / "mlflow.log", env):
             yield f"http://127.0.0.1:{port}", s3
 

@@ -12,23 +12,6 @@ import pytest
 
 from emotion_ai.data_formats import DataFormatError
 from emotion_ai.sources import fetch
-from servers import seaweedfs_s3
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory, monkeypatch_module):
-    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
-        monkeypatch_module.setenv("AWS_ENDPOINT_URL", endpoint)
-        monkeypatch_module.setenv("AWS_ACCESS_KEY_ID", "test")
-        monkeypatch_module.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 @pytest.fixture(scope="module")

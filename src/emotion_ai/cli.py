@@ -26,8 +26,8 @@ StateDir = Annotated[Path, typer.Option(help="Project-local state: MLflow databa
 
 
 KeepVersions = Annotated[int, typer.Option(help="Exported versions kept per model (the champion always).")]
-ModelBasePath = Annotated[Optional[Path], typer.Option(help="TF Serving layout <path>/<model>/<version>/ "
-                                                       "(default: STATE_DIR/serving).")]
+ModelBasePath = Annotated[Optional[str], typer.Option(help="TF Serving layout <path>/<model>/<version>/, a "
+                                                      "folder or s3://bucket/prefix (default: STATE_DIR/serving).")]
 
 
 def _tracking(state_dir: Path):
@@ -36,8 +36,8 @@ def _tracking(state_dir: Path):
     return local_tracking(state_dir)
 
 
-def _serving_dir(state_dir: Path) -> Path:
-    return (state_dir / "serving").resolve()
+def _serving_dir(state_dir: Path) -> str:
+    return str((state_dir / "serving").resolve())
 
 
 @app.command()
@@ -62,6 +62,7 @@ def run(
     min_emotion_accuracy: Annotated[float, typer.Option(help="Promotion floor: emotion test accuracy.")] = 0.3,
     significance: Annotated[float, typer.Option(help="Level of the paired test against the champion.")] = 0.05,
     keep_versions: KeepVersions = 3,
+    model_base_path: ModelBasePath = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
@@ -77,7 +78,7 @@ def run(
         run_local(
             state_dir.resolve() / "kfp", tracking_uri=tracking.tracking_uri,
             experiment_name=tracking.experiment_name, artifact_location=tracking.artifact_location,
-            parent_run_id=parent_run_id, model_base_path=str(_serving_dir(state_dir)),
+            parent_run_id=parent_run_id, model_base_path=model_base_path or _serving_dir(state_dir),
             keypoints_source=_absolute(keypoints_csv), fer_source=_absolute(fer_csv), seed=seed, synthetic_rows=synthetic_rows,
             val_fraction=val_fraction, test_fraction=test_fraction, split_by_usage=split_by_usage,
             min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate,

@@ -18,7 +18,7 @@ PREVIOUS_CHAMPION_TAG = "previous_champion"
 DEFAULT_KEEP_VERSIONS = 3
 
 
-def publish(name: str, version: int, base_path: Path, keep: int = DEFAULT_KEEP_VERSIONS,
+def publish(name: str, version: int, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS,
             model: keras.Model | None = None, record_previous: bool = True) -> None:
     """Makes `version` of `name` the champion and the version served from `base_path`."""
     current = registry.version_by_alias(name, registry.CHAMPION)
@@ -38,7 +38,7 @@ def publish(name: str, version: int, base_path: Path, keep: int = DEFAULT_KEEP_V
     export.prune_versions(base_path, name, keep, protected={version})
 
 
-def rollback(name: str, base_path: Path, keep: int = DEFAULT_KEEP_VERSIONS) -> int:
+def rollback(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS) -> int:
     """Moves the champion back to the one it replaced; serving follows. Returns that version."""
     current = registry.version_by_alias(name, registry.CHAMPION)
     if current is None:

@@ -64,9 +64,10 @@ def faces_from_request(payload: dict) -> np.ndarray:
 class SavedModelServable(kserve.Model):
     """The newest version of one model under `<base_path>/<name>/`, swapped in when it changes."""
 
-    def __init__(self, name: str, base_path: Path) -> None:
+    def __init__(self, name: str, base_path: str | Path) -> None:
         super().__init__(name)
         self.base_path = base_path
+        self.layout = export.layout(base_path)
         self._current: tuple[int, object] | None = None
         self._refused: set[int] = set()
 
@@ -76,7 +77,7 @@ class SavedModelServable(kserve.Model):
 
     def load(self) -> bool:
         if not self.refresh() and self._current is None:
-            raise FileNotFoundError(f"no loadable version of {self.name} under {self.base_path / self.name}")
+            raise FileNotFoundError(f"no loadable version of {self.name} under {self.base_path}/{self.name}")
         self.ready = True
         return self.ready
 
@@ -85,12 +86,12 @@ class SavedModelServable(kserve.Model):
 
         A version that fails to load is refused (logged, never retried) and the old one keeps serving.
         """
-        available = [v for v in export.versions(self.base_path, self.name) if v not in self._refused]
+        available = [v for v in self.layout.versions(self.name) if v not in self._refused]
         if not available or available[-1] == self.version:
             return False
         newest = available[-1]
         try:
-            saved_model = tf.saved_model.load(str(self.base_path / self.name / str(newest)))
+            saved_model = tf.saved_model.load(str(self.layout.local_copy(self.name, newest)))
         except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
             self._refused.add(newest)
             logger.error("refused %s version %s: %s", self.name, newest, error)
@@ -137,7 +138,7 @@ def describe_face(coordinates: np.ndarray, probabilities: np.ndarray) -> dict:
     }
 
 
-def load_servables(base_path: Path) -> list[kserve.Model]:
+def load_servables(base_path: str | Path) -> list[kserve.Model]:
     keypoints = SavedModelServable(registry.KEYPOINT_MODEL, base_path)
     emotion = SavedModelServable(registry.EMOTION_MODEL, base_path)
     keypoints.load()
@@ -199,6 +200,6 @@ class LoopbackModelServer(kserve.ModelServer):
                 await asyncio.to_thread(servable.refresh)
 
 
-def serve_models(base_path: Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
+def serve_models(base_path: str | Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
     """Loads the newest exported versions and serves them until interrupted, following new versions."""
     LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path))

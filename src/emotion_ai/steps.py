@@ -211,7 +211,7 @@ def evaluate(keypoints_data: Path, emotion_data: Path, keypoint_model: Path, emo
     return report
 
 
-def _register_one(name: str, model_dir: Path, decision: dict, model_base_path: Path,
+def _register_one(name: str, model_dir: Path, decision: dict, model_base_path: str | Path,
                   parent_run_id: str, keep_versions: int) -> dict:
     lineage = _read_json(model_dir / LINEAGE_FILE)
     tags = {"data_sha256": lineage["data_sha256"], "data_source": lineage["data_source"],
@@ -231,7 +231,7 @@ def _register_one(name: str, model_dir: Path, decision: dict, model_base_path: P
     return {"version": int(version.version), "champion": decision["promote"]}
 
 
-def register(keypoint_model: Path, emotion_model: Path, report_dir: Path, model_base_path: Path,
+def register(keypoint_model: Path, emotion_model: Path, report_dir: Path, model_base_path: str | Path,
              tracking: TrackingSettings, parent_run_id: str, keep_versions: int = DEFAULT_KEEP_VERSIONS) -> dict:
     """Registers both challengers; exports and promotes those the gate passed."""
     decisions = _read_json(report_dir / DECISIONS_FILE)

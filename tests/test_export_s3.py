@@ -1,0 +1,49 @@
+"""The serving layout on real S3 (SeaweedFS): complete versions only, withdrawals, a server reading s3://."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import boto3
+import requests
+
+from emotion_ai.config import ResNetConfig
+from emotion_ai.export import export_saved_model, prune_versions, remove_version, versions
+from emotion_ai.models import build_emotion_model, build_keypoint_model
+from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
+from servers import free_port, running
+
+TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
+
+
+def test_versions_on_s3_are_complete_or_invisible(s3_endpoint, tmp_path):
+    boto3.client("s3").create_bucket(Bucket="models")
+    base = "s3://models/serving"
+    model = build_emotion_model(TINY)
+    for version in (1, 2, 3):
+        export_saved_model(model, base, EMOTION_MODEL, version)
+    assert versions(base, EMOTION_MODEL) == [1, 2, 3]
+    boto3.client("s3").put_object(Bucket="models", Key=f"serving/{EMOTION_MODEL}/4/variables/variables.index",
+                                  Body=b"half uploaded")
+    assert versions(base, EMOTION_MODEL) == [1, 2, 3], "a version without saved_model.pb is not visible"
+    remove_version(base, EMOTION_MODEL, 3)
+    assert prune_versions(base, EMOTION_MODEL, keep=1, protected=set()) == [1]
+    assert versions(base, EMOTION_MODEL) == [2]
+    keys = [item["Key"] for item in boto3.client("s3").list_objects_v2(Bucket="models")["Contents"]]
+    assert not [key for key in keys if f"/{EMOTION_MODEL}/3/" in key or f"/{EMOTION_MODEL}/1/" in key]
+
+
+def test_server_serves_from_s3(s3_endpoint, tmp_path):
+    boto3.client("s3").create_bucket(Bucket="served")
+    base = "s3://served/models"
+    export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 5)
+    export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 9)
+    port = free_port()
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", base, "--rest-api-port", str(port)]
+    url = f"http://127.0.0.1:{port}/v1/models"
+    with running(command, f"{url}/emotion-ai", tmp_path / "server.log", dict(os.environ)):
+        status = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"][0]
+        assert status["version"] == "9"
+        answer = requests.post(f"{url}/emotion-ai:predict", json={"instances": [[0] * 9216]}).json()
+        assert len(answer["predictions"][0]["keypoints"]) == 15
