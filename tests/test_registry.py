@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import boto3
 import mlflow
 import numpy as np
@@ -127,3 +129,20 @@ def test_cli_promote_and_rollback(tmp_path):
     table = subprocess.run([*cli, "models", "--state-dir", str(state)], capture_output=True, text=True,
                            env={**os.environ, "COLUMNS": "200"}).stdout
     assert "champion" in table and NAME in table
+
+
+def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_path):
+    served = tmp_path / "serving"
+    v1, v2 = _register_versions(2)
+    publish(NAME, v1, served)
+
+    class ExportFailsHalfWay:
+        def export(self, path, **_):
+            (Path(path) / "variables").mkdir(parents=True)
+            (Path(path) / "variables" / "variables.index").write_bytes(b"half")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        publish(NAME, v2, served, model=ExportFailsHalfWay())
+    assert int(registry.version_by_alias(NAME, "champion").version) == v1
+    assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1)]
