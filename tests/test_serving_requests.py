@@ -9,15 +9,17 @@ from emotion_ai.serving import InvalidInput, describe_face, faces_from_request
 def test_accepts_96x96_faces_nested_flat_or_with_a_channel():
     face = np.arange(96 * 96, dtype=np.float32).reshape(96, 96) % 256
     for instance in (face, face.reshape(-1), face[..., None]):
-        faces = faces_from_request({"instances": [instance.tolist()]})
+        faces = faces_from_request({"instances": [instance.tolist()]}).faces
         assert faces.shape == (1, 96, 96, 1)
         np.testing.assert_array_equal(faces[0, ..., 0], face)
 
 
 @pytest.mark.parametrize("payload, words", [
-    ({"inputs": []}, '"instances"'),
+    ({"faces": []}, '"instances"'),
     ([1, 2], '"instances"'),
-    ({"instances": []}, "96x96"),
+    ({"instances": []}, "non-empty"),
+    ({"instances": [{"b64": "not base64!"}]}, "PNG or JPEG"),
+    ({"instances": [{"b64": "aGVsbG8="}]}, "PNG or JPEG"),
     ({"instances": [[1, 2, 3]]}, "96x96"),
     ({"instances": [[[0] * 96] * 95]}, "96x96"),
     ({"instances": [[0] * 9216, [0] * 9215]}, "equally shaped"),
@@ -35,3 +37,26 @@ def test_describe_face_names_keypoints_and_emotion():
     answer = describe_face(np.arange(30, dtype=np.float32), np.array([0.1, 0.1, 0.1, 0.6, 0.1]))
     assert answer["emotion"] == "Happy" and answer["emotion_id"] == 3
     assert len(answer["keypoints"]) == 15 and answer["keypoints"]["right_eye_center"] == [2.0, 3.0]
+
+
+def test_columnar_inputs_and_unit_range_pixels():
+    request = faces_from_request({"inputs": {"face": [[0.5] * 9216]}})
+    assert request.columnar and request.answer([1]) == {"outputs": [1]}
+    np.testing.assert_allclose(request.faces, 127.5)
+    assert faces_from_request({"instances": [[0.5] * 9216]}).answer([1]) == {"predictions": [1]}
+
+
+def test_base64_png_and_jpeg_of_any_size_become_96x96_gray_faces():
+    import base64
+    import io
+
+    from PIL import Image
+
+    encoded = []
+    for size, image_format in (((120, 80), "PNG"), ((48, 48), "JPEG")):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (200, 200, 200)).save(buffer, format=image_format)
+        encoded.append({"b64": base64.b64encode(buffer.getvalue()).decode()})
+    faces = faces_from_request({"instances": encoded}).faces
+    assert faces.shape == (2, 96, 96, 1)
+    np.testing.assert_allclose(faces, 200, atol=2)

@@ -64,3 +64,22 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
     response = requests.post(f"{url}/emotion-ai:predict", json={"instances": FACE})
     assert response.status_code == 200 and len(response.json()["predictions"][0]["probabilities"]) == 5
     assert "refused emotion-ai-emotion version 7" in (base / "server.log").read_text()
+
+
+def test_version_routes_metadata_and_body_limit(served):
+    _, url = served
+    version = _served_version(url)
+    assert requests.get(f"{url}/{EMOTION_MODEL}/versions/{version}").json()["model_version_status"][0]["state"] == \
+        "AVAILABLE"
+    assert requests.get(f"{url}/{EMOTION_MODEL}/versions/99").status_code == 404
+    answer = requests.post(f"{url}/{EMOTION_MODEL}/versions/{version}:predict", json={"inputs": FACE})
+    assert answer.status_code == 200 and len(answer.json()["outputs"][0]) == 5
+    assert requests.post(f"{url}/{EMOTION_MODEL}/versions/99:predict", json={"instances": FACE}).status_code == 404
+    bad = requests.post(f"{url}/{EMOTION_MODEL}/versions/{version}:predict", json={"instances": [[1]]})
+    assert bad.status_code == 400 and "96x96" in bad.json()["error"]
+    signature = requests.get(f"{url}/{EMOTION_MODEL}/metadata").json()["metadata"]["signature_def"]["signature_def"]
+    outputs = signature["serving_default"]["outputs"]
+    assert [d["size"] for d in next(iter(outputs.values()))["tensor_shape"]["dim"]] == ["-1", "5"]
+    huge = requests.post(f"{url}/{EMOTION_MODEL}:predict", data=b"0" * (17 * 1024 * 1024),
+                         headers={"content-type": "application/json"})
+    assert huge.status_code == 413

@@ -8,12 +8,19 @@ emotion model, and `emotion-ai`, which answers both for one face.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import io
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from PIL import Image, UnidentifiedImageError
 
 from emotion_ai import export, registry
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
@@ -33,32 +40,68 @@ def _import_kserve():
 
 kserve, kserve_app, RESTServer = _import_kserve()
 logger = logging.getLogger(__name__)
+MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_POLL_SECONDS = 2.0
 """How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
 InvalidInput = kserve.errors.InvalidInput
 
 
-def faces_from_request(payload: dict) -> np.ndarray:
-    """TF Serving's row format `{"instances": [...]}` -> float32 faces (n, 96, 96, 1) in 0..255.
+@dataclass
+class FaceRequest:
+    """Faces (n, 96, 96, 1) float32 in 0..255, and which TF Serving format asked for them."""
 
-    Each instance is a 96x96 face as nested lists (96x96 or 96x96x1) or 9216 flat values.
+    faces: np.ndarray
+    columnar: bool
+
+    def answer(self, predictions: list) -> dict:
+        """TF Serving answers the row format with "predictions", the columnar one with "outputs"."""
+        return {"outputs" if self.columnar else "predictions": predictions}
+
+
+def faces_from_request(payload: dict) -> FaceRequest:
+    """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request.
+
+    Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
+    0..1 when no value exceeds 1, or `{"b64": "..."}` holding a PNG or JPEG of any size.
     """
-    if not isinstance(payload, dict) or "instances" not in payload:
-        raise InvalidInput('the request body must be a JSON object with "instances"')
+    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
+        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
+    columnar = "instances" not in payload
+    instances = payload["inputs"] if columnar else payload["instances"]
+    if isinstance(instances, dict) and len(instances) == 1:
+        instances = next(iter(instances.values()))
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput("instances must be a non-empty list of faces")
+    if all(isinstance(item, dict) and "b64" in item for item in instances):
+        return FaceRequest(np.stack([_decode_image(item["b64"]) for item in instances])[..., np.newaxis], columnar)
+    return FaceRequest(_pixel_faces(instances), columnar)
+
+
+def _pixel_faces(instances: list) -> np.ndarray:
     try:
-        faces = np.asarray(payload["instances"], dtype=np.float32)
+        faces = np.asarray(instances, dtype=np.float32)
     except (ValueError, TypeError) as error:
         raise InvalidInput(f"instances must be equally shaped arrays of numbers ({error})") from error
     if faces.ndim == 2 and faces.shape[1] == FACE_SIZE * FACE_SIZE:
         faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE)
     if faces.ndim == 3:
         faces = faces[..., np.newaxis]
-    if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1) or len(faces) == 0:
+    if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
         raise InvalidInput(f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
-                           f"(got instances of shape {list(np.shape(payload['instances']))})")
+                           f"(got instances of shape {list(np.shape(instances))})")
     if not np.isfinite(faces).all() or faces.min() < 0 or faces.max() > 255:
-        raise InvalidInput("pixel values must be finite numbers in 0..255")
-    return faces
+        raise InvalidInput("pixel values must be finite numbers in 0..255 (or 0..1)")
+    return faces * 255 if faces.max() <= 1 else faces
+
+
+def _decode_image(encoded: object) -> np.ndarray:
+    """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as image:
+            gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+    except (binascii.Error, UnidentifiedImageError, OSError) as error:
+        raise InvalidInput(f"b64 value is not a base64 PNG or JPEG image ({error})") from error
+    return np.asarray(gray, dtype=np.float32)
 
 
 class SavedModelServable(kserve.Model):
@@ -105,7 +148,20 @@ class SavedModelServable(kserve.Model):
         return saved_model.serve(tf.constant(faces)).numpy()
 
     def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        return {"predictions": self.infer(faces_from_request(payload)).tolist()}
+        request = faces_from_request(payload)
+        return request.answer(self.infer(request.faces).tolist())
+
+    def signature(self) -> dict:
+        """TF Serving's `signature_def` of the served version's `serving_default`."""
+        _, saved_model = self._current
+        function = saved_model.signatures["serving_default"]
+        describe = lambda spec: {"dtype": f"DT_{spec.dtype.name.upper()}",  # noqa: E731
+                                 "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)}
+                                                          for d in spec.shape]}}
+        return {"serving_default": {
+            "inputs": {name: describe(spec) for name, spec in function.structured_input_signature[1].items()},
+            "outputs": {name: describe(spec) for name, spec in function.structured_outputs.items()},
+            "method_name": "tensorflow/serving/predict"}}
 
 
 class FaceServable(kserve.Model):
@@ -121,9 +177,16 @@ class FaceServable(kserve.Model):
         return f"{self.keypoints.version}.{self.emotion.version}"
 
     def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        faces = faces_from_request(payload)
-        coordinates, probabilities = self.keypoints.infer(faces), self.emotion.infer(faces)
-        return {"predictions": [describe_face(c, p) for c, p in zip(coordinates, probabilities)]}
+        request = faces_from_request(payload)
+        coordinates, probabilities = self.keypoints.infer(request.faces), self.emotion.infer(request.faces)
+        return request.answer([describe_face(c, p) for c, p in zip(coordinates, probabilities)])
+
+    def signature(self) -> dict:
+        face = self.keypoints.signature()["serving_default"]["inputs"]
+        return {"serving_default": {"inputs": face, "outputs": {
+            "keypoints": {"names": list(KEYPOINT_NAMES), "unit": "pixels (x, y)"},
+            "emotion": {"labels": list(EMOTIONS)}, "probabilities": {"dtype": "DT_FLOAT", "size": len(EMOTIONS)}},
+            "method_name": "tensorflow/serving/predict"}}
 
 
 def describe_face(coordinates: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -155,16 +218,54 @@ def model_status(model) -> dict:
     }]}
 
 
-def add_tf_serving_routes(app, repository) -> None:
-    """Routes where TF Serving's JSON differs from KServe's V1; added before KServe's own."""
-    from fastapi.responses import JSONResponse
+def _not_found(name: str, version: str | None = None) -> JSONResponse:
+    wanted = f"Specific({name}, {version})" if version else f"Latest({name})"
+    return JSONResponse({"error": f"Servable not found for request: {wanted}"}, 404)
+
+
+def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    """Routes where TF Serving's JSON differs from KServe's V1, added before KServe's own, and a body limit."""
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        if int(request.headers.get("content-length") or 0) > max_body_bytes:
+            return JSONResponse({"error": f"request body is larger than {max_body_bytes} bytes"}, 413)
+        return await call_next(request)
+
+    def served(model_name: str, version: str | None = None):
+        model = repository.get_model(model_name)
+        if model is None or (version is not None and version != str(model.version)):
+            return None
+        return model
 
     @app.get("/v1/models/{model_name}")
     async def status(model_name: str):
-        model = repository.get_model(model_name)
+        model = served(model_name)
+        return model_status(model) if model else _not_found(model_name)
+
+    @app.get("/v1/models/{model_name}/versions/{version}")
+    async def version_status(model_name: str, version: str):
+        model = served(model_name, version)
+        return model_status(model) if model else _not_found(model_name, version)
+
+    @app.get("/v1/models/{model_name}/metadata")
+    async def metadata(model_name: str):
+        model = served(model_name)
         if model is None:
-            return JSONResponse({"error": f"Servable not found for request: Latest({model_name})"}, 404)
-        return model_status(model)
+            return _not_found(model_name)
+        return {"model_spec": {"name": model_name, "signature_name": "", "version": str(model.version)},
+                "metadata": {"signature_def": {"signature_def": model.signature()}}}
+
+    @app.post("/v1/models/{model_name}/versions/{version}:predict")
+    async def version_predict(model_name: str, version: str, request: Request):
+        model = served(model_name, version)
+        if model is None:
+            return _not_found(model_name, version)
+        try:
+            payload = await request.json()
+        except ValueError as error:
+            raise InvalidInput(f"the request body is not JSON ({error})") from error
+        return await asyncio.to_thread(model.predict, payload)
 
 
 class LoopbackModelServer(kserve.ModelServer):
