@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -18,11 +16,11 @@ from mlflow.tracking import MlflowClient
 from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
 from emotion_ai.synthetic import synthetic_faces
 from emotion_ai.tracking import local_tracking, use_tracking
+from servers import free_port, running
 
 TINY_RUN = ["--synthetic-rows", "120", "--epochs", "1", "--width", "12", "--batch-size", "16",
             "--max-keypoint-rmse-px", "96", "--min-emotion-accuracy", "0"]
 STEPS = {"ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "register"}
-SERVER_START_S = 120
 
 
 def emotion_ai(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
@@ -92,31 +90,13 @@ def test_both_models_are_registered_and_champions_are_exported(client, state_dir
         assert f"# {name} version 1" in card and "SYNTHETIC" in card and "95% bootstrap interval" in card
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(state_dir):
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state_dir),
-                               "--rest-api-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    port = free_port()
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state_dir), "--rest-api-port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if requests.get(f"{url}/v1/models/emotion-ai", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(1)
-        assert server.poll() is None, server.stderr.read().decode()[-3000:]
+    with running(command, f"{url}/v1/models/emotion-ai", state_dir / "server.log"):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_served_request_returns_keypoints_and_emotion_probabilities(server_url):

@@ -17,7 +17,7 @@ import mlflow
 from emotion_ai import evaluation, plots, registry, synthetic, training
 from emotion_ai.config import GateSettings, SplitSettings, TrainSettings, ValidationSettings
 from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, TableFormat
-from emotion_ai.datasets import TEST, FaceDataset, emotion_dataset, keypoint_dataset, load_dataset, save_dataset
+from emotion_ai.datasets import TEST, emotion_dataset, keypoint_dataset, load_dataset, save_dataset
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.model_card import model_card
 from emotion_ai.profiles import data_profile
