@@ -24,6 +24,10 @@ SYNTHETIC_LIMIT = ("Trained and tested on SYNTHETIC faces drawn by emotion_ai.sy
                    "pipeline works, not that the model works on real faces.")
 
 
+HEADLINE_METRICS = {"accuracy", "rmse_px"}
+"""Shown first, with their bootstrap interval."""
+
+
 @dataclass
 class ModelCard:
     facts: dict
@@ -50,8 +54,9 @@ def _markdown(facts: dict, confusion: list | None) -> str:
              "## Data", f"- source: `{facts['data']['source']}`", f"- sha256: `{facts['data']['sha256']}`",
              f"- rows: {facts['data']['rows']}, split: {facts['data']['split']}", "",
              "## Test metrics", f"- {unit}: {facts['score']:.4f} (95% bootstrap interval {low:.4f} .. {high:.4f})"]
-    lines += [f"- {key}: {value:.4f}" for key, value in facts["metrics"].items() if "." not in key]
-    lines += [f"- {key}: {value:.4f}" for key, value in facts["metrics"].items() if "." in key]
+    others = {key: value for key, value in facts["metrics"].items() if key not in HEADLINE_METRICS}
+    lines += [f"- {key}: {value:.4f}" for key, value in others.items() if "." not in key]
+    lines += [f"- {key}: {value:.4f}" for key, value in others.items() if "." in key]
     if confusion is not None:
         lines += ["", "## Confusion matrix (rows true, columns predicted)", "",
                   "| | " + " | ".join(EMOTIONS) + " |", "|---" * (len(EMOTIONS) + 1) + "|"]
