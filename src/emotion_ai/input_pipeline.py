@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from emotion_ai.faces import FACE_SIZE
+from emotion_ai.faces import FACE_SIZE, KEYPOINT_NAMES
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -39,3 +39,25 @@ def flip_faces(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tenso
     """Mirrors a random half of a batch; emotion labels do not change with a flip."""
     flip = tf.random.uniform((tf.shape(faces)[0], 1, 1, 1)) < 0.5
     return tf.where(flip, tf.reverse(faces, axis=[2]), faces), labels
+
+
+def _mirror_partner(name: str) -> str:
+    return name.replace("left", "@").replace("right", "left").replace("@", "right")
+
+
+MIRRORED_KEYPOINTS = [KEYPOINT_NAMES.index(_mirror_partner(name)) for name in KEYPOINT_NAMES]
+"""For each keypoint, the one it becomes in a mirrored face (left and right swap; nose and lips stay)."""
+
+
+def mirror_keypoints(keypoints: tf.Tensor) -> tf.Tensor:
+    """(n, 30) keypoints of faces -> those of the horizontally mirrored faces (NaN stays NaN)."""
+    points = tf.gather(tf.reshape(keypoints, (-1, len(KEYPOINT_NAMES), 2)), MIRRORED_KEYPOINTS, axis=1)
+    mirrored = tf.stack([(FACE_SIZE - 1) - points[..., 0], points[..., 1]], axis=-1)
+    return tf.reshape(mirrored, (-1, 2 * len(KEYPOINT_NAMES)))
+
+
+def flip_faces_and_keypoints(faces: tf.Tensor, keypoints: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mirrors a random half of a batch, keypoints with them, so every label stays true."""
+    flip = tf.random.uniform((tf.shape(faces)[0],)) < 0.5
+    faces = tf.where(flip[:, None, None, None], tf.reverse(faces, axis=[2]), faces)
+    return faces, tf.where(flip[:, None], mirror_keypoints(keypoints), keypoints)

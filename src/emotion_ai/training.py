@@ -15,7 +15,7 @@ from emotion_ai import plots
 from emotion_ai.config import TrainSettings
 from emotion_ai.datasets import TEST, TRAIN, VAL, FaceDataset
 from emotion_ai.faces import EMOTIONS
-from emotion_ai.input_pipeline import as_model_input, face_batches, flip_faces
+from emotion_ai.input_pipeline import as_model_input, face_batches, flip_faces, flip_faces_and_keypoints
 from emotion_ai.models import (
     build_emotion_model,
     build_keypoint_model,
@@ -98,9 +98,11 @@ def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings) -> TrainedModel:
-    """Trains the keypoint ResNet on all rows; missing keypoints are masked out of the loss."""
+    """Trains the keypoint ResNet on all rows (missing keypoints masked out of the loss), on faces
+    mirrored at random with their keypoints."""
     model = build_keypoint_model(settings.network, np.nanmean(dataset.part(TRAIN)[1], axis=0))
-    history = _fit(model, dataset, settings, loss=masked_keypoint_loss, metrics=[masked_rmse_px])
+    history = _fit(model, dataset, settings, loss=masked_keypoint_loss, metrics=[masked_rmse_px],
+                   augment=flip_faces_and_keypoints)
     faces, truth = _held_out(dataset)
     predicted = model.predict(as_model_input(faces), verbose=0)
     mlflow.log_figure(plots.keypoints_on_faces(faces, truth, predicted), "plots/keypoints_on_faces.png")
