@@ -1,4 +1,4 @@
-"""Readers for the Kaggle formats: FKD `training.csv` and FER2013 `fer2013.csv`.
+"""The Kaggle formats: readers for FKD `training.csv`/`test.csv` and FER2013 `fer2013.csv`, and the pixel-string writer.
 
 Reading is lenient and vectorized: every row is parsed into per-row facts (pixel count,
 pixel range, labels, keypoints) that validation then judges, so one bad row is reported by
@@ -134,6 +134,14 @@ def read_header(path: Path) -> list[str]:
     if not header:
         raise DataFormatError(path, "is empty: no header line")
     return [name.strip() for name in header]
+
+
+_PIXEL_TEXT = np.array([str(value).encode() for value in range(256)], dtype=object)
+
+
+def pixel_string(image: np.ndarray) -> str:
+    """One image as Kaggle writes it: space-separated 0..255 integers."""
+    return b" ".join(_PIXEL_TEXT[image.ravel()]).decode()
 
 
 def parse_pixel_strings(texts: pd.Series, n_pixels: int) -> PixelRows:

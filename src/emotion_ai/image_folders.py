@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from emotion_ai.data_formats import DataFormatError
+from emotion_ai.data_formats import DataFormatError, pixel_string
 from emotion_ai.faces import EMOTIONS, FER_CODE_TO_CLASS, FER_SIZE
-from emotion_ai.synthetic import pixel_string
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _CLASS_TO_FER_CODE = {EMOTIONS[label].lower(): code for code, label in FER_CODE_TO_CLASS.items()}

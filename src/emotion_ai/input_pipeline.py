@@ -35,10 +35,15 @@ def face_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, *, sh
     return data.prefetch(AUTOTUNE)
 
 
+def _mirror_random_half(faces: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mirrors a random half of a batch of faces; returns the faces and which were mirrored."""
+    flip = tf.random.uniform((tf.shape(faces)[0],)) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(faces, axis=[2]), faces), flip
+
+
 def flip_faces(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mirrors a random half of a batch; emotion labels do not change with a flip."""
-    flip = tf.random.uniform((tf.shape(faces)[0], 1, 1, 1)) < 0.5
-    return tf.where(flip, tf.reverse(faces, axis=[2]), faces), labels
+    return _mirror_random_half(faces)[0], labels
 
 
 def _mirror_partner(name: str) -> str:
@@ -58,6 +63,5 @@ def mirror_keypoints(keypoints: tf.Tensor) -> tf.Tensor:
 
 def flip_faces_and_keypoints(faces: tf.Tensor, keypoints: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mirrors a random half of a batch, keypoints with them, so every label stays true."""
-    flip = tf.random.uniform((tf.shape(faces)[0],)) < 0.5
-    faces = tf.where(flip[:, None, None, None], tf.reverse(faces, axis=[2]), faces)
+    faces, flip = _mirror_random_half(faces)
     return faces, tf.where(flip[:, None], mirror_keypoints(keypoints), keypoints)

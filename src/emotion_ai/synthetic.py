@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_ai.data_formats import pixel_string
 from emotion_ai.faces import (
     EMOTIONS,
     FACE_SIZE,
@@ -165,14 +166,6 @@ def synthetic_faces(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     points, expression = expression_keypoints(labels, rng)
     points, scale = random_pose(points, rng)
     return render_faces(points, expression, scale, rng), points.reshape(len(labels), -1)
-
-
-_PIXEL_TEXT = np.array([str(value).encode() for value in range(256)], dtype=object)
-
-
-def pixel_string(image: np.ndarray) -> str:
-    """One image as Kaggle writes it: space-separated 0..255 integers."""
-    return b" ".join(_PIXEL_TEXT[image.ravel()]).decode()
 
 
 def _batches(n_rows: int, batch: int = 256) -> list[tuple[int, int]]:
