@@ -9,7 +9,7 @@ from components.base_image import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def train_emotion(data: Input[Dataset], tracking_uri: str, experiment_name: str, artifact_location: str,
                 parent_run_id: str, epochs: int, batch_size: int, learning_rate: float, seed: int,
-                width: int, depth: int, model: Output[Model]):
+                width: int, depth: int, cache_root: str, model: Output[Model]):
     from pathlib import Path
 
     from emotion_ai import steps
@@ -19,4 +19,5 @@ def train_emotion(data: Input[Dataset], tracking_uri: str, experiment_name: str,
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                              network=ResNetConfig.scaled(width, depth))
     steps.train_emotion(Path(data.path), Path(model.path), settings,
-                      TrackingSettings(tracking_uri, experiment_name, artifact_location), parent_run_id)
+                      TrackingSettings(tracking_uri, experiment_name, artifact_location), parent_run_id,
+                      cache_root)

@@ -10,7 +10,7 @@ from components.base_image import BASE_IMAGE
 def validate(keypoints_raw: Input[Dataset], fer_raw: Input[Dataset], tracking_uri: str,
              experiment_name: str, artifact_location: str, parent_run_id: str, seed: int,
              val_fraction: float, test_fraction: float, split_by_usage: bool, min_rows_per_class: int,
-             max_duplicate_rate: float,
+             max_duplicate_rate: float, cache_root: str,
              keypoints_data: Output[Dataset], emotion_data: Output[Dataset]):
     from pathlib import Path
 
@@ -22,4 +22,4 @@ def validate(keypoints_raw: Input[Dataset], fer_raw: Input[Dataset], tracking_ur
                    Path(emotion_data.path), TrackingSettings(tracking_uri, experiment_name, artifact_location),
                    parent_run_id, SplitSettings(val_fraction, test_fraction, seed, split_by_usage),
                    ValidationSettings(min_rows_per_class=min_rows_per_class,
-                                      max_duplicate_rate=max_duplicate_rate))
+                                      max_duplicate_rate=max_duplicate_rate), cache_root)

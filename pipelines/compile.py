@@ -7,12 +7,13 @@ from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.pipeline import emotion_ai_pipeline
+from pipelines.pipeline import build_pipeline
 
 
-def compile_pipeline(output: Path) -> Path:
+def compile_pipeline(output: Path, training_gpus: int = 0) -> Path:
+    """Writes the IR YAML; `training_gpus` > 0 makes each training task ask for that many GPUs."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(emotion_ai_pipeline, package_path=str(output))
+    compiler.Compiler().compile(build_pipeline(training_gpus), package_path=str(output))
     return output
 
 

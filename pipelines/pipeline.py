@@ -1,8 +1,13 @@
 """The emotion-ai pipeline: ingest -> validate -> (train_keypoints || train_emotion) -> evaluate -> register.
 
 One factory for every orchestrator: `pipelines.local_runner` runs it through kfp.local,
-`pipelines.compile` writes the KFP IR YAML for a Kubeflow cluster.
+`pipelines.compile` writes the KFP IR YAML for a Kubeflow cluster. Resources, retries and
+KFP caching only take effect on a cluster (kfp.local ignores them); steps whose outcome
+depends on the outside world (the data behind a URI, the registry's champion) are never
+cached by KFP, while validate and training also reuse their outputs through `cache_root`.
 """
+
+from dataclasses import dataclass
 
 from kfp import dsl
 
@@ -14,53 +19,102 @@ from components.train_keypoints import train_keypoints
 from components.validate import validate
 
 PIPELINE_NAME = "emotion-ai"
+GPU_RESOURCE = "nvidia.com/gpu"
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate and publish the keypoint and emotion models.")
-def emotion_ai_pipeline(
-    tracking_uri: str,
-    model_base_path: str,
-    keypoints_source: str = "",
-    fer_source: str = "",
-    experiment_name: str = "emotion-ai",
-    artifact_location: str = "",
-    parent_run_id: str = "",
-    seed: int = 0,
-    synthetic_rows: int = 600,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    split_by_usage: bool = False,
-    min_rows_per_class: int = 1,
-    max_duplicate_rate: float = 0.1,
-    epochs: int = 5,
-    batch_size: int = 32,
-    learning_rate: float = 0.002,
-    width: int = 16,
-    depth: int = 1,
-    max_keypoint_rmse_px: float = 12.0,
-    min_emotion_accuracy: float = 0.3,
-    significance: float = 0.05,
-    keep_versions: int = 3,
-):
-    """Empty data sources mean synthetic data in the Kaggle formats."""
-    tracking = {"tracking_uri": tracking_uri, "experiment_name": experiment_name,
-                "artifact_location": artifact_location}
-    ingested = ingest(keypoints_source=keypoints_source, fer_source=fer_source, parent_run_id=parent_run_id,
-                      seed=seed, synthetic_rows=synthetic_rows, **tracking).set_display_name("ingest")
-    run = {**tracking, "parent_run_id": ingested.outputs["Output"]}
-    validated = validate(keypoints_raw=ingested.outputs["keypoints_raw"], fer_raw=ingested.outputs["fer_raw"],
-                         seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                         split_by_usage=split_by_usage, min_rows_per_class=min_rows_per_class,
-                         max_duplicate_rate=max_duplicate_rate, **run)
-    training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-                "width": width, "depth": depth, **run}
-    keypoints = train_keypoints(data=validated.outputs["keypoints_data"], **training)
-    emotion = train_emotion(data=validated.outputs["emotion_data"], **training)
-    evaluated = evaluate(keypoints_data=validated.outputs["keypoints_data"],
-                         emotion_data=validated.outputs["emotion_data"],
-                         keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
-                         max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
-                         significance=significance, **run)
-    register(keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
-             report=evaluated.outputs["report"], model_base_path=model_base_path,
-             keep_versions=keep_versions, **run)
+@dataclass(frozen=True)
+class TaskPolicy:
+    """What one task asks of the cluster."""
+
+    cpu: str
+    memory: str
+    retries: int
+    caching: bool
+    gpus: int = 0
+
+    def apply(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        task.set_cpu_request(self.cpu).set_cpu_limit(self.cpu)
+        task.set_memory_request(self.memory).set_memory_limit(self.memory)
+        task.set_caching_options(self.caching)
+        if self.retries:
+            task.set_retry(self.retries, backoff_duration="30s", backoff_factor=2.0)
+        if self.gpus:
+            task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(self.gpus)
+        return task
+
+
+def task_policies(training_gpus: int = 0) -> dict[str, TaskPolicy]:
+    """Per step: ingest retries network errors; register runs once (it moves aliases)."""
+    return {
+        "ingest": TaskPolicy("1", "4Gi", retries=3, caching=False),
+        "validate": TaskPolicy("2", "8Gi", retries=1, caching=True),
+        "train_keypoints": TaskPolicy("4", "16Gi", retries=1, caching=True, gpus=training_gpus),
+        "train_emotion": TaskPolicy("4", "16Gi", retries=1, caching=True, gpus=training_gpus),
+        "evaluate": TaskPolicy("2", "8Gi", retries=1, caching=False),
+        "register": TaskPolicy("1", "2Gi", retries=0, caching=False),
+    }
+
+
+def build_pipeline(training_gpus: int = 0):
+    """The pipeline function, its training tasks asking for `training_gpus` GPUs each."""
+    policies = task_policies(training_gpus)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate and publish the keypoint and emotion models.")
+    def emotion_ai_pipeline(
+        tracking_uri: str,
+        model_base_path: str,
+        keypoints_source: str = "",
+        fer_source: str = "",
+        experiment_name: str = "emotion-ai",
+        artifact_location: str = "",
+        parent_run_id: str = "",
+        seed: int = 0,
+        synthetic_rows: int = 600,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        split_by_usage: bool = False,
+        min_rows_per_class: int = 1,
+        max_duplicate_rate: float = 0.1,
+        epochs: int = 5,
+        batch_size: int = 32,
+        learning_rate: float = 0.002,
+        width: int = 16,
+        depth: int = 1,
+        max_keypoint_rmse_px: float = 12.0,
+        min_emotion_accuracy: float = 0.3,
+        significance: float = 0.05,
+        keep_versions: int = 3,
+        cache_root: str = "",
+    ):
+        """Empty data sources mean synthetic data in the Kaggle formats; an empty cache_root turns our
+        content-addressed step cache off (KFP's own caching still applies on a cluster)."""
+        tracking = {"tracking_uri": tracking_uri, "experiment_name": experiment_name,
+                    "artifact_location": artifact_location}
+        ingested = policies["ingest"].apply(ingest(
+            keypoints_source=keypoints_source, fer_source=fer_source, parent_run_id=parent_run_id,
+            seed=seed, synthetic_rows=synthetic_rows, **tracking))
+        run = {**tracking, "parent_run_id": ingested.outputs["Output"]}
+        validated = policies["validate"].apply(validate(
+            keypoints_raw=ingested.outputs["keypoints_raw"], fer_raw=ingested.outputs["fer_raw"], seed=seed,
+            val_fraction=val_fraction, test_fraction=test_fraction, split_by_usage=split_by_usage,
+            min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate, cache_root=cache_root,
+            **run))
+        training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+                    "width": width, "depth": depth, "cache_root": cache_root, **run}
+        keypoints = policies["train_keypoints"].apply(
+            train_keypoints(data=validated.outputs["keypoints_data"], **training))
+        emotion = policies["train_emotion"].apply(train_emotion(data=validated.outputs["emotion_data"], **training))
+        evaluated = policies["evaluate"].apply(evaluate(
+            keypoints_data=validated.outputs["keypoints_data"], emotion_data=validated.outputs["emotion_data"],
+            keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
+            max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
+            significance=significance, **run))
+        policies["register"].apply(register(
+            keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
+            report=evaluated.outputs["report"], model_base_path=model_base_path, keep_versions=keep_versions,
+            **run))
+
+    return emotion_ai_pipeline
+
+
+emotion_ai_pipeline = build_pipeline()

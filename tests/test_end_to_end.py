@@ -135,3 +135,19 @@ def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir,
         assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert sorted(p.relative_to(state_dir) for p in (state_dir / "serving").rglob("*")) == served_before
+
+
+def test_rerun_with_unchanged_inputs_reuses_step_outputs_and_says_so(state_dir, client):
+    first = {run.data.tags["emotion_ai.step"]: run.info.run_id for run in _runs(client)
+             if run.data.tags.get("emotion_ai.cache") == "miss"}
+    result = emotion_ai("run", *TINY_RUN, state_dir=state_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for step in ("validate", "train_keypoints", "train_emotion"):
+        assert f"[cache] {step}: inputs, parameters and code unchanged" in result.stdout + result.stderr
+        latest = max((run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == step),
+                     key=lambda run: run.info.start_time)
+        assert latest.data.tags["emotion_ai.cache"] == "hit"
+        assert latest.data.tags["emotion_ai.cache.source_run_id"] == first[step]
+    rerun = client.get_model_version(EMOTION_MODEL, "2")
+    assert rerun.tags["train_run_id"] == first["train_emotion"] and rerun.tags["decision"] == "reject"
+    assert str(client.get_model_version_by_alias(EMOTION_MODEL, "champion").version) == "1"

@@ -63,6 +63,8 @@ def run(
     significance: Annotated[float, typer.Option(help="Level of the paired test against the champion.")] = 0.05,
     keep_versions: KeepVersions = 3,
     model_base_path: ModelBasePath = None,
+    cache: Annotated[bool, typer.Option(help="Reuse validate/train outputs when their inputs, parameters and "
+                                        "code are unchanged.")] = True,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
@@ -85,6 +87,7 @@ def run(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, width=width, depth=depth,
             max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
             significance=significance, keep_versions=keep_versions,
+            cache_root=str(state_dir.resolve() / "cache") if cache else "",
         )
         succeeded = True
     finally:
@@ -212,9 +215,13 @@ def generate_data(
     console.print(write_fer_csv(out_dir / "fer2013.csv", fer_rows, seed=seed + 1))
 
 
+TrainingGpus = Annotated[int, typer.Option(help="GPUs each training task asks for (use the GPU image).")]
+
+
 @pipeline_app.command("compile")
-def compile_(output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeline.yaml")) -> None:
+def compile_(output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeline.yaml"),
+             training_gpus: TrainingGpus = 0) -> None:
     """Write the KFP IR YAML of the pipeline."""
     from pipelines.compile import compile_pipeline
 
-    console.print(compile_pipeline(output))
+    console.print(compile_pipeline(output, training_gpus))

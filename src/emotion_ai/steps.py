@@ -23,6 +23,7 @@ from emotion_ai.model_card import model_card
 from emotion_ai.profiles import data_profile
 from emotion_ai.promotion import DEFAULT_KEEP_VERSIONS, publish
 from emotion_ai.sources import fetch
+from emotion_ai.step_cache import StepCache, cache_key
 from emotion_ai.tracking import TrackingSettings, source_commit, start_parent_run, step_run
 from emotion_ai.validation import DataValidationError, SuiteRunner, ValidationReport, validate_file
 
@@ -33,6 +34,7 @@ PROFILE_FILE = "profile.json"
 LINEAGE_FILE = "lineage.json"
 DECISIONS_FILE = "decisions.json"
 SYNTHETIC_ROWS = 600
+CACHE_TAG = "emotion_ai.cache"
 
 
 def _write_json(path: Path, content: dict) -> None:
@@ -100,20 +102,31 @@ def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
         mlflow.set_tag(f"validation.{table_format.name}", "failed")
 
 
-def validate(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_data: Path,
-             tracking: TrackingSettings, parent_run_id: str,
-             split: SplitSettings = SplitSettings(),
-             validation: ValidationSettings = ValidationSettings()) -> dict:
-    """Validates both raw files (fails closed), writes the compact split data sets and their profiles.
+def _reuse(cache_root: str, step: str, key: str, outputs: dict[str, Path]) -> bool:
+    """Restores the step's outputs from the cache when `key` was seen before, and says so."""
+    if not cache_root:
+        return False
+    entry = StepCache(Path(cache_root)).restore(step, key, outputs)
+    mlflow.set_tag(CACHE_TAG, "hit" if entry else "miss")
+    if entry is None:
+        return False
+    mlflow.set_tags({f"{CACHE_TAG}.key": key, f"{CACHE_TAG}.source_run_id": entry["run_id"]})
+    print(f"[cache] {step}: inputs, parameters and code unchanged; reusing the outputs of MLflow run "
+          f"{entry['run_id']} (key {key[:12]})", flush=True)
+    return True
 
-    The Great Expectations Data Docs are logged to MLflow whether validation passes or fails.
-    """
-    with step_run(tracking, parent_run_id, "validate"), tempfile.TemporaryDirectory() as scratch:
-        mlflow.log_params({f"split.{k}": v for k, v in asdict(split).items()})
-        mlflow.log_params({f"validation.{k}": v for k, v in asdict(validation).items()})
+
+def _remember(cache_root: str, step: str, key: str, outputs: dict[str, Path]) -> None:
+    if cache_root:
+        StepCache(Path(cache_root)).store(step, key, outputs, {"run_id": mlflow.active_run().info.run_id})
+
+
+def _validate_both(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_data: Path,
+                   split: SplitSettings, validation: ValidationSettings) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
         runner = SuiteRunner(Path(scratch))
         try:
-            profiles = {
+            return {
                 "keypoints": _validate_one(keypoints_raw, FKD_FORMAT, validation, keypoint_dataset, split,
                                            keypoints_data, runner),
                 "emotion": _validate_one(fer_raw, FER_FORMAT, validation, emotion_dataset, split,
@@ -122,6 +135,28 @@ def validate(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_d
         finally:
             if runner.docs_dir.is_dir():
                 mlflow.log_artifacts(str(runner.docs_dir), "data_docs")
+
+
+def validate(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_data: Path,
+             tracking: TrackingSettings, parent_run_id: str,
+             split: SplitSettings = SplitSettings(),
+             validation: ValidationSettings = ValidationSettings(), cache_root: str = "") -> dict:
+    """Validates both raw files (fails closed), writes the compact split data sets and their profiles.
+
+    The Great Expectations Data Docs are logged to MLflow whether validation passes or fails.
+    With a `cache_root`, unchanged raw files and settings reuse the data sets written last time.
+    """
+    with step_run(tracking, parent_run_id, "validate"):
+        parameters = {**{f"split.{k}": v for k, v in asdict(split).items()},
+                      **{f"validation.{k}": v for k, v in asdict(validation).items()}}
+        mlflow.log_params(parameters)
+        outputs = {"keypoints": keypoints_data, "emotion": emotion_data}
+        key = cache_key("validate", [keypoints_raw, fer_raw], parameters)
+        if _reuse(cache_root, "validate", key, outputs):
+            profiles = {name: _read_json(folder / PROFILE_FILE) for name, folder in outputs.items()}
+        else:
+            profiles = _validate_both(keypoints_raw, fer_raw, keypoints_data, emotion_data, split, validation)
+            _remember(cache_root, "validate", key, outputs)
         mlflow.log_dict(profiles, "data_profile.json")
         mlflow.log_metrics({"keypoints.rows": profiles["keypoints"]["rows"],
                             "emotion.rows": profiles["emotion"]["rows"],
@@ -130,27 +165,33 @@ def validate(keypoints_raw: Path, fer_raw: Path, keypoints_data: Path, emotion_d
 
 
 def _train(step: str, data_dir: Path, model_dir: Path, settings: TrainSettings, train_fn,
-           tracking: TrackingSettings, parent_run_id: str) -> dict:
+           tracking: TrackingSettings, parent_run_id: str, cache_root: str) -> dict:
+    """Trains one model (or reuses the one trained on the same data and settings); returns its lineage."""
     with step_run(tracking, parent_run_id, step) as run:
+        key = cache_key(step, [data_dir], settings.as_params())
+        if _reuse(cache_root, step, key, {"model": model_dir}):
+            return _read_json(model_dir / LINEAGE_FILE)
         dataset = load_dataset(data_dir / DATASET_FILE)
         trained = train_fn(dataset, settings)
         training.save_model(trained.model, model_dir)
         lineage = {"model_uri": trained.model_uri, "train_run_id": run.info.run_id,
-                   "data_source": dataset.metadata["source"], "data_sha256": dataset.metadata["sha256"]}
+                   "data_source": dataset.metadata["source"], "data_sha256": dataset.metadata["sha256"],
+                   "final_metrics": {name: values[-1] for name, values in trained.history.items()}}
         _write_json(model_dir / LINEAGE_FILE, lineage)
-    return {name: values[-1] for name, values in trained.history.items()}
+        _remember(cache_root, step, key, {"model": model_dir})
+    return lineage
 
 
 def train_keypoints(keypoints_data: Path, model_dir: Path, settings: TrainSettings,
-                    tracking: TrackingSettings, parent_run_id: str) -> dict:
+                    tracking: TrackingSettings, parent_run_id: str, cache_root: str = "") -> dict:
     return _train("train_keypoints", keypoints_data, model_dir, settings, training.train_keypoint_model,
-                  tracking, parent_run_id)
+                  tracking, parent_run_id, cache_root)
 
 
 def train_emotion(emotion_data: Path, model_dir: Path, settings: TrainSettings,
-                  tracking: TrackingSettings, parent_run_id: str) -> dict:
+                  tracking: TrackingSettings, parent_run_id: str, cache_root: str = "") -> dict:
     return _train("train_emotion", emotion_data, model_dir, settings, training.train_emotion_model,
-                  tracking, parent_run_id)
+                  tracking, parent_run_id, cache_root)
 
 
 def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
