@@ -225,3 +225,48 @@ def compile_(output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeli
     from pipelines.compile import compile_pipeline
 
     console.print(compile_pipeline(output, training_gpus))
+
+
+KfpHost = Annotated[str, typer.Option(help="Kubeflow Pipelines endpoint, e.g. http://ml-pipeline-ui.kubeflow:80",
+                                      envvar="KFP_HOST")]
+PipelineParams = Annotated[Optional[list[str]], typer.Option(
+    "--param", "-p", help="Pipeline parameter name=value, repeatable; tracking_uri and model_base_path are required "
+                          "(see `emotion-ai pipeline compile` output for all names).")]
+KfpExperiment = Annotated[str, typer.Option(help="KFP experiment the run belongs to.")]
+KfpNamespace = Annotated[Optional[str], typer.Option(help="Kubernetes namespace (multi-user KFP).")]
+
+
+def _cluster(host: str, namespace: str | None, training_gpus: int):
+    from pipelines.remote import Cluster
+
+    return Cluster(host, namespace, training_gpus)
+
+
+def _refuse_bad_parameters(action) -> str:
+    try:
+        return action()
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+
+
+@pipeline_app.command("submit")
+def submit(host: KfpHost, param: PipelineParams = None, experiment: KfpExperiment = "emotion-ai",
+           run_name: Annotated[Optional[str], typer.Option()] = None, namespace: KfpNamespace = None,
+           training_gpus: TrainingGpus = 0) -> None:
+    """Compile the pipeline and start one run of it on Kubeflow Pipelines."""
+    cluster = _cluster(host, namespace, training_gpus)
+    run_id = _refuse_bad_parameters(lambda: cluster.submit(param or [], experiment, run_name))
+    console.print(f"KFP run {run_id} started in experiment {experiment}")
+
+
+@pipeline_app.command("schedule")
+def schedule(host: KfpHost,
+             cron: Annotated[str, typer.Option(help='Crontab line, e.g. "0 3 * * *" (5 fields, or 6 with seconds).')],
+             param: PipelineParams = None, name: Annotated[str, typer.Option(help="Recurring run name.")] =
+             "emotion-ai-retrain", experiment: KfpExperiment = "emotion-ai", namespace: KfpNamespace = None,
+             training_gpus: TrainingGpus = 0) -> None:
+    """Create a KFP recurring run of the pipeline (one run at a time, no catch-up)."""
+    cluster = _cluster(host, namespace, training_gpus)
+    recurring_id = _refuse_bad_parameters(lambda: cluster.schedule(param or [], cron, name, experiment))
+    console.print(f"KFP recurring run {recurring_id} ({cron}) created in experiment {experiment}")
