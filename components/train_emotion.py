@@ -13,11 +13,10 @@ def train_emotion(data: Input[Dataset], tracking_uri: str, experiment_name: str,
     from pathlib import Path
 
     from emotion_ai import steps
-    from emotion_ai.config import ResNetConfig, TrainSettings
+    from emotion_ai.config import TrainSettings
     from emotion_ai.tracking import TrackingSettings
 
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                             network=ResNetConfig.scaled(width, depth))
+    settings = TrainSettings.scaled(epochs, batch_size, learning_rate, seed, width, depth)
     steps.train_emotion(Path(data.path), Path(model.path), settings,
                       TrackingSettings(tracking_uri, experiment_name, artifact_location), parent_run_id,
                       cache_root)

@@ -18,7 +18,7 @@ from emotion_ai.synthetic import synthetic_faces
 from emotion_ai.tracking import local_tracking, use_tracking
 from servers import free_port, running
 
-TINY_RUN = ["--synthetic-rows", "120", "--epochs", "1", "--width", "12", "--batch-size", "16",
+TINY_RUN = ["--synthetic-rows", "120", "--epochs", "1", "--width", "16", "--batch-size", "16",
             "--max-keypoint-rmse-px", "96", "--min-emotion-accuracy", "0"]
 STEPS = {"ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "register"}
 

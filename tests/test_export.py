@@ -10,7 +10,7 @@ from emotion_ai.config import ResNetConfig
 from emotion_ai.export import export_saved_model, prune_versions, versions
 from emotion_ai.models import build_emotion_model
 
-TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
+TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 
 
 def test_export_writes_a_servable_numbered_version(tmp_path):

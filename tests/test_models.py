@@ -6,7 +6,7 @@ from emotion_ai.blocks import convolution_block, identity_block
 from emotion_ai.config import ResNetConfig
 from emotion_ai.models import build_emotion_model, build_keypoint_model, masked_keypoint_loss
 
-TINY = ResNetConfig(stem_filters=12, stage_filters=(12, 24), identity_blocks=1)
+TINY = ResNetConfig(stem_filters=16, stage_filters=(16, 32), identity_blocks=1)
 
 
 def test_convolution_block_projects_and_identity_block_keeps_shape():

@@ -25,7 +25,7 @@ from conftest import S3_ENVIRONMENT
 from servers import free_port, running, seaweedfs_s3
 
 NAME = "emotion-ai-emotion"
-TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
+TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
 
 

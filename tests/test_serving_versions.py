@@ -14,7 +14,7 @@ from emotion_ai.models import build_emotion_model, build_keypoint_model
 from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
 from servers import free_port, running
 
-TINY = ResNetConfig(stem_filters=12, stage_filters=(12,), identity_blocks=0)
+TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = [[0] * 9216]
 SWAP_TIMEOUT_S = 60
 

@@ -10,96 +10,101 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from emotion_ai.cli_options import (
+    DEFAULT_STATE_DIR,
+    BatchSize,
+    Depth,
+    Epochs,
+    FerCsv,
+    KeepVersions,
+    KeypointsCsv,
+    LearningRate,
+    MaxDuplicateRate,
+    MaxKeypointRmse,
+    MinEmotionAccuracy,
+    MinRowsPerClass,
+    ModelBasePath,
+    Seed,
+    Significance,
+    SplitByUsage,
+    StateDir,
+    SyntheticRows,
+    TestFraction,
+    ValFraction,
+    Width,
+    absolute_source,
+    serving_dir,
+)
+from emotion_ai.step_commands import step_app
+
 app = typer.Typer(help="Train, track, gate and serve the emotion-ai face models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 pipeline_app = typer.Typer(help="The KFP pipeline for Kubeflow clusters.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(step_app, name="step")
 console = Console()
 
-DEFAULT_STATE_DIR = Path(".state")
 DEFAULT_REST_PORT = 8501
 DEFAULT_UI_PORT = 5000
 LOOPBACK = "127.0.0.1"
 
-StateDir = Annotated[Path, typer.Option(help="Project-local state: MLflow database, artifacts, served models.",
-                                        envvar="EMOTION_AI_STATE_DIR")]
-
-
-KeepVersions = Annotated[int, typer.Option(help="Exported versions kept per model (the champion always).")]
-ModelBasePath = Annotated[Optional[str], typer.Option(help="TF Serving layout <path>/<model>/<version>/, a "
-                                                      "folder or s3://bucket/prefix (default: STATE_DIR/serving).")]
-
 
 def _tracking(state_dir: Path):
-    from emotion_ai.tracking import local_tracking
+    """MLFLOW_TRACKING_URI when set, else MLflow on SQLite under STATE_DIR."""
+    from emotion_ai.tracking import tracking_from_environment
 
-    return local_tracking(state_dir)
-
-
-def _serving_dir(state_dir: Path) -> str:
-    return str((state_dir / "serving").resolve())
+    return tracking_from_environment(state_dir)
 
 
 @app.command()
 def run(
-    keypoints_csv: Annotated[Optional[str], typer.Option(help="FKD training.csv: path, s3:// or https:// "
-                                                         "(default: synthetic faces)")] = None,
-    fer_csv: Annotated[Optional[str], typer.Option(help="fer2013.csv (emotion,pixels,Usage): path, s3:// or "
-                                                   "https:// (default: synthetic faces)")] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs of each model.")] = 5,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    learning_rate: Annotated[float, typer.Option()] = 0.002,
-    width: Annotated[int, typer.Option(help="Filters of the first ResNet stage (doubling per stage).")] = 16,
-    depth: Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
-    synthetic_rows: Annotated[int, typer.Option(help="Rows of each synthetic data set, when no CSV is given.")] = 600,
-    val_fraction: Annotated[float, typer.Option()] = 0.2,
-    test_fraction: Annotated[float, typer.Option()] = 0.2,
-    split_by_usage: Annotated[bool, typer.Option(help="Split FER rows by their Usage column instead.")] = False,
-    min_rows_per_class: Annotated[int, typer.Option(help="Fewest rows any emotion may have.")] = 1,
-    max_duplicate_rate: Annotated[float, typer.Option(help="Largest share of byte-identical images.")] = 0.1,
-    max_keypoint_rmse_px: Annotated[float, typer.Option(help="Promotion floor: keypoint test RMSE.")] = 12.0,
-    min_emotion_accuracy: Annotated[float, typer.Option(help="Promotion floor: emotion test accuracy.")] = 0.3,
-    significance: Annotated[float, typer.Option(help="Level of the paired test against the champion.")] = 0.05,
+    keypoints_csv: KeypointsCsv = None,
+    fer_csv: FerCsv = None,
+    epochs: Epochs = 5,
+    batch_size: BatchSize = 32,
+    learning_rate: LearningRate = 0.002,
+    width: Width = 16,
+    depth: Depth = 1,
+    seed: Seed = 0,
+    synthetic_rows: SyntheticRows = 600,
+    val_fraction: ValFraction = 0.2,
+    test_fraction: TestFraction = 0.2,
+    split_by_usage: SplitByUsage = False,
+    min_rows_per_class: MinRowsPerClass = 1,
+    max_duplicate_rate: MaxDuplicateRate = 0.1,
+    max_keypoint_rmse_px: MaxKeypointRmse = 12.0,
+    min_emotion_accuracy: MinEmotionAccuracy = 0.3,
+    significance: Significance = 0.05,
     keep_versions: KeepVersions = 3,
     model_base_path: ModelBasePath = None,
     cache: Annotated[bool, typer.Option(help="Reuse validate/train outputs when their inputs, parameters and "
                                         "code are unchanged.")] = True,
+    trigger: Annotated[str, typer.Option(help="Why this run started (tagged on the MLflow run).")] = "manual",
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
-    from emotion_ai.tracking import end_parent_run, start_parent_run
+    from emotion_ai.tracking import TRIGGER_TAG, parent_run
     from pipelines.local_runner import run_local
 
     tracking = _tracking(state_dir)
     run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
-    parent_run_id = start_parent_run(tracking, run_name, {"emotion_ai.orchestrator": "kfp.local"})
-    console.print(f"[bold]emotion-ai[/] pipeline run [cyan]{run_name}[/] (MLflow run {parent_run_id})")
-    succeeded = False
-    try:
+    tags = {"emotion_ai.orchestrator": "kfp.local", TRIGGER_TAG: trigger}
+    with parent_run(tracking, run_name, tags) as parent_run_id:
+        console.print(f"[bold]emotion-ai[/] pipeline run [cyan]{run_name}[/] (MLflow run {parent_run_id}, "
+                      f"trigger: {trigger})")
         run_local(
             state_dir.resolve() / "kfp", tracking_uri=tracking.tracking_uri,
             experiment_name=tracking.experiment_name, artifact_location=tracking.artifact_location,
-            parent_run_id=parent_run_id, model_base_path=model_base_path or _serving_dir(state_dir),
-            keypoints_source=_absolute(keypoints_csv), fer_source=_absolute(fer_csv), seed=seed, synthetic_rows=synthetic_rows,
-            val_fraction=val_fraction, test_fraction=test_fraction, split_by_usage=split_by_usage,
-            min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate,
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, width=width, depth=depth,
-            max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
-            significance=significance, keep_versions=keep_versions,
+            parent_run_id=parent_run_id, model_base_path=model_base_path or serving_dir(state_dir),
+            keypoints_source=absolute_source(keypoints_csv), fer_source=absolute_source(fer_csv), seed=seed,
+            synthetic_rows=synthetic_rows, val_fraction=val_fraction, test_fraction=test_fraction,
+            split_by_usage=split_by_usage, min_rows_per_class=min_rows_per_class,
+            max_duplicate_rate=max_duplicate_rate, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, width=width, depth=depth, max_keypoint_rmse_px=max_keypoint_rmse_px,
+            min_emotion_accuracy=min_emotion_accuracy, significance=significance, keep_versions=keep_versions,
             cache_root=str(state_dir.resolve() / "cache") if cache else "",
         )
-        succeeded = True
-    finally:
-        end_parent_run(tracking, parent_run_id, succeeded)
     _print_next_steps(state_dir)
-
-
-def _absolute(source: str | None) -> str:
-    """Local paths made absolute (steps run elsewhere); URLs and empty sources kept."""
-    if not source or "://" in source:
-        return source or ""
-    return str(Path(source).resolve())
 
 
 def _print_next_steps(state_dir: Path) -> None:
@@ -143,7 +148,9 @@ def ui(port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT, host: Annotated[s
 
     tracking = _tracking(state_dir)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri,
-               "--default-artifact-root", tracking.artifact_location, "--host", host, "--port", str(port)]
+               "--host", host, "--port", str(port)]
+    if tracking.artifact_location:
+        command += ["--default-artifact-root", tracking.artifact_location]
     console.print(f"MLflow UI on http://{host}:{port}")
     raise typer.Exit(subprocess.call(command))
 
@@ -159,7 +166,7 @@ def serve(
     """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions."""
     from emotion_ai.serving import serve_models
 
-    base_path = model_base_path or _serving_dir(state_dir)
+    base_path = model_base_path or serving_dir(state_dir)
     console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
     serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds)
 
@@ -177,7 +184,7 @@ def promote(
     from emotion_ai.tracking import use_tracking
 
     use_tracking(_tracking(state_dir))
-    publish(name, version, model_base_path or _serving_dir(state_dir), keep_versions)
+    publish(name, version, model_base_path or serving_dir(state_dir), keep_versions)
     console.print(f"{name} version {version} is champion and served")
 
 
@@ -194,7 +201,7 @@ def rollback(
 
     use_tracking(_tracking(state_dir))
     try:
-        version = roll_back(name, model_base_path or _serving_dir(state_dir), keep_versions)
+        version = roll_back(name, model_base_path or serving_dir(state_dir), keep_versions)
     except ValueError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-MIN_FILTERS_WITH_ONEDNN = 12
-"""TF 2.21's oneDNN CPU kernels crash (segfault) when training convolutions of 8 or fewer
+MIN_FILTERS_WITH_ONEDNN = 16
+"""TF 2.21's oneDNN CPU kernels crash (segfault or double free) when training convolutions of 12 or fewer
 filters; narrower networks need TF_ENABLE_ONEDNN_OPTS=0 (about 1.5x slower training)."""
 
 
@@ -66,6 +66,13 @@ class TrainSettings:
     seed: int = 0
     early_stopping_patience: int = 5
     network: ResNetConfig = field(default_factory=ResNetConfig)
+
+    @classmethod
+    def scaled(cls, epochs: int, batch_size: int, learning_rate: float, seed: int, width: int,
+               depth: int) -> TrainSettings:
+        """Settings of a network `width` filters wide with `depth` identity blocks per stage."""
+        return cls(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                   network=ResNetConfig.scaled(width, depth))
 
     def as_params(self) -> dict[str, object]:
         """Flat key/value pairs for MLflow params."""

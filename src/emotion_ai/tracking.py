@@ -15,6 +15,8 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_EXPERIMENT = "emotion-ai"
 STEP_TAG = "emotion_ai.step"
+TRIGGER_TAG = "emotion_ai.trigger"
+"""Why a pipeline run started: manual, new data, drift, schedule."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,41 @@ def end_parent_run(settings: TrackingSettings, run_id: str, succeeded: bool) -> 
     use_tracking(settings)
     status = RunStatus.to_string(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
     MlflowClient().set_terminated(run_id, status=status)
+
+
+PROJECT_RUN_ENV = "MLFLOW_RUN_ID"
+"""Set by `mlflow run` to the run it created for an MLproject entry point."""
+
+
+@contextmanager
+def parent_run(settings: TrackingSettings, run_name: str, tags: dict[str, str] | None = None) -> Iterator[str]:
+    """The run steps nest under: the `mlflow run` entry point's own run when there is one (its owner
+    ends it), else a new parent run that ends FINISHED, or FAILED if the body raises."""
+    if project_run_id := os.environ.pop(PROJECT_RUN_ENV, ""):
+        use_tracking(settings)
+        for key, value in (tags or {}).items():
+            MlflowClient().set_tag(project_run_id, key, value)
+        yield project_run_id
+        return
+    run_id = start_parent_run(settings, run_name, tags)
+    succeeded = False
+    try:
+        yield run_id
+        succeeded = True
+    finally:
+        end_parent_run(settings, run_id, succeeded)
+
+
+def tracking_from_environment(state_dir: Path) -> TrackingSettings:
+    """MLFLOW_TRACKING_URI and the experiment `mlflow run` chose, when set; else the embedded default."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return local_tracking(state_dir)
+    experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "")
+    if not experiment_name and (experiment_id := os.environ.get("MLFLOW_EXPERIMENT_ID")):
+        mlflow.set_tracking_uri(uri)
+        experiment_name = MlflowClient().get_experiment(experiment_id).name
+    return TrackingSettings(uri, experiment_name or DEFAULT_EXPERIMENT)
 
 
 @contextmanager

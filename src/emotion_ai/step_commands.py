@@ -1,0 +1,181 @@
+"""`emotion-ai step ...`: one pipeline step at a time over a work folder (the MLproject entry points).
+
+Under `mlflow run`, each step nests under the entry point's own MLflow run; otherwise under a
+new parent run. A training step finds no validated data? It ingests synthetic data first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from emotion_ai.cli_options import (
+    DEFAULT_STATE_DIR,
+    BatchSize,
+    Depth,
+    Epochs,
+    FerCsv,
+    KeepVersions,
+    KeypointsCsv,
+    LearningRate,
+    MaxDuplicateRate,
+    MaxKeypointRmse,
+    MinEmotionAccuracy,
+    MinRowsPerClass,
+    ModelBasePath,
+    Seed,
+    Significance,
+    SplitByUsage,
+    StateDir,
+    SyntheticRows,
+    TestFraction,
+    ValFraction,
+    Width,
+    absolute_source,
+    serving_dir,
+)
+
+step_app = typer.Typer(help="Run one pipeline step on its own over a work folder (used by the MLproject).",
+                       no_args_is_help=True)
+console = Console()
+Workdir = Annotated[Path, typer.Option(help="Folder the steps read their inputs from and write their outputs to.")]
+DEFAULT_WORKDIR = DEFAULT_STATE_DIR / "steps"
+
+
+@dataclass(frozen=True)
+class StepFolders:
+    """One folder per step output, as the KFP artifacts would be."""
+
+    root: Path
+
+    def __getitem__(self, output: str) -> Path:
+        return self.root / output
+
+    def has_data(self) -> bool:
+        from emotion_ai.steps import DATASET_FILE
+
+        return all((self[name] / DATASET_FILE).is_file() for name in ("keypoints_data", "emotion_data"))
+
+
+def _tracking(state_dir: Path):
+    from emotion_ai.tracking import tracking_from_environment
+
+    return tracking_from_environment(state_dir)
+
+
+def _prepare(folders: StepFolders, tracking, parent_run_id: str, keypoints_csv: str | None, fer_csv: str | None,
+             seed: int, synthetic_rows: int, split, validation) -> None:
+    from emotion_ai import steps
+
+    steps.ingest(absolute_source(keypoints_csv), absolute_source(fer_csv), folders["keypoints_raw"],
+                 folders["fer_raw"], tracking, parent_run_id, seed, synthetic_rows)
+    steps.validate(folders["keypoints_raw"], folders["fer_raw"], folders["keypoints_data"],
+                   folders["emotion_data"], tracking, parent_run_id, split, validation)
+
+
+@step_app.command("ingest")
+def ingest(keypoints_csv: KeypointsCsv = None, fer_csv: FerCsv = None, seed: Seed = 0,
+           synthetic_rows: SyntheticRows = 600, val_fraction: ValFraction = 0.2, test_fraction: TestFraction = 0.2,
+           split_by_usage: SplitByUsage = False, min_rows_per_class: MinRowsPerClass = 1,
+           max_duplicate_rate: MaxDuplicateRate = 0.1, workdir: Workdir = DEFAULT_WORKDIR,
+           state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Fetch and fingerprint both data sets, validate them and write the split data sets."""
+    from emotion_ai.config import SplitSettings, ValidationSettings
+    from emotion_ai.tracking import parent_run
+
+    tracking = _tracking(state_dir)
+    with parent_run(tracking, "step ingest") as parent_run_id:
+        _prepare(StepFolders(workdir), tracking, parent_run_id, keypoints_csv, fer_csv, seed, synthetic_rows,
+                 SplitSettings(val_fraction, test_fraction, seed, split_by_usage),
+                 ValidationSettings(min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate))
+    console.print(f"validated data sets in {workdir}")
+
+
+def _train(step: str, epochs: int, batch_size: int, learning_rate: float, width: int, depth: int, seed: int,
+           workdir: Path, state_dir: Path) -> None:
+    from emotion_ai import steps
+    from emotion_ai.config import SplitSettings, TrainSettings, ValidationSettings
+    from emotion_ai.tracking import parent_run
+
+    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    settings = TrainSettings.scaled(epochs, batch_size, learning_rate, seed, width, depth)
+    with parent_run(tracking, f"step {step}") as parent_run_id:
+        if not folders.has_data():
+            console.print(f"no validated data in {workdir}: ingesting synthetic data first")
+            _prepare(folders, tracking, parent_run_id, None, None, seed, 600, SplitSettings(seed=seed),
+                     ValidationSettings())
+        data, model = ("keypoints_data", "keypoint_model") if step == "train_keypoints" else \
+            ("emotion_data", "emotion_model")
+        lineage = getattr(steps, step)(folders[data], folders[model], settings, tracking, parent_run_id)
+    console.print(f"{step}: {lineage['model_uri']} saved to {folders[model]}")
+
+
+@step_app.command("train-keypoints")
+def train_keypoints(epochs: Epochs = 5, batch_size: BatchSize = 32, learning_rate: LearningRate = 0.002,
+                    width: Width = 16, depth: Depth = 1, seed: Seed = 0, workdir: Workdir = DEFAULT_WORKDIR,
+                    state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Train the keypoint model on WORKDIR's validated data."""
+    _train("train_keypoints", epochs, batch_size, learning_rate, width, depth, seed, workdir, state_dir)
+
+
+@step_app.command("train-emotion")
+def train_emotion(epochs: Epochs = 5, batch_size: BatchSize = 32, learning_rate: LearningRate = 0.002,
+                  width: Width = 16, depth: Depth = 1, seed: Seed = 0, workdir: Workdir = DEFAULT_WORKDIR,
+                  state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Train the emotion model on WORKDIR's validated data."""
+    _train("train_emotion", epochs, batch_size, learning_rate, width, depth, seed, workdir, state_dir)
+
+
+def _require(folders: StepFolders, files: dict[str, str], earlier_steps: str) -> None:
+    """Stops with a clear message when an earlier step's output is missing."""
+    missing = [output for output, file in files.items() if not (folders[output] / file).is_file()]
+    if missing:
+        console.print(f"[red]no {' or '.join(missing)} in {folders.root}: run {earlier_steps} first[/]")
+        raise typer.Exit(1)
+
+
+def _require_models(folders: StepFolders) -> None:
+    from emotion_ai.training import MODEL_FILE
+
+    _require(folders, {"keypoint_model": MODEL_FILE, "emotion_model": MODEL_FILE}, "the train steps")
+
+
+@step_app.command("evaluate")
+def evaluate(max_keypoint_rmse_px: MaxKeypointRmse = 12.0, min_emotion_accuracy: MinEmotionAccuracy = 0.3,
+             significance: Significance = 0.05, workdir: Workdir = DEFAULT_WORKDIR,
+             state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Score both trained models against the champions and decide on promotion."""
+    from emotion_ai import steps
+    from emotion_ai.config import GateSettings
+    from emotion_ai.tracking import parent_run
+
+    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    _require_models(folders)
+    gate = GateSettings(max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
+                        significance=significance)
+    with parent_run(tracking, "step evaluate") as parent_run_id:
+        report = steps.evaluate(folders["keypoints_data"], folders["emotion_data"], folders["keypoint_model"],
+                                folders["emotion_model"], folders["report"], tracking, parent_run_id, gate)
+    for name, decision in report.items():
+        console.print(f"{name}: {'promote' if decision['promote'] else 'keep champion'} ({decision['reason']})")
+
+
+@step_app.command("register")
+def register(model_base_path: ModelBasePath = None, keep_versions: KeepVersions = 3,
+             workdir: Workdir = DEFAULT_WORKDIR, state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Register both trained models; export and promote those the evaluate step passed."""
+    from emotion_ai import steps
+    from emotion_ai.tracking import parent_run
+
+    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    _require_models(folders)
+    _require(folders, {"report": steps.DECISIONS_FILE}, "the evaluate step")
+    with parent_run(tracking, "step register") as parent_run_id:
+        outcome = steps.register(folders["keypoint_model"], folders["emotion_model"], folders["report"],
+                                 model_base_path or serving_dir(state_dir), tracking, parent_run_id, keep_versions)
+    for name, result in outcome.items():
+        console.print(f"{name} version {result['version']}{' is champion' if result['champion'] else ''}")
