@@ -13,12 +13,12 @@ def evaluate(keypoints_data: Input[Dataset], emotion_data: Input[Dataset], keypo
              significance: float, report: Output[Artifact]):
     from pathlib import Path
 
-    from emotion_ai import steps
+    from emotion_ai import model_steps
     from emotion_ai.config import GateSettings
     from emotion_ai.tracking import TrackingSettings
 
     gate = GateSettings(max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
                         significance=significance)
-    steps.evaluate(Path(keypoints_data.path), Path(emotion_data.path), Path(keypoint_model.path),
+    model_steps.evaluate(Path(keypoints_data.path), Path(emotion_data.path), Path(keypoint_model.path),
                    Path(emotion_model.path), Path(report.path),
                    TrackingSettings(tracking_uri, experiment_name, artifact_location), parent_run_id, gate)

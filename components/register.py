@@ -12,9 +12,9 @@ def register(keypoint_model: Input[Model], emotion_model: Input[Model], report: 
              model_base_path: str, keep_versions: int):
     from pathlib import Path
 
-    from emotion_ai import steps
+    from emotion_ai import model_steps
     from emotion_ai.tracking import TrackingSettings
 
-    steps.register(Path(keypoint_model.path), Path(emotion_model.path), Path(report.path),
+    model_steps.register(Path(keypoint_model.path), Path(emotion_model.path), Path(report.path),
                    model_base_path, TrackingSettings(tracking_uri, experiment_name, artifact_location),
                    parent_run_id, keep_versions)

@@ -14,11 +14,11 @@ def validate(keypoints_raw: Input[Dataset], fer_raw: Input[Dataset], tracking_ur
              keypoints_data: Output[Dataset], emotion_data: Output[Dataset]):
     from pathlib import Path
 
-    from emotion_ai import steps
+    from emotion_ai import data_steps
     from emotion_ai.config import SplitSettings, ValidationSettings
     from emotion_ai.tracking import TrackingSettings
 
-    steps.validate(Path(keypoints_raw.path), Path(fer_raw.path), Path(keypoints_data.path),
+    data_steps.validate(Path(keypoints_raw.path), Path(fer_raw.path), Path(keypoints_data.path),
                    Path(emotion_data.path), TrackingSettings(tracking_uri, experiment_name, artifact_location),
                    parent_run_id, SplitSettings(val_fraction, test_fraction, seed, split_by_usage),
                    ValidationSettings(min_rows_per_class=min_rows_per_class,

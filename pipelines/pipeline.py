@@ -85,14 +85,18 @@ def build_pipeline(training_gpus: int = 0):
         significance: float = 0.05,
         keep_versions: int = 3,
         cache_root: str = "",
+        checkpoint_root: str = "",
+        resume: bool = False,
+        trigger: str = "manual",
     ):
         """Empty data sources mean synthetic data in the Kaggle formats; an empty cache_root turns our
-        content-addressed step cache off (KFP's own caching still applies on a cluster)."""
+        content-addressed step cache off (KFP's own caching still applies on a cluster); with a
+        checkpoint_root, training checkpoints every epoch there and `resume` continues from it."""
         tracking = {"tracking_uri": tracking_uri, "experiment_name": experiment_name,
                     "artifact_location": artifact_location}
         ingested = policies["ingest"].apply(ingest(
             keypoints_source=keypoints_source, fer_source=fer_source, parent_run_id=parent_run_id,
-            seed=seed, synthetic_rows=synthetic_rows, **tracking))
+            seed=seed, synthetic_rows=synthetic_rows, trigger=trigger, **tracking))
         run = {**tracking, "parent_run_id": ingested.outputs["Output"]}
         validated = policies["validate"].apply(validate(
             keypoints_raw=ingested.outputs["keypoints_raw"], fer_raw=ingested.outputs["fer_raw"], seed=seed,
@@ -100,7 +104,8 @@ def build_pipeline(training_gpus: int = 0):
             min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate, cache_root=cache_root,
             **run))
         training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-                    "width": width, "depth": depth, "cache_root": cache_root, **run}
+                    "width": width, "depth": depth, "cache_root": cache_root, "checkpoint_root": checkpoint_root,
+                    "resume": resume, **run}
         keypoints = policies["train_keypoints"].apply(
             train_keypoints(data=validated.outputs["keypoints_data"], **training))
         emotion = policies["train_emotion"].apply(train_emotion(data=validated.outputs["emotion_data"], **training))

@@ -37,3 +37,12 @@ def keypoints_csv(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def fer_csv(data_dir: Path) -> Path:
     return write_fer_csv(data_dir / "fer2013.csv", 120, seed=2)
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_stays_in_its_test(monkeypatch):
+    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which the `emotion-ai` commands a test
+    starts would follow; every test starts without it and leaves none behind."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
-
-from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
-from emotion_ai.synthetic import synthetic_faces
-from emotion_ai.tracking import local_tracking, use_tracking
 from servers import free_port, running
 
-TINY_RUN = ["--synthetic-rows", "120", "--epochs", "1", "--width", "16", "--batch-size", "16",
-            "--max-keypoint-rmse-px", "96", "--min-emotion-accuracy", "0"]
+from emotion_ai.faces import EMOTIONS
+from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
+from emotion_ai.request_log import read_samples
+from emotion_ai.synthetic import synthetic_faces, write_keypoints_csv
+from emotion_ai.tracking import local_tracking, use_tracking
+
+TINY_RUN = ["--synthetic-rows=120", "--epochs=1", "--width=16", "--batch-size=16", "--max-keypoint-rmse-px=96",
+            "--min-emotion-accuracy=0"]
 STEPS = {"ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "register"}
 
 
@@ -29,9 +31,17 @@ def emotion_ai(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory) -> Path:
+def incoming(tmp_path_factory) -> Path:
+    """A data folder holding FKD training.csv (emotion data stays synthetic)."""
+    folder = tmp_path_factory.mktemp("incoming")
+    write_keypoints_csv(folder / "training.csv", 120, seed=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory, incoming) -> Path:
     state = tmp_path_factory.mktemp("state")
-    result = emotion_ai("run", *TINY_RUN, state_dir=state)
+    result = emotion_ai("run", *TINY_RUN, f"--keypoints-csv={incoming / 'training.csv'}", state_dir=state)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "make ui" in result.stdout and "127.0.0.1:8501" in result.stdout
     return state
@@ -87,13 +97,15 @@ def test_both_models_are_registered_and_champions_are_exported(client, state_dir
         assert (state_dir / "serving" / name / "1" / "saved_model.pb").is_file()
         assert float(champion.tags["test_score"]) >= 0 and champion.tags["decision_test"] == "floor"
         card = mlflow.artifacts.load_text(champion.tags["model_card"])
-        assert f"# {name} version 1" in card and "SYNTHETIC" in card and "95% bootstrap interval" in card
+        assert f"# {name} version 1" in card and "95% bootstrap interval" in card
+        assert ("SYNTHETIC" in card) == (name == EMOTION_MODEL)
 
 
 @pytest.fixture(scope="module")
 def server_url(state_dir):
     port = free_port()
-    command = [sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state_dir), "--rest-api-port", str(port)]
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state_dir), "--rest-api-port", str(port),
+               "--request-sample-rate", "1"]
     url = f"http://127.0.0.1:{port}"
     with running(command, f"{url}/v1/models/emotion-ai", state_dir / "server.log"):
         yield url
@@ -113,6 +125,18 @@ def test_served_request_returns_keypoints_and_emotion_probabilities(server_url):
                                                  "status": {"error_code": "OK", "error_message": ""}}
     bad = requests.post(f"{server_url}/v1/models/{KEYPOINT_MODEL}:predict", json={"instances": [[1, 2]]})
     assert bad.status_code == 400 and "96x96" in bad.json()["error"]
+
+
+def test_served_faces_are_sampled_for_drift_checks_without_the_faces(server_url, state_dir):
+    faces, _ = synthetic_faces(np.array([0, 4]), np.random.default_rng(1))
+    response = requests.post(f"{server_url}/v1/models/emotion-ai:predict", json={"instances": faces.tolist()})
+    assert response.status_code == 200, response.text
+    samples = read_samples(state_dir / "requests" / "requests.jsonl")
+    assert len(samples.means) >= 2 and samples.histograms.shape[1] == 16
+    np.testing.assert_allclose(samples.means[-2:], faces.reshape(2, -1).mean(axis=1), atol=0.01)
+    predicted = [EMOTIONS.index(p["emotion"]) for p in response.json()["predictions"]]
+    assert list(samples.classes[-2:]) == predicted
+    assert '"pixels"' not in (state_dir / "requests" / "requests.jsonl").read_text()
 
 
 def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir, client, tmp_path):
@@ -137,11 +161,17 @@ def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir,
     assert sorted(p.relative_to(state_dir) for p in (state_dir / "serving").rglob("*")) == served_before
 
 
-def test_rerun_with_unchanged_inputs_reuses_step_outputs_and_says_so(state_dir, client):
+def test_new_data_triggers_a_run_that_reuses_unchanged_steps_and_says_why(state_dir, client, incoming):
     first = {run.data.tags["emotion_ai.step"]: run.info.run_id for run in _runs(client)
              if run.data.tags.get("emotion_ai.cache") == "miss"}
-    result = emotion_ai("run", *TINY_RUN, state_dir=state_dir)
+    result = emotion_ai("watch", "--once", f"--data-uri={incoming}", *[f"--run-arg={a}" for a in TINY_RUN],
+                        state_dir=state_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "trigger new data: training.csv" in result.stdout
+    pipelines = sorted((run for run in _runs(client) if "mlflow.parentRunId" not in run.data.tags
+                        and run.data.tags.get("emotion_ai.orchestrator")), key=lambda run: run.info.start_time)
+    assert pipelines[-1].data.tags["emotion_ai.trigger"] == "new data: training.csv"
+    assert pipelines[0].data.tags["emotion_ai.trigger"] == "manual"
     for step in ("validate", "train_keypoints", "train_emotion"):
         assert f"[cache] {step}: inputs, parameters and code unchanged" in result.stdout + result.stderr
         latest = max((run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == step),

@@ -1,9 +1,16 @@
-"""Augmentation keeps labels true: a mirrored face gets mirrored, left/right-swapped keypoints."""
+"""Augmentation keeps labels true: a mirrored, rotated, shifted or scaled face gets keypoints moved alike."""
 
 import numpy as np
+import tensorflow as tf
 
+from emotion_ai.config import AugmentSettings
 from emotion_ai.faces import KEYPOINT_COLUMNS
-from emotion_ai.input_pipeline import flip_faces_and_keypoints, mirror_keypoints
+from emotion_ai.input_pipeline import (
+    emotion_augmentation,
+    flip_faces_and_keypoints,
+    keypoint_augmentation,
+    mirror_keypoints,
+)
 from emotion_ai.synthetic import MEAN_KEYPOINTS, synthetic_faces
 
 COLUMN = {name: i for i, name in enumerate(KEYPOINT_COLUMNS)}
@@ -20,13 +27,39 @@ def test_mirroring_swaps_left_and_right_and_reflects_x():
     np.testing.assert_allclose(mirror_keypoints(mirrored).numpy(), keypoints, rtol=1e-5)
 
 
+def _eyes_are_dark(faces: np.ndarray, keypoints: np.ndarray) -> None:
+    for face, points in zip(faces, keypoints):
+        for eye in ("left_eye_center", "right_eye_center"):
+            x, y = points[COLUMN[f"{eye}_x"]], points[COLUMN[f"{eye}_y"]]
+            assert face[int(round(y)), int(round(x))] < 120, f"{eye} lands on a dark eye"
+
+
 def test_flipped_keypoints_still_sit_on_the_flipped_face():
     faces, keypoints = synthetic_faces(np.array([3] * 16), np.random.default_rng(0))
     flipped_faces, flipped_keypoints = flip_faces_and_keypoints(faces[..., None].astype(np.float32), keypoints)
     flipped_faces, flipped_keypoints = flipped_faces.numpy()[..., 0], flipped_keypoints.numpy()
     changed = (flipped_keypoints != keypoints).any(axis=1)
     assert 0 < changed.sum() < 16, "a random part of the batch is flipped"
-    for face, points in zip(flipped_faces, flipped_keypoints):
-        for eye in ("left_eye_center", "right_eye_center"):
-            x, y = points[COLUMN[f"{eye}_x"]], points[COLUMN[f"{eye}_y"]]
-            assert face[int(round(y)), int(round(x))] < 120, f"{eye} lands on a dark eye"
+    _eyes_are_dark(flipped_faces, flipped_keypoints)
+
+
+def test_rotated_shifted_and_scaled_keypoints_still_sit_on_their_moved_faces():
+    tf.random.set_seed(1)
+    faces, keypoints = synthetic_faces(np.array([0, 1, 2, 3, 4] * 4), np.random.default_rng(1))
+    keypoints[0, COLUMN["nose_tip_x"]] = np.nan
+    strong = AugmentSettings(rotation_degrees=25, shift_px=8, scale=0.15, brightness=0, contrast=0)
+    moved_faces, moved_keypoints = keypoint_augmentation(strong)(faces[..., None].astype(np.float32), keypoints)
+    moved_faces, moved_keypoints = moved_faces.numpy()[..., 0], moved_keypoints.numpy()
+    assert np.abs(moved_keypoints - keypoints)[:, COLUMN["left_eye_center_x"]].min() > 0.05, "every face moved"
+    assert np.isnan(moved_keypoints[0, COLUMN["nose_tip_x"]]) and not np.isnan(moved_keypoints[0, 0])
+    _eyes_are_dark(moved_faces, moved_keypoints)
+
+
+def test_emotion_augmentation_keeps_labels_and_pixel_range():
+    faces, _ = synthetic_faces(np.array([1] * 8), np.random.default_rng(2))
+    labels = np.arange(8)
+    augmented, same_labels = emotion_augmentation(AugmentSettings(brightness=60))(
+        faces[..., None].astype(np.float32), labels)
+    assert augmented.shape == (8, 96, 96, 1) and np.array_equal(same_labels, labels)
+    assert 0 <= float(tf.reduce_min(augmented)) and float(tf.reduce_max(augmented)) <= 255
+    assert not np.allclose(augmented.numpy()[..., 0], faces)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
 from pathlib import Path
 
 import boto3
 import mlflow
 import numpy as np
 import pytest
+from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
+from servers import free_port, running, seaweedfs_s3
 
 from emotion_ai import registry
 from emotion_ai.config import ResNetConfig
@@ -21,8 +22,6 @@ from emotion_ai.models import build_emotion_model
 from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, publish, rollback
 from emotion_ai.tracking import TrackingSettings, local_tracking, use_tracking
 from emotion_ai.training import log_keras_model
-from conftest import S3_ENVIRONMENT
-from servers import free_port, running, seaweedfs_s3
 
 NAME = "emotion-ai-emotion"
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
@@ -31,7 +30,7 @@ FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """`mlflow server` on 127.0.0.1, SQLite backend, artifacts proxied to a SeaweedFS S3 bucket."""
+    """`emotion-ai tracking-server` on 127.0.0.1: SQLite backend, artifacts proxied to a SeaweedFS S3 bucket."""
     root = tmp_path_factory.mktemp("mlflow-server")
     (root / "s3").mkdir()
     with seaweedfs_s3(root / "s3") as endpoint:
@@ -39,10 +38,10 @@ def mlflow_server(tmp_path_factory):
                           aws_access_key_id="test", aws_secret_access_key="test")
         s3.create_bucket(Bucket="mlflow")
         port = free_port()
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        command = [sys.executable, "-m", "emotion_ai", "tracking-server", "--port", str(port),
                    "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                    "--artifacts-destination", "s3://mlflow/artifacts", "--workers", "1"]
-        env = {**os.environ, **S3_ENVIRONMENT, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+        env = {**os.environ, **S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
         with running(command, f"http://127.0.0.1:{port}/health", root / "mlflow.log", env):
             yield f"http://127.0.0.1:{port}", s3
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,23 +19,30 @@ from emotion_ai.cli_options import (
     FerCsv,
     KeepVersions,
     KeypointsCsv,
+    KfpExperiment,
+    KfpHost,
+    KfpNamespace,
     LearningRate,
     MaxDuplicateRate,
     MaxKeypointRmse,
     MinEmotionAccuracy,
     MinRowsPerClass,
     ModelBasePath,
+    PipelineParams,
     Seed,
     Significance,
     SplitByUsage,
     StateDir,
     SyntheticRows,
     TestFraction,
+    TrainingGpus,
     ValFraction,
     Width,
     absolute_source,
+    default_request_log,
     serving_dir,
 )
+from emotion_ai.request_log import DEFAULT_SAMPLE_RATE
 from emotion_ai.step_commands import step_app
 
 app = typer.Typer(help="Train, track, gate and serve the emotion-ai face models.", no_args_is_help=True,
@@ -79,6 +87,8 @@ def run(
     model_base_path: ModelBasePath = None,
     cache: Annotated[bool, typer.Option(help="Reuse validate/train outputs when their inputs, parameters and "
                                         "code are unchanged.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue training from the last epoch checkpoints of an "
+                                         "interrupted run (STATE_DIR/checkpoints).")] = False,
     trigger: Annotated[str, typer.Option(help="Why this run started (tagged on the MLflow run).")] = "manual",
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
@@ -102,7 +112,8 @@ def run(
             max_duplicate_rate=max_duplicate_rate, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, width=width, depth=depth, max_keypoint_rmse_px=max_keypoint_rmse_px,
             min_emotion_accuracy=min_emotion_accuracy, significance=significance, keep_versions=keep_versions,
-            cache_root=str(state_dir.resolve() / "cache") if cache else "",
+            cache_root=str(state_dir.resolve() / "cache") if cache else "", trigger=trigger,
+            checkpoint_root=str(state_dir.resolve() / "checkpoints"), resume=resume,
         )
     _print_next_steps(state_dir)
 
@@ -139,20 +150,46 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     console.print(table)
 
 
+def _exec_mlflow(arguments: list[str], url: str) -> None:
+    """Replaces this process with `mlflow ARGUMENTS`, so stopping it stops the server."""
+    import os
+    import sys
+
+    console.print(f"MLflow on {url}")
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", *arguments])
+
+
 @app.command()
 def ui(port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT, host: Annotated[str, typer.Option()] = LOOPBACK,
        state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Open the MLflow UI on the local tracking store."""
-    import subprocess
-    import sys
+    from emotion_ai.tracking import local_tracking
 
-    tracking = _tracking(state_dir)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri,
-               "--host", host, "--port", str(port)]
-    if tracking.artifact_location:
-        command += ["--default-artifact-root", tracking.artifact_location]
-    console.print(f"MLflow UI on http://{host}:{port}")
-    raise typer.Exit(subprocess.call(command))
+    tracking = local_tracking(state_dir)
+    _exec_mlflow(["ui", "--backend-store-uri", tracking.tracking_uri, "--default-artifact-root",
+                  tracking.artifact_location, "--host", host, "--port", str(port)], f"http://{host}:{port}")
+
+
+@app.command("tracking-server")
+def tracking_server(
+    backend_store_uri: Annotated[Optional[str], typer.Option(
+        help="Runs and registry, e.g. postgresql://user:pass@db:5432/mlflow (default: SQLite under STATE_DIR).")] = None,
+    artifacts_destination: Annotated[Optional[str], typer.Option(
+        help="Where the server stores artifacts, e.g. s3://bucket/mlartifacts (endpoint from AWS_ENDPOINT_URL; "
+             "default: STATE_DIR/mlartifacts).")] = None,
+    port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless told otherwise).")] = LOOPBACK,
+    workers: Annotated[int, typer.Option()] = 2,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Run an MLflow tracking and registry server that proxies artifacts; point runs at it with
+    MLFLOW_TRACKING_URI=http://HOST:PORT."""
+    from emotion_ai.tracking import local_tracking
+
+    local = local_tracking(state_dir)
+    _exec_mlflow(["server", "--backend-store-uri", backend_store_uri or local.tracking_uri,
+                  "--artifacts-destination", artifacts_destination or local.artifact_location,
+                  "--host", host, "--port", str(port), "--workers", str(workers)], f"http://{host}:{port}")
 
 
 @app.command()
@@ -161,14 +198,25 @@ def serve(
     rest_api_port: Annotated[int, typer.Option(help="TF Serving's --rest_api_port.")] = DEFAULT_REST_PORT,
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless told otherwise).")] = LOOPBACK,
     file_system_poll_wait_seconds: Annotated[float, typer.Option(help="How often to look for new versions.")] = 2.0,
+    model_name: Annotated[Optional[str], typer.Option(
+        help="Serve only this model (TF Serving's --model_name): emotion-ai-keypoints, emotion-ai-emotion or "
+             "emotion-ai (default: all three).")] = None,
+    request_log: Annotated[Optional[Path], typer.Option(
+        help="JSON lines of sampled request statistics that `emotion-ai watch` checks for drift "
+             "(default: STATE_DIR/requests/requests.jsonl).")] = None,
+    request_sample_rate: Annotated[float, typer.Option(help="Share of requests logged (0 turns logging off).")]
+    = DEFAULT_SAMPLE_RATE,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions."""
+    from emotion_ai.request_log import RequestSampler
     from emotion_ai.serving import serve_models
 
     base_path = model_base_path or serving_dir(state_dir)
+    sampler = RequestSampler(request_log or default_request_log(state_dir), request_sample_rate) \
+        if request_sample_rate > 0 else None
     console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
-    serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds)
+    serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds, model_name, sampler)
 
 
 @app.command()
@@ -208,6 +256,77 @@ def rollback(
     console.print(f"{name} rolled back: version {version} is champion and served")
 
 
+class LaunchMode(str, Enum):
+    local = "local"
+    kfp = "kfp"
+    command = "command"
+
+
+@app.command()
+def watch(
+    data_uri: Annotated[Optional[str], typer.Option(
+        help="Folder or s3://bucket/prefix holding training.csv / fer2013.csv; new or changed files trigger.")] = None,
+    request_log: Annotated[Optional[Path], typer.Option(
+        help="Sampled serving requests checked for drift (default: STATE_DIR/requests/requests.jsonl).")] = None,
+    reference_profile: Annotated[Optional[Path], typer.Option(
+        help="Data profile JSON to compare against (default: the newest validate run's, from MLflow).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help='Crontab line, e.g. "0 3 * * *", that triggers too.')] = None,
+    launch: Annotated[LaunchMode, typer.Option(help="Where a triggered run goes.")] = LaunchMode.local,
+    run_arg: Annotated[Optional[list[str]], typer.Option(
+        help="Extra option for the local `emotion-ai run`, repeatable, e.g. --run-arg=--epochs=20.")] = None,
+    kfp_host: Annotated[Optional[str], typer.Option(help="Kubeflow Pipelines endpoint (--launch kfp).",
+                                                    envvar="KFP_HOST")] = None,
+    param: PipelineParams = None,
+    launch_command: Annotated[Optional[str], typer.Option(
+        help="Shell command for --launch command; gets EMOTION_AI_TRIGGER, EMOTION_AI_KEYPOINTS_CSV, "
+             "EMOTION_AI_FER_CSV.")] = None,
+    debounce_seconds: Annotated[float, typer.Option(help="Least time between two triggered runs.")] = 600.0,
+    poll_seconds: Annotated[float, typer.Option(help="Time between checks.")] = 60.0,
+    once: Annotated[bool, typer.Option(help="Check once and exit (for cron jobs).")] = False,
+    pixel_psi: Annotated[float, typer.Option(help="Drift threshold: PSI of the pixel histogram.")] = 0.2,
+    brightness_ks: Annotated[float, typer.Option(help="Drift threshold: KS of per-face brightness.")] = 0.25,
+    class_mix_psi: Annotated[float, typer.Option(help="Drift threshold: PSI of the predicted classes.")] = 0.25,
+    min_faces: Annotated[int, typer.Option(help="Fewest sampled faces drift is judged on.")] = 50,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Start a pipeline run when data is new, served faces drift, or a schedule is due (one run at a time)."""
+    import json
+    import time
+
+    from emotion_ai.drift import DriftThresholds
+    from emotion_ai.triggers import Watcher, WatchSettings, latest_reference_profile
+
+    tracking = _tracking(state_dir)
+    profile = json.loads(reference_profile.read_text()) if reference_profile else latest_reference_profile(tracking)
+    settings = WatchSettings(state_dir.resolve(), data_uri or "", request_log or default_request_log(state_dir),
+                             profile.get("emotion", profile) if profile else None, schedule or "", debounce_seconds,
+                             DriftThresholds(pixel_psi, brightness_ks, class_mix_psi, min_faces))
+    watcher = Watcher(settings, _launcher(launch, state_dir, run_arg, kfp_host, param, launch_command), tracking)
+    while True:
+        outcome = watcher.check_once()
+        for trigger in outcome.triggers:
+            console.print(f"[yellow]trigger[/] {trigger.reason}")
+        console.print(outcome.launched or outcome.note or "no trigger")
+        if once:
+            return
+        time.sleep(poll_seconds)
+
+
+def _launcher(mode: LaunchMode, state_dir: Path, run_arguments: list[str] | None, kfp_host: str | None,
+              parameters: list[str] | None, command: str | None):
+    from emotion_ai.triggers import CommandLauncher, KfpLauncher, LocalLauncher
+
+    if mode is LaunchMode.kfp:
+        if not kfp_host:
+            raise typer.BadParameter("--launch kfp needs --kfp-host")
+        return KfpLauncher(kfp_host, tuple(parameters or ()))
+    if mode is LaunchMode.command:
+        if not command:
+            raise typer.BadParameter("--launch command needs --launch-command")
+        return CommandLauncher(command)
+    return LocalLauncher(state_dir.resolve(), tuple(run_arguments or ()))
+
+
 @app.command("generate-data")
 def generate_data(
     out_dir: Annotated[Path, typer.Argument(help="Where training.csv and fer2013.csv are written.")],
@@ -222,9 +341,6 @@ def generate_data(
     console.print(write_fer_csv(out_dir / "fer2013.csv", fer_rows, seed=seed + 1))
 
 
-TrainingGpus = Annotated[int, typer.Option(help="GPUs each training task asks for (use the GPU image).")]
-
-
 @pipeline_app.command("compile")
 def compile_(output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeline.yaml"),
              training_gpus: TrainingGpus = 0) -> None:
@@ -232,15 +348,6 @@ def compile_(output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeli
     from pipelines.compile import compile_pipeline
 
     console.print(compile_pipeline(output, training_gpus))
-
-
-KfpHost = Annotated[str, typer.Option(help="Kubeflow Pipelines endpoint, e.g. http://ml-pipeline-ui.kubeflow:80",
-                                      envvar="KFP_HOST")]
-PipelineParams = Annotated[Optional[list[str]], typer.Option(
-    "--param", "-p", help="Pipeline parameter name=value, repeatable; tracking_uri and model_base_path are required "
-                          "(see `emotion-ai pipeline compile` output for all names).")]
-KfpExperiment = Annotated[str, typer.Option(help="KFP experiment the run belongs to.")]
-KfpNamespace = Annotated[Optional[str], typer.Option(help="Kubernetes namespace (multi-user KFP).")]
 
 
 def _cluster(host: str, namespace: str | None, training_gpus: int):

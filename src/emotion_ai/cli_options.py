@@ -34,6 +34,15 @@ KeepVersions = Annotated[int, typer.Option(help="Exported versions kept per mode
 ModelBasePath = Annotated[Optional[str], typer.Option(help="TF Serving layout <path>/<model>/<version>/, a "
                                                       "folder or s3://bucket/prefix (default: STATE_DIR/serving).")]
 
+KfpHost = Annotated[str, typer.Option(help="Kubeflow Pipelines endpoint, e.g. http://ml-pipeline-ui.kubeflow:80",
+                                      envvar="KFP_HOST")]
+PipelineParams = Annotated[Optional[list[str]], typer.Option(
+    "--param", "-p", help="Pipeline parameter name=value, repeatable; tracking_uri and model_base_path are required "
+                          "(see `emotion-ai pipeline compile` output for all names).")]
+KfpExperiment = Annotated[str, typer.Option(help="KFP experiment the run belongs to.")]
+KfpNamespace = Annotated[Optional[str], typer.Option(help="Kubernetes namespace (multi-user KFP).")]
+TrainingGpus = Annotated[int, typer.Option(help="GPUs each training task asks for (use the GPU image).")]
+
 
 def absolute_source(source: str | None) -> str:
     """Local paths made absolute (steps run elsewhere); URLs and empty sources kept."""
@@ -44,3 +53,8 @@ def absolute_source(source: str | None) -> str:
 
 def serving_dir(state_dir: Path) -> str:
     return str((state_dir / "serving").resolve())
+
+
+def default_request_log(state_dir: Path) -> Path:
+    """Where `emotion-ai serve` samples requests to and `emotion-ai watch` reads them from."""
+    return state_dir.resolve() / "requests" / "requests.jsonl"

@@ -57,6 +57,19 @@ class ResNetConfig:
 
 
 @dataclass(frozen=True)
+class AugmentSettings:
+    """Random changes of training faces that keep their labels true (keypoints move with the face)."""
+
+    rotation_degrees: float = 10.0
+    shift_px: float = 4.0
+    scale: float = 0.08
+    """Faces are scaled by 1 +- this."""
+    brightness: float = 20.0
+    """Pixel values are offset by +- this."""
+    contrast: float = 0.2
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     """Optimisation of one model."""
 
@@ -66,6 +79,7 @@ class TrainSettings:
     seed: int = 0
     early_stopping_patience: int = 5
     network: ResNetConfig = field(default_factory=ResNetConfig)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
 
     @classmethod
     def scaled(cls, epochs: int, batch_size: int, learning_rate: float, seed: int, width: int,
@@ -76,8 +90,9 @@ class TrainSettings:
 
     def as_params(self) -> dict[str, object]:
         """Flat key/value pairs for MLflow params."""
-        params = {k: v for k, v in asdict(self).items() if k != "network"}
+        params = {k: v for k, v in asdict(self).items() if k not in ("network", "augment")}
         params.update({f"network.{k}": v for k, v in asdict(self.network).items()})
+        params.update({f"augment.{k}": v for k, v in asdict(self.augment).items()})
         return params
 
 

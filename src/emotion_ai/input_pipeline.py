@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from emotion_ai.config import AugmentSettings
 from emotion_ai.faces import FACE_SIZE, KEYPOINT_NAMES
 
 AUTOTUNE = tf.data.AUTOTUNE
+CENTRE = (FACE_SIZE - 1) / 2
 
 
 def to_model_input(images: tf.Tensor) -> tf.Tensor:
@@ -65,3 +67,63 @@ def flip_faces_and_keypoints(faces: tf.Tensor, keypoints: tf.Tensor) -> tuple[tf
     """Mirrors a random half of a batch, keypoints with them, so every label stays true."""
     faces, flip = _mirror_random_half(faces)
     return faces, tf.where(flip[:, None], mirror_keypoints(keypoints), keypoints)
+
+
+def _random_similarity(count: tf.Tensor, settings: AugmentSettings) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per face a rotation (n, 2, 2), a scale (n,) and a shift (n, 2) within the settings' ranges."""
+    angle = tf.random.uniform((count,), -1, 1) * settings.rotation_degrees * (np.pi / 180)
+    scale = 1 + tf.random.uniform((count,), -1, 1) * settings.scale
+    shift = tf.random.uniform((count, 2), -1, 1) * settings.shift_px
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    rotation = tf.reshape(tf.stack([cos, -sin, sin, cos], axis=1), (-1, 2, 2))
+    return rotation, scale, shift
+
+
+def _warp(faces: tf.Tensor, rotation: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Moves each face by p' = scale * rotation (p - c) + c + shift (c the centre), reflecting at borders.
+
+    The image op wants the inverse map (output pixel -> input pixel): p = M p' + b with
+    M = rotation^T / scale and b = c - M (c + shift).
+    """
+    inverse = tf.transpose(rotation, (0, 2, 1)) / scale[:, None, None]
+    offset = CENTRE - tf.linalg.matvec(inverse, CENTRE + shift)
+    transforms = tf.concat([inverse[:, 0, :], offset[:, :1], inverse[:, 1, :], offset[:, 1:],
+                            tf.zeros((tf.shape(faces)[0], 2))], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=faces, transforms=transforms, output_shape=tf.shape(faces)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def move_keypoints(keypoints: tf.Tensor, rotation: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """(n, 30) keypoints moved the way `_warp` moves their faces (NaN stays NaN)."""
+    points = tf.reshape(keypoints, (-1, len(KEYPOINT_NAMES), 2)) - CENTRE
+    moved = tf.einsum("nij,nkj->nki", rotation, points) * scale[:, None, None] + CENTRE + shift[:, None, :]
+    return tf.reshape(moved, (-1, 2 * len(KEYPOINT_NAMES)))
+
+
+def _jitter_light(faces: tf.Tensor, settings: AugmentSettings) -> tf.Tensor:
+    """Random contrast about each face's mean and a random brightness offset, kept in 0..255."""
+    count = tf.shape(faces)[0]
+    contrast = 1 + tf.random.uniform((count, 1, 1, 1), -1, 1) * settings.contrast
+    brightness = tf.random.uniform((count, 1, 1, 1), -1, 1) * settings.brightness
+    mean = tf.reduce_mean(faces, axis=[1, 2, 3], keepdims=True)
+    return tf.clip_by_value((faces - mean) * contrast + mean + brightness, 0.0, 255.0)
+
+
+def emotion_augmentation(settings: AugmentSettings):
+    """Flip, rotation, shift, scale, brightness and contrast of a batch; labels unchanged."""
+    def augment(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        faces, labels = flip_faces(faces, labels)
+        faces = _warp(faces, *_random_similarity(tf.shape(faces)[0], settings))
+        return _jitter_light(faces, settings), labels
+    return augment
+
+
+def keypoint_augmentation(settings: AugmentSettings):
+    """The same for keypoint faces, moving every keypoint with its face so labels stay true."""
+    def augment(faces: tf.Tensor, keypoints: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        faces, keypoints = flip_faces_and_keypoints(faces, keypoints)
+        similarity = _random_similarity(tf.shape(faces)[0], settings)
+        faces, keypoints = _warp(faces, *similarity), move_keypoints(keypoints, *similarity)
+        return _jitter_light(faces, settings), keypoints
+    return augment

@@ -8,17 +8,26 @@ from emotion_ai.datasets import FaceDataset
 from emotion_ai.faces import EMOTIONS, KEYPOINT_COLUMNS
 
 HISTOGRAM_BINS = 16
+MEAN_QUANTILES = 21
+"""Per-image mean brightness is kept as this many quantiles (0%, 5%, ... 100%) for KS drift tests."""
 SAMPLE_IMAGES = 2048
 """Pixel statistics are taken on at most this many images (seeded), which is plenty for a profile."""
 
 
+def pixel_histogram(images: np.ndarray) -> np.ndarray:
+    """Share of uint8 pixel values in each of 16 equal bins of 0..255."""
+    counts = np.bincount(images.ravel(), minlength=256).reshape(HISTOGRAM_BINS, -1).sum(axis=1)
+    return counts / max(counts.sum(), 1)
+
+
 def pixel_profile(images: np.ndarray, seed: int = 0) -> dict:
-    """Mean, std and a normalised 16-bin histogram of the pixel values."""
+    """Mean, std, a normalised 16-bin histogram of the pixel values and quantiles of per-image means."""
     if len(images) > SAMPLE_IMAGES:
         images = images[np.random.default_rng(seed).choice(len(images), SAMPLE_IMAGES, replace=False)]
-    counts = np.bincount(images.ravel(), minlength=256).reshape(HISTOGRAM_BINS, -1).sum(axis=1)
+    image_means = images.reshape(len(images), -1).mean(axis=1)
     return {"mean": float(images.mean()), "std": float(images.std()),
-            "histogram": (counts / max(counts.sum(), 1)).round(6).tolist()}
+            "histogram": pixel_histogram(images).round(6).tolist(),
+            "image_mean_quantiles": np.quantile(image_means, np.linspace(0, 1, MEAN_QUANTILES)).round(3).tolist()}
 
 
 def data_profile(dataset: FaceDataset) -> dict:

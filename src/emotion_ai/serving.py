@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from emotion_ai import export, registry
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+from emotion_ai.request_log import RequestSampler
 
 
 def _import_kserve():
@@ -107,9 +108,9 @@ def _decode_image(encoded: object) -> np.ndarray:
 class SavedModelServable(kserve.Model):
     """The newest version of one model under `<base_path>/<name>/`, swapped in when it changes."""
 
-    def __init__(self, name: str, base_path: str | Path) -> None:
+    def __init__(self, name: str, base_path: str | Path, sampler: RequestSampler | None = None) -> None:
         super().__init__(name)
-        self.base_path = base_path
+        self.base_path, self.sampler = base_path, sampler
         self.layout = export.layout(base_path)
         self._current: tuple[int, object] | None = None
         self._refused: set[int] = set()
@@ -149,7 +150,11 @@ class SavedModelServable(kserve.Model):
 
     def predict(self, payload: dict, headers: dict | None = None) -> dict:
         request = faces_from_request(payload)
-        return request.answer(self.infer(request.faces).tolist())
+        outputs = self.infer(request.faces)
+        if self.sampler:
+            classes = outputs.argmax(axis=1) if outputs.shape[1] == len(EMOTIONS) else None
+            self.sampler.record(self.name, request.faces, classes)
+        return request.answer(outputs.tolist())
 
     def signature(self) -> dict:
         """TF Serving's `signature_def` of the served version's `serving_default`."""
@@ -167,9 +172,10 @@ class SavedModelServable(kserve.Model):
 class FaceServable(kserve.Model):
     """`emotion-ai`: 15 named keypoints and the emotion with its 5 probabilities, per face."""
 
-    def __init__(self, keypoints: SavedModelServable, emotion: SavedModelServable) -> None:
+    def __init__(self, keypoints: SavedModelServable, emotion: SavedModelServable,
+                 sampler: RequestSampler | None = None) -> None:
         super().__init__(registry.COMBINED_MODEL)
-        self.keypoints, self.emotion = keypoints, emotion
+        self.keypoints, self.emotion, self.sampler = keypoints, emotion, sampler
         self.ready = keypoints.ready and emotion.ready
 
     @property
@@ -179,6 +185,8 @@ class FaceServable(kserve.Model):
     def predict(self, payload: dict, headers: dict | None = None) -> dict:
         request = faces_from_request(payload)
         coordinates, probabilities = self.keypoints.infer(request.faces), self.emotion.infer(request.faces)
+        if self.sampler:
+            self.sampler.record(self.name, request.faces, probabilities.argmax(axis=1))
         return request.answer([describe_face(c, p) for c, p in zip(coordinates, probabilities)])
 
     def signature(self) -> dict:
@@ -201,12 +209,27 @@ def describe_face(coordinates: np.ndarray, probabilities: np.ndarray) -> dict:
     }
 
 
-def load_servables(base_path: str | Path) -> list[kserve.Model]:
-    keypoints = SavedModelServable(registry.KEYPOINT_MODEL, base_path)
-    emotion = SavedModelServable(registry.EMOTION_MODEL, base_path)
+SERVABLE_MODELS = (registry.KEYPOINT_MODEL, registry.EMOTION_MODEL, registry.COMBINED_MODEL)
+
+
+def load_servables(base_path: str | Path, model_name: str | None = None,
+                   sampler: RequestSampler | None = None) -> list[kserve.Model]:
+    """All three models, or only `model_name` (TF Serving's --model_name), at their newest versions."""
+    if model_name is not None and model_name not in SERVABLE_MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(SERVABLE_MODELS)}")
+    keypoints = SavedModelServable(registry.KEYPOINT_MODEL, base_path, sampler)
+    emotion = SavedModelServable(registry.EMOTION_MODEL, base_path, sampler)
     keypoints.load()
     emotion.load()
-    return [keypoints, emotion, FaceServable(keypoints, emotion)]
+    servables = [keypoints, emotion, FaceServable(keypoints, emotion, sampler)]
+    return [servable for servable in servables if model_name in (None, servable.name)]
+
+
+def _versioned_parts(models: list[kserve.Model]) -> list[SavedModelServable]:
+    """The SavedModel servables behind `models` (the combined model's two included), each once."""
+    parts = [part for model in models
+             for part in ((model.keypoints, model.emotion) if isinstance(model, FaceServable) else (model,))]
+    return list({id(part): part for part in parts}.values())
 
 
 def model_status(model) -> dict:
@@ -285,7 +308,7 @@ class LoopbackModelServer(kserve.ModelServer):
                                        grace_period=self.grace_period, event_loop=self.event_loop,
                                        timeout_keep_alive=self.timeout_keep_alive)
         self._rest_server.config.host = self.host
-        asyncio.run(self._serve_and_watch([m for m in models if isinstance(m, SavedModelServable)]))
+        asyncio.run(self._serve_and_watch(_versioned_parts(models)))
 
     async def _serve_and_watch(self, servables: list[SavedModelServable]) -> None:
         watcher = asyncio.create_task(self._watch(servables))
@@ -301,6 +324,7 @@ class LoopbackModelServer(kserve.ModelServer):
                 await asyncio.to_thread(servable.refresh)
 
 
-def serve_models(base_path: str | Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
+def serve_models(base_path: str | Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS,
+                 model_name: str | None = None, sampler: RequestSampler | None = None) -> None:
     """Loads the newest exported versions and serves them until interrupted, following new versions."""
-    LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path))
+    LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path, model_name, sampler))

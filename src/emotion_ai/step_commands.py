@@ -44,6 +44,8 @@ step_app = typer.Typer(help="Run one pipeline step on its own over a work folder
 console = Console()
 Workdir = Annotated[Path, typer.Option(help="Folder the steps read their inputs from and write their outputs to.")]
 DEFAULT_WORKDIR = DEFAULT_STATE_DIR / "steps"
+Resume = Annotated[bool, typer.Option(help="Continue from the last epoch checkpoint of an interrupted run "
+                                           "(WORKDIR/checkpoints), in the same MLflow run.")]
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class StepFolders:
         return self.root / output
 
     def has_data(self) -> bool:
-        from emotion_ai.steps import DATASET_FILE
+        from emotion_ai.step_io import DATASET_FILE
 
         return all((self[name] / DATASET_FILE).is_file() for name in ("keypoints_data", "emotion_data"))
 
@@ -69,11 +71,11 @@ def _tracking(state_dir: Path):
 
 def _prepare(folders: StepFolders, tracking, parent_run_id: str, keypoints_csv: str | None, fer_csv: str | None,
              seed: int, synthetic_rows: int, split, validation) -> None:
-    from emotion_ai import steps
+    from emotion_ai import data_steps
 
-    steps.ingest(absolute_source(keypoints_csv), absolute_source(fer_csv), folders["keypoints_raw"],
+    data_steps.ingest(absolute_source(keypoints_csv), absolute_source(fer_csv), folders["keypoints_raw"],
                  folders["fer_raw"], tracking, parent_run_id, seed, synthetic_rows)
-    steps.validate(folders["keypoints_raw"], folders["fer_raw"], folders["keypoints_data"],
+    data_steps.validate(folders["keypoints_raw"], folders["fer_raw"], folders["keypoints_data"],
                    folders["emotion_data"], tracking, parent_run_id, split, validation)
 
 
@@ -96,8 +98,8 @@ def ingest(keypoints_csv: KeypointsCsv = None, fer_csv: FerCsv = None, seed: See
 
 
 def _train(step: str, epochs: int, batch_size: int, learning_rate: float, width: int, depth: int, seed: int,
-           workdir: Path, state_dir: Path) -> None:
-    from emotion_ai import steps
+           resume: bool, workdir: Path, state_dir: Path) -> None:
+    from emotion_ai import model_steps
     from emotion_ai.config import SplitSettings, TrainSettings, ValidationSettings
     from emotion_ai.tracking import parent_run
 
@@ -110,24 +112,25 @@ def _train(step: str, epochs: int, batch_size: int, learning_rate: float, width:
                      ValidationSettings())
         data, model = ("keypoints_data", "keypoint_model") if step == "train_keypoints" else \
             ("emotion_data", "emotion_model")
-        lineage = getattr(steps, step)(folders[data], folders[model], settings, tracking, parent_run_id)
+        control = model_steps.TrainControl(checkpoint_root=str(folders["checkpoints"]), resume=resume)
+        lineage = getattr(model_steps, step)(folders[data], folders[model], settings, tracking, parent_run_id, control)
     console.print(f"{step}: {lineage['model_uri']} saved to {folders[model]}")
 
 
 @step_app.command("train-keypoints")
 def train_keypoints(epochs: Epochs = 5, batch_size: BatchSize = 32, learning_rate: LearningRate = 0.002,
-                    width: Width = 16, depth: Depth = 1, seed: Seed = 0, workdir: Workdir = DEFAULT_WORKDIR,
-                    state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
-    """Train the keypoint model on WORKDIR's validated data."""
-    _train("train_keypoints", epochs, batch_size, learning_rate, width, depth, seed, workdir, state_dir)
+                    width: Width = 16, depth: Depth = 1, seed: Seed = 0, resume: Resume = False,
+                    workdir: Workdir = DEFAULT_WORKDIR, state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Train the keypoint model on WORKDIR's validated data (checkpointed every epoch)."""
+    _train("train_keypoints", epochs, batch_size, learning_rate, width, depth, seed, resume, workdir, state_dir)
 
 
 @step_app.command("train-emotion")
 def train_emotion(epochs: Epochs = 5, batch_size: BatchSize = 32, learning_rate: LearningRate = 0.002,
-                  width: Width = 16, depth: Depth = 1, seed: Seed = 0, workdir: Workdir = DEFAULT_WORKDIR,
-                  state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
-    """Train the emotion model on WORKDIR's validated data."""
-    _train("train_emotion", epochs, batch_size, learning_rate, width, depth, seed, workdir, state_dir)
+                  width: Width = 16, depth: Depth = 1, seed: Seed = 0, resume: Resume = False,
+                  workdir: Workdir = DEFAULT_WORKDIR, state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Train the emotion model on WORKDIR's validated data (checkpointed every epoch)."""
+    _train("train_emotion", epochs, batch_size, learning_rate, width, depth, seed, resume, workdir, state_dir)
 
 
 def _require(folders: StepFolders, files: dict[str, str], earlier_steps: str) -> None:
@@ -149,7 +152,7 @@ def evaluate(max_keypoint_rmse_px: MaxKeypointRmse = 12.0, min_emotion_accuracy:
              significance: Significance = 0.05, workdir: Workdir = DEFAULT_WORKDIR,
              state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Score both trained models against the champions and decide on promotion."""
-    from emotion_ai import steps
+    from emotion_ai import model_steps
     from emotion_ai.config import GateSettings
     from emotion_ai.tracking import parent_run
 
@@ -158,7 +161,7 @@ def evaluate(max_keypoint_rmse_px: MaxKeypointRmse = 12.0, min_emotion_accuracy:
     gate = GateSettings(max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
                         significance=significance)
     with parent_run(tracking, "step evaluate") as parent_run_id:
-        report = steps.evaluate(folders["keypoints_data"], folders["emotion_data"], folders["keypoint_model"],
+        report = model_steps.evaluate(folders["keypoints_data"], folders["emotion_data"], folders["keypoint_model"],
                                 folders["emotion_model"], folders["report"], tracking, parent_run_id, gate)
     for name, decision in report.items():
         console.print(f"{name}: {'promote' if decision['promote'] else 'keep champion'} ({decision['reason']})")
@@ -168,14 +171,15 @@ def evaluate(max_keypoint_rmse_px: MaxKeypointRmse = 12.0, min_emotion_accuracy:
 def register(model_base_path: ModelBasePath = None, keep_versions: KeepVersions = 3,
              workdir: Workdir = DEFAULT_WORKDIR, state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Register both trained models; export and promote those the evaluate step passed."""
-    from emotion_ai import steps
+    from emotion_ai import model_steps
+    from emotion_ai.step_io import DECISIONS_FILE
     from emotion_ai.tracking import parent_run
 
     folders, tracking = StepFolders(workdir), _tracking(state_dir)
     _require_models(folders)
-    _require(folders, {"report": steps.DECISIONS_FILE}, "the evaluate step")
+    _require(folders, {"report": DECISIONS_FILE}, "the evaluate step")
     with parent_run(tracking, "step register") as parent_run_id:
-        outcome = steps.register(folders["keypoint_model"], folders["emotion_model"], folders["report"],
+        outcome = model_steps.register(folders["keypoint_model"], folders["emotion_model"], folders["report"],
                                  model_base_path or serving_dir(state_dir), tracking, parent_run_id, keep_versions)
     for name, result in outcome.items():
         console.print(f"{name} version {result['version']}{' is champion' if result['champion'] else ''}")

@@ -112,9 +112,15 @@ def tracking_from_environment(state_dir: Path) -> TrackingSettings:
 
 
 @contextmanager
-def step_run(settings: TrackingSettings, parent_run_id: str, step: str) -> Iterator[mlflow.ActiveRun]:
-    """A nested MLflow run for one pipeline step; it ends FAILED if the step raises."""
+def step_run(settings: TrackingSettings, parent_run_id: str, step: str,
+             run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """A nested MLflow run for one pipeline step (or, with `run_id`, that earlier run continued);
+    it ends FAILED if the step raises."""
     use_tracking(settings)
+    if run_id:
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+        return
     with mlflow.start_run(run_name=step, parent_run_id=parent_run_id or None,
                           tags={STEP_TAG: step}) as run:
         yield run

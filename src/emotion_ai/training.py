@@ -12,10 +12,11 @@ import numpy as np
 from mlflow.models import infer_signature
 
 from emotion_ai import plots
+from emotion_ai.checkpoints import Checkpoints, EpochCheckpoint
 from emotion_ai.config import TrainSettings
 from emotion_ai.datasets import TEST, TRAIN, VAL, FaceDataset
 from emotion_ai.faces import EMOTIONS
-from emotion_ai.input_pipeline import as_model_input, face_batches, flip_faces, flip_faces_and_keypoints
+from emotion_ai.input_pipeline import as_model_input, emotion_augmentation, face_batches, keypoint_augmentation
 from emotion_ai.models import (
     build_emotion_model,
     build_keypoint_model,
@@ -56,9 +57,21 @@ def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
 
 
 def _fit(model: keras.Model, dataset: FaceDataset, settings: TrainSettings, *, loss, metrics,
-         augment=None, class_weight=None) -> dict[str, list[float]]:
+         augment=None, class_weight=None, checkpoints: Checkpoints | None = None
+         ) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Trains `model`, or the checkpointed one from its last finished epoch when `checkpoints` holds one;
+    returns the model and its whole history."""
     keras.utils.set_random_seed(settings.seed)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss, metrics=metrics)
+    saved = checkpoints.saved() if checkpoints else None
+    if saved:
+        model = checkpoints.load_model()
+        print(f"resuming from the checkpoint after epoch {saved['epoch']} of {settings.epochs}", flush=True)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss, metrics=metrics)
+    done_history = saved["history"] if saved else {}
+    callbacks = _callbacks(settings, len(dataset.part(VAL)[0]) > 0)
+    if checkpoints:
+        callbacks.append(EpochCheckpoint(checkpoints, mlflow.active_run().info.run_id, done_history))
     train = face_batches(*dataset.part(TRAIN), settings.batch_size, shuffle=True,
                          seed=settings.seed, augment=augment)
     val_images, val_targets = dataset.part(VAL)
@@ -66,9 +79,10 @@ def _fit(model: keras.Model, dataset: FaceDataset, settings: TrainSettings, *, l
                   if len(val_images) else None)
     mlflow.log_params(settings.as_params())
     history = model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2,
-                        class_weight=class_weight,
-                        callbacks=_callbacks(settings, validation is not None))
-    return {name: [float(v) for v in values] for name, values in history.history.items()}
+                        class_weight=class_weight, callbacks=callbacks,
+                        initial_epoch=saved["epoch"] if saved else 0)
+    return model, {name: done_history.get(name, []) + [float(v) for v in values]
+                   for name, values in history.history.items()}
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray) -> str:
@@ -97,25 +111,28 @@ def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
     return images[:EXAMPLE_FACES], targets[:EXAMPLE_FACES]
 
 
-def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings) -> TrainedModel:
+def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings,
+                         checkpoints: Checkpoints | None = None) -> TrainedModel:
     """Trains the keypoint ResNet on all rows (missing keypoints masked out of the loss), on faces
-    mirrored at random with their keypoints."""
+    mirrored, rotated, shifted, scaled and relit at random with their keypoints moved alike."""
     model = build_keypoint_model(settings.network, np.nanmean(dataset.part(TRAIN)[1], axis=0))
-    history = _fit(model, dataset, settings, loss=masked_keypoint_loss, metrics=[masked_rmse_px],
-                   augment=flip_faces_and_keypoints)
+    model, history = _fit(model, dataset, settings, loss=masked_keypoint_loss, metrics=[masked_rmse_px],
+                          augment=keypoint_augmentation(settings.augment), checkpoints=checkpoints)
     faces, truth = _held_out(dataset)
     predicted = model.predict(as_model_input(faces), verbose=0)
     mlflow.log_figure(plots.keypoints_on_faces(faces, truth, predicted), "plots/keypoints_on_faces.png")
     return TrainedModel(model, history, _log_model(model, dataset, "keypoint model", history))
 
 
-def train_emotion_model(dataset: FaceDataset, settings: TrainSettings) -> TrainedModel:
-    """Trains the emotion ResNet with balanced class weights and mirrored faces."""
+def train_emotion_model(dataset: FaceDataset, settings: TrainSettings,
+                        checkpoints: Checkpoints | None = None) -> TrainedModel:
+    """Trains the emotion ResNet with balanced class weights on randomly mirrored, moved and relit faces."""
     model = build_emotion_model(settings.network)
     weights = balanced_class_weights(dataset.part(TRAIN)[1])
     mlflow.log_params({f"class_weight.{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
-    history = _fit(model, dataset, settings, loss="sparse_categorical_crossentropy",
-                   metrics=["accuracy"], augment=flip_faces, class_weight=weights)
+    model, history = _fit(model, dataset, settings, loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"], augment=emotion_augmentation(settings.augment),
+                          class_weight=weights, checkpoints=checkpoints)
     faces, truth = _held_out(dataset)
     predicted = model.predict(as_model_input(faces), verbose=0).argmax(axis=1)
     mlflow.log_figure(plots.emotions_on_faces(faces, truth, predicted), "plots/emotions_on_faces.png")
