@@ -54,3 +54,18 @@ def test_too_narrow_a_network_is_refused_with_the_reason(monkeypatch):
         ResNetConfig.scaled(4, 1)
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     assert ResNetConfig.scaled(4, 1).stage_filters == (4, 8, 16)
+
+
+def test_mixed_precision_only_on_a_gpu_and_outputs_stay_float32():
+    import keras
+
+    from emotion_ai.models import build_emotion_model, build_keypoint_model, precision_policy
+
+    assert precision_policy([]) == "float32" and precision_policy(["/physical_device:GPU:0"]) == "mixed_float16"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        for model in (build_keypoint_model(TINY), build_emotion_model(TINY)):
+            assert any(layer.compute_dtype == "float16" for layer in model.layers)
+            assert model.output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -43,13 +43,14 @@ from emotion_ai.cli_options import (
     serving_dir,
 )
 from emotion_ai.request_log import DEFAULT_SAMPLE_RATE
-from emotion_ai.step_commands import step_app
+from emotion_ai.step_commands import step_app, tune
 
 app = typer.Typer(help="Train, track, gate and serve the emotion-ai face models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 pipeline_app = typer.Typer(help="The KFP pipeline for Kubeflow clusters.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(step_app, name="step")
+app.command("tune")(tune)
 console = Console()
 
 DEFAULT_REST_PORT = 8501

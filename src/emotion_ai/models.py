@@ -13,6 +13,11 @@ from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
 HALF_FACE = FACE_SIZE / 2
 
 
+def precision_policy(gpus: list) -> str:
+    """Mixed float16 on a GPU (tensor cores), float32 elsewhere; output layers stay float32 either way."""
+    return "mixed_float16" if gpus else "float32"
+
+
 def build_keypoint_model(config: ResNetConfig, mean_keypoints: np.ndarray | None = None) -> keras.Model:
     """96x96x1 face (0..255) -> 30 keypoint coordinates in pixels.
 
@@ -24,15 +29,15 @@ def build_keypoint_model(config: ResNetConfig, mean_keypoints: np.ndarray | None
     start = np.zeros(N_COORDINATES) if mean_keypoints is None else (mean_keypoints - HALF_FACE) / HALF_FACE
     centred = layers.Dense(N_COORDINATES, kernel_initializer="zeros",
                            bias_initializer=keras.initializers.Constant(start.tolist()),
-                           name="keypoints_centred")(resnet_features(inputs, config))
-    pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints")(centred)
+                           name="keypoints_centred", dtype="float32")(resnet_features(inputs, config))
+    pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints", dtype="float32")(centred)
     return keras.Model(inputs, pixels, name="keypoints")
 
 
 def build_emotion_model(config: ResNetConfig) -> keras.Model:
     """96x96x1 face (0..255) -> probabilities of the 5 emotions."""
     inputs = face_input(FACE_SIZE)
-    probabilities = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion")(
+    probabilities = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion", dtype="float32")(
         resnet_features(inputs, config))
     return keras.Model(inputs, probabilities, name="emotion")
 

@@ -7,6 +7,7 @@ new parent run. A training step finds no validated data? It ingests synthetic da
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +80,16 @@ def _prepare(folders: StepFolders, tracking, parent_run_id: str, keypoints_csv: 
                    folders["emotion_data"], tracking, parent_run_id, split, validation)
 
 
+def _ensure_data(folders: StepFolders, tracking, parent_run_id: str, seed: int) -> None:
+    """Ingests synthetic data into the work folder when it holds no validated data yet."""
+    from emotion_ai.config import SplitSettings, ValidationSettings
+
+    if not folders.has_data():
+        console.print(f"no validated data in {folders.root}: ingesting synthetic data first")
+        _prepare(folders, tracking, parent_run_id, None, None, seed, 600, SplitSettings(seed=seed),
+                 ValidationSettings())
+
+
 @step_app.command("ingest")
 def ingest(keypoints_csv: KeypointsCsv = None, fer_csv: FerCsv = None, seed: Seed = 0,
            synthetic_rows: SyntheticRows = 600, val_fraction: ValFraction = 0.2, test_fraction: TestFraction = 0.2,
@@ -100,16 +111,13 @@ def ingest(keypoints_csv: KeypointsCsv = None, fer_csv: FerCsv = None, seed: See
 def _train(step: str, epochs: int, batch_size: int, learning_rate: float, width: int, depth: int, seed: int,
            resume: bool, workdir: Path, state_dir: Path) -> None:
     from emotion_ai import model_steps
-    from emotion_ai.config import SplitSettings, TrainSettings, ValidationSettings
+    from emotion_ai.config import TrainSettings
     from emotion_ai.tracking import parent_run
 
     folders, tracking = StepFolders(workdir), _tracking(state_dir)
     settings = TrainSettings.scaled(epochs, batch_size, learning_rate, seed, width, depth)
     with parent_run(tracking, f"step {step}") as parent_run_id:
-        if not folders.has_data():
-            console.print(f"no validated data in {workdir}: ingesting synthetic data first")
-            _prepare(folders, tracking, parent_run_id, None, None, seed, 600, SplitSettings(seed=seed),
-                     ValidationSettings())
+        _ensure_data(folders, tracking, parent_run_id, seed)
         data, model = ("keypoints_data", "keypoint_model") if step == "train_keypoints" else \
             ("emotion_data", "emotion_model")
         control = model_steps.TrainControl(checkpoint_root=str(folders["checkpoints"]), resume=resume)
@@ -183,3 +191,35 @@ def register(model_base_path: ModelBasePath = None, keep_versions: KeepVersions 
                                  model_base_path or serving_dir(state_dir), tracking, parent_run_id, keep_versions)
     for name, result in outcome.items():
         console.print(f"{name} version {result['version']}{' is champion' if result['champion'] else ''}")
+
+
+class TunedModel(str, Enum):
+    emotion = "emotion"
+    keypoints = "keypoints"
+
+
+def tune(model: Annotated[TunedModel, typer.Argument(help="Which model to tune.")] = TunedModel.emotion,
+         trials: Annotated[int, typer.Option(help="Trials of the search.")] = 8,
+         epochs: Epochs = 5, batch_size: BatchSize = 32, seed: Seed = 0, workdir: Workdir = DEFAULT_WORKDIR,
+         state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Search learning rate, width and depth (Optuna TPE) on WORKDIR's data; each trial is a nested MLflow run."""
+    import mlflow
+    from rich.table import Table
+
+    from emotion_ai.config import TrainSettings
+    from emotion_ai.datasets import load_dataset
+    from emotion_ai.step_io import DATASET_FILE
+    from emotion_ai.tracking import parent_run
+    from emotion_ai.tuning import tune as search
+
+    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    with parent_run(tracking, f"tune {model.value}", {"emotion_ai.step": "tune"}) as parent_run_id:
+        _ensure_data(folders, tracking, parent_run_id, seed)
+        dataset = load_dataset(folders[f"{model.value}_data"] / DATASET_FILE)
+        with mlflow.start_run(run_id=parent_run_id):
+            result = search(model.value, dataset, TrainSettings(epochs=epochs, batch_size=batch_size, seed=seed),
+                            trials, seed=seed)
+    table = Table(*result.trials[0].keys(), title=f"{model.value}: best {result.best_params}")
+    for row in result.trials:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)

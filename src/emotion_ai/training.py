@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import mlflow
 import numpy as np
+import tensorflow as tf
 from mlflow.models import infer_signature
 
 from emotion_ai import plots
@@ -22,6 +23,7 @@ from emotion_ai.models import (
     build_keypoint_model,
     masked_keypoint_loss,
     masked_rmse_px,
+    precision_policy,
 )
 
 MODEL_FILE = "model.keras"
@@ -111,10 +113,18 @@ def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
     return images[:EXAMPLE_FACES], targets[:EXAMPLE_FACES]
 
 
+def _set_precision() -> None:
+    """Mixed precision when TensorFlow sees a GPU; the policy is logged with the run."""
+    policy = precision_policy(tf.config.list_physical_devices("GPU"))
+    keras.mixed_precision.set_global_policy(policy)
+    mlflow.log_param("precision", policy)
+
+
 def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings,
                          checkpoints: Checkpoints | None = None) -> TrainedModel:
     """Trains the keypoint ResNet on all rows (missing keypoints masked out of the loss), on faces
     mirrored, rotated, shifted, scaled and relit at random with their keypoints moved alike."""
+    _set_precision()
     model = build_keypoint_model(settings.network, np.nanmean(dataset.part(TRAIN)[1], axis=0))
     model, history = _fit(model, dataset, settings, loss=masked_keypoint_loss, metrics=[masked_rmse_px],
                           augment=keypoint_augmentation(settings.augment), checkpoints=checkpoints)
@@ -127,6 +137,7 @@ def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings,
 def train_emotion_model(dataset: FaceDataset, settings: TrainSettings,
                         checkpoints: Checkpoints | None = None) -> TrainedModel:
     """Trains the emotion ResNet with balanced class weights on randomly mirrored, moved and relit faces."""
+    _set_precision()
     model = build_emotion_model(settings.network)
     weights = balanced_class_weights(dataset.part(TRAIN)[1])
     mlflow.log_params({f"class_weight.{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
