@@ -39,10 +39,15 @@ def fer_csv(data_dir: Path) -> Path:
     return write_fer_csv(data_dir / "fer2013.csv", 120, seed=2)
 
 
+MLFLOW_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+"""`mlflow.set_tracking_uri` and `mlflow.set_experiment` export these, and the commands a test starts
+(`emotion-ai ...`, `mlflow run`) would follow them into another test's store."""
+
+
 @pytest.fixture(autouse=True)
-def _tracking_uri_stays_in_its_test(monkeypatch):
-    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which the `emotion-ai` commands a test
-    starts would follow; every test starts without it and leaves none behind."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def _mlflow_settings_stay_in_their_test(monkeypatch):
+    for name in MLFLOW_EXPORTS:
+        monkeypatch.delenv(name, raising=False)
     yield
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    for name in MLFLOW_EXPORTS:
+        os.environ.pop(name, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,19 @@ def test_served_faces_are_sampled_for_drift_checks_without_the_faces(server_url,
     predicted = [EMOTIONS.index(p["emotion"]) for p in response.json()["predictions"]]
     assert list(samples.classes[-2:]) == predicted
     assert '"pixels"' not in (state_dir / "requests" / "requests.jsonl").read_text()
+
+
+def test_liveness_readiness_and_prometheus_metrics(server_url):
+    requests.post(f"{server_url}/v1/models/{KEYPOINT_MODEL}:predict", json={"instances": [[1, 2]]})
+    assert requests.get(f"{server_url}/healthz").json() == {"status": "alive"}
+    ready = requests.get(f"{server_url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["models"] == {KEYPOINT_MODEL: "1", EMOTION_MODEL: "1", "emotion-ai": "1.1"}
+    metrics = requests.get(f"{server_url}/metrics").text
+    assert re.search(r'emotion_ai_predict_requests_total\{code="200",model="emotion-ai"\} [1-9]', metrics)
+    assert re.search(rf'emotion_ai_predict_requests_total\{{code="400",model="{KEYPOINT_MODEL}"\}} [1-9]', metrics)
+    assert f'emotion_ai_served_version{{model="{EMOTION_MODEL}"}} 1.0' in metrics
+    assert 'emotion_ai_predict_seconds_count{model="emotion-ai"}' in metrics
 
 
 def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir, client, tmp_path):

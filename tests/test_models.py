@@ -69,3 +69,12 @@ def test_mixed_precision_only_on_a_gpu_and_outputs_stay_float32():
             assert model.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_balanced_class_weights_favour_rare_classes_but_are_capped():
+    from emotion_ai.training import MAX_CLASS_WEIGHT, balanced_class_weights
+
+    labels = np.array([0] * 100 + [1] + [2] * 50 + [3] * 200 + [4] * 49)
+    weights = balanced_class_weights(labels)
+    assert weights[1] == MAX_CLASS_WEIGHT and weights[4] > weights[0] > weights[3]
+    assert weights[3] == pytest.approx(len(labels) / (5 * 200))

@@ -78,6 +78,8 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     early_stopping_patience: int = 5
+    balance_classes: bool = True
+    """Weight emotion classes inversely to their frequency (rare Disgust counts more)."""
     network: ResNetConfig = field(default_factory=ResNetConfig)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 

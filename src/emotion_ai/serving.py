@@ -12,7 +12,9 @@ import base64
 import binascii
 import io
 import logging
+import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import tensorflow as tf
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
+from prometheus_client import Counter, Gauge, Histogram
 
 from emotion_ai import export, registry
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
@@ -45,6 +48,11 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_POLL_SECONDS = 2.0
 """How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
 InvalidInput = kserve.errors.InvalidInput
+PREDICT_PATH = re.compile(r"^/v1/models/(?P<model>[^/:]+)(?:/versions/[^/:]+)?:predict$")
+PREDICT_REQUESTS = Counter("emotion_ai_predict_requests", "Predict requests by model and HTTP status",
+                           ["model", "code"])
+PREDICT_SECONDS = Histogram("emotion_ai_predict_seconds", "Predict request latency by model", ["model"])
+SERVED_VERSION = Gauge("emotion_ai_served_version", "Version each model serves", ["model"])
 
 
 @dataclass
@@ -141,6 +149,7 @@ class SavedModelServable(kserve.Model):
             logger.error("refused %s version %s: %s", self.name, newest, error)
             return False
         self._current = (newest, saved_model)
+        SERVED_VERSION.labels(self.name).set(newest)
         logger.info("serving %s version %s", self.name, newest)
         return True
 
@@ -254,6 +263,29 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
         if int(request.headers.get("content-length") or 0) > max_body_bytes:
             return JSONResponse({"error": f"request body is larger than {max_body_bytes} bytes"}, 413)
         return await call_next(request)
+
+    @app.middleware("http")
+    async def measure_predictions(request: Request, call_next):
+        """Prometheus counts and latency of every predict request (on /metrics)."""
+        predict = PREDICT_PATH.match(request.url.path)
+        if predict is None:
+            return await call_next(request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        PREDICT_REQUESTS.labels(predict["model"], str(response.status_code)).inc()
+        PREDICT_SECONDS.labels(predict["model"]).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz")
+    async def liveness():
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readiness():
+        """200 once every model serves a version, else 503 (Kubernetes readiness probe)."""
+        models = {name: str(model.version) for name, model in repository.get_models().items()}
+        ready = bool(models) and all(model.ready for model in repository.get_models().values())
+        return JSONResponse({"ready": ready, "models": models}, 200 if ready else 503)
 
     def served(model_name: str, version: str | None = None):
         model = repository.get_model(model_name)

@@ -50,11 +50,17 @@ def _callbacks(settings: TrainSettings, has_validation: bool) -> list[keras.call
     ]
 
 
+MAX_CLASS_WEIGHT = 5.0
+"""Balanced weights are capped here: a class with a single face (Disgust in small FER samples) would
+otherwise weigh ~100x and its one face would dominate every epoch."""
+
+
 def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Weights inversely proportional to class frequency (rare Disgust counts more)."""
+    """Weights inversely proportional to class frequency (rare Disgust counts more), capped."""
     counts = np.bincount(labels, minlength=len(EMOTIONS))
     present = counts > 0
     weights = np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
+    weights = np.minimum(weights, MAX_CLASS_WEIGHT)
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
@@ -136,11 +142,13 @@ def train_keypoint_model(dataset: FaceDataset, settings: TrainSettings,
 
 def train_emotion_model(dataset: FaceDataset, settings: TrainSettings,
                         checkpoints: Checkpoints | None = None) -> TrainedModel:
-    """Trains the emotion ResNet with balanced class weights on randomly mirrored, moved and relit faces."""
+    """Trains the emotion ResNet (classes balanced by weights unless turned off) on randomly mirrored,
+    moved and relit faces."""
     _set_precision()
     model = build_emotion_model(settings.network)
-    weights = balanced_class_weights(dataset.part(TRAIN)[1])
-    mlflow.log_params({f"class_weight.{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
+    weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None
+    if weights:
+        mlflow.log_params({f"class_weight.{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
     model, history = _fit(model, dataset, settings, loss="sparse_categorical_crossentropy",
                           metrics=["accuracy"], augment=emotion_augmentation(settings.augment),
                           class_weight=weights, checkpoints=checkpoints)
