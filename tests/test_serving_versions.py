@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import pytest
@@ -83,3 +84,27 @@ def test_version_routes_metadata_and_body_limit(served):
     huge = requests.post(f"{url}/{EMOTION_MODEL}:predict", data=b"0" * (17 * 1024 * 1024),
                          headers={"content-type": "application/json"})
     assert huge.status_code == 413
+
+
+def test_no_request_fails_while_versions_swap_under_load(served):
+    base, url = served
+    stop, codes = threading.Event(), []
+
+    def client(model: str) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                codes.append(session.post(f"{url}/{model}:predict", json={"instances": FACE}, timeout=30).status_code)
+
+    clients = [threading.Thread(target=client, args=(model,)) for model in [EMOTION_MODEL, "emotion-ai"] * 4]
+    for thread in clients:
+        thread.start()
+    try:
+        for version in ("3", "4"):
+            export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, int(version))
+            _wait_for_version(url, version)
+            time.sleep(1)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert len(codes) > 50 and set(codes) == {200}, {code: codes.count(code) for code in set(codes)}
