@@ -55,3 +55,23 @@ def test_bad_parameters_are_refused_before_the_cluster_is_contacted():
         bad_cron = CliRunner().invoke(app, ["pipeline", "schedule", "--host", host, "--cron", "daily", *REQUIRED])
         assert bad_cron.exit_code == 2 and "5 fields" in bad_cron.output
     assert requests == []
+
+
+def test_a_trigger_submits_one_kfp_run_with_its_reason_and_the_new_data(tmp_path):
+    from emotion_ai.synthetic import write_fer_csv
+    from emotion_ai.tracking import local_tracking
+    from emotion_ai.triggers import KfpLauncher, WatchSettings, Watcher
+
+    incoming = tmp_path / "incoming"
+    write_fer_csv(incoming / "fer2013.csv", 30, seed=1)
+    with recording_kfp_api() as (host, requests):
+        launcher = KfpLauncher(host, tuple(REQUIRED[1::2]))
+        watcher = Watcher(WatchSettings(tmp_path / "state", data_uri=str(incoming)), launcher,
+                          local_tracking(tmp_path / "state"))
+        assert watcher.check_once().launched == "KFP run run-1"
+        assert watcher.check_once().launched == ""
+    runs = [body for method, path, body in requests if path == "/apis/v2beta1/runs"]
+    assert len(runs) == 1
+    parameters = runs[0]["runtime_config"]["parameters"]
+    assert parameters["trigger"] == "new data: fer2013.csv" and parameters["keypoints_source"] == ""
+    assert parameters["fer_source"] == str((incoming / "fer2013.csv").resolve())
