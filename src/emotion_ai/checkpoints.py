@@ -3,13 +3,14 @@ so training killed at any point (even `kill -9`) resumes from its last finished 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+
+from emotion_ai.step_io import read_json, write_json
 
 STATE_FILE = "state.json"
 MODEL_FILE = "last.keras"
@@ -25,7 +26,7 @@ class Checkpoints:
     def saved(self) -> dict | None:
         """`{"epoch", "history", "run_id"}` of the last finished epoch, or None."""
         state = self.folder / STATE_FILE
-        return json.loads(state.read_text()) if state.is_file() and (self.folder / MODEL_FILE).is_file() else None
+        return read_json(state) if state.is_file() and (self.folder / MODEL_FILE).is_file() else None
 
     def load_model(self) -> keras.Model:
         """The checkpointed model, compiled with its optimizer state, in Keras safe mode."""
@@ -39,9 +40,7 @@ class Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         model.save(self.folder / PARTIAL_MODEL_FILE)
         os.replace(self.folder / PARTIAL_MODEL_FILE, self.folder / MODEL_FILE)
-        partial_state = self.folder / f"{STATE_FILE}.partial"
-        partial_state.write_text(json.dumps({"epoch": epoch, "history": history, "run_id": run_id}))
-        os.replace(partial_state, self.folder / STATE_FILE)
+        write_json(self.folder / STATE_FILE, {"epoch": epoch, "history": history, "run_id": run_id})
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -41,6 +41,7 @@ from emotion_ai.cli_options import (
     absolute_source,
     default_request_log,
     serving_dir,
+    tracking_settings,
 )
 from emotion_ai.request_log import DEFAULT_SAMPLE_RATE
 from emotion_ai.step_commands import step_app, tune
@@ -56,13 +57,6 @@ console = Console()
 DEFAULT_REST_PORT = 8501
 DEFAULT_UI_PORT = 5000
 LOOPBACK = "127.0.0.1"
-
-
-def _tracking(state_dir: Path):
-    """MLFLOW_TRACKING_URI when set, else MLflow on SQLite under STATE_DIR."""
-    from emotion_ai.tracking import tracking_from_environment
-
-    return tracking_from_environment(state_dir)
 
 
 @app.command()
@@ -97,7 +91,7 @@ def run(
     from emotion_ai.tracking import TRIGGER_TAG, parent_run
     from pipelines.local_runner import run_local
 
-    tracking = _tracking(state_dir)
+    tracking = tracking_settings(state_dir)
     run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
     tags = {"emotion_ai.orchestrator": "kfp.local", TRIGGER_TAG: trigger}
     with parent_run(tracking, run_name, tags) as parent_run_id:
@@ -138,7 +132,7 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     from emotion_ai import registry
     from emotion_ai.tracking import use_tracking
 
-    use_tracking(_tracking(state_dir))
+    use_tracking(tracking_settings(state_dir))
     client = MlflowClient()
     table = Table("model", "version", "aliases", "decision", "test score", "data sha256")
     for name in (registry.KEYPOINT_MODEL, registry.EMOTION_MODEL):
@@ -232,7 +226,7 @@ def promote(
     from emotion_ai.promotion import publish
     from emotion_ai.tracking import use_tracking
 
-    use_tracking(_tracking(state_dir))
+    use_tracking(tracking_settings(state_dir))
     publish(name, version, model_base_path or serving_dir(state_dir), keep_versions)
     console.print(f"{name} version {version} is champion and served")
 
@@ -248,7 +242,7 @@ def rollback(
     from emotion_ai.promotion import rollback as roll_back
     from emotion_ai.tracking import use_tracking
 
-    use_tracking(_tracking(state_dir))
+    use_tracking(tracking_settings(state_dir))
     try:
         version = roll_back(name, model_base_path or serving_dir(state_dir), keep_versions)
     except ValueError as error:
@@ -297,7 +291,7 @@ def watch(
     from emotion_ai.drift import DriftThresholds
     from emotion_ai.triggers import Watcher, WatchSettings, latest_reference_profile
 
-    tracking = _tracking(state_dir)
+    tracking = tracking_settings(state_dir)
     profile = json.loads(reference_profile.read_text()) if reference_profile else latest_reference_profile(tracking)
     settings = WatchSettings(state_dir.resolve(), data_uri or "", request_log or default_request_log(state_dir),
                              profile.get("emotion", profile) if profile else None, schedule or "", debounce_seconds,

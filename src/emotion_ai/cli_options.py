@@ -58,3 +58,10 @@ def serving_dir(state_dir: Path) -> str:
 def default_request_log(state_dir: Path) -> Path:
     """Where `emotion-ai serve` samples requests to and `emotion-ai watch` reads them from."""
     return state_dir.resolve() / "requests" / "requests.jsonl"
+
+
+def tracking_settings(state_dir: Path):
+    """MLFLOW_TRACKING_URI when set, else MLflow on SQLite under STATE_DIR."""
+    from emotion_ai.tracking import tracking_from_environment
+
+    return tracking_from_environment(state_dir)

@@ -18,17 +18,15 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).parent
 METADATA_FILE = "cache-entry.json"
-CHUNK_BYTES = 1 << 20
 
 
 def _hash_tree(digest: hashlib._Hash, path: Path) -> None:
-    """Feeds the relative names and bytes of every file under `path` (or `path` itself) into `digest`."""
+    """Feeds the relative names and content digests of every file under `path` (or `path` itself) into `digest`."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         with open(file, "rb") as handle:
-            while chunk := handle.read(CHUNK_BYTES):
-                digest.update(chunk)
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
 
 
 @cache

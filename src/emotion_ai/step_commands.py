@@ -38,6 +38,7 @@ from emotion_ai.cli_options import (
     Width,
     absolute_source,
     serving_dir,
+    tracking_settings,
 )
 
 step_app = typer.Typer(help="Run one pipeline step on its own over a work folder (used by the MLproject).",
@@ -64,12 +65,6 @@ class StepFolders:
         return all((self[name] / DATASET_FILE).is_file() for name in ("keypoints_data", "emotion_data"))
 
 
-def _tracking(state_dir: Path):
-    from emotion_ai.tracking import tracking_from_environment
-
-    return tracking_from_environment(state_dir)
-
-
 def _prepare(folders: StepFolders, tracking, parent_run_id: str, keypoints_csv: str | None, fer_csv: str | None,
              seed: int, synthetic_rows: int, split, validation) -> None:
     from emotion_ai import data_steps
@@ -83,10 +78,11 @@ def _prepare(folders: StepFolders, tracking, parent_run_id: str, keypoints_csv: 
 def _ensure_data(folders: StepFolders, tracking, parent_run_id: str, seed: int) -> None:
     """Ingests synthetic data into the work folder when it holds no validated data yet."""
     from emotion_ai.config import SplitSettings, ValidationSettings
+    from emotion_ai.data_steps import SYNTHETIC_ROWS
 
     if not folders.has_data():
         console.print(f"no validated data in {folders.root}: ingesting synthetic data first")
-        _prepare(folders, tracking, parent_run_id, None, None, seed, 600, SplitSettings(seed=seed),
+        _prepare(folders, tracking, parent_run_id, None, None, seed, SYNTHETIC_ROWS, SplitSettings(seed=seed),
                  ValidationSettings())
 
 
@@ -100,7 +96,7 @@ def ingest(keypoints_csv: KeypointsCsv = None, fer_csv: FerCsv = None, seed: See
     from emotion_ai.config import SplitSettings, ValidationSettings
     from emotion_ai.tracking import parent_run
 
-    tracking = _tracking(state_dir)
+    tracking = tracking_settings(state_dir)
     with parent_run(tracking, "step ingest") as parent_run_id:
         _prepare(StepFolders(workdir), tracking, parent_run_id, keypoints_csv, fer_csv, seed, synthetic_rows,
                  SplitSettings(val_fraction, test_fraction, seed, split_by_usage),
@@ -114,7 +110,7 @@ def _train(step: str, epochs: int, batch_size: int, learning_rate: float, width:
     from emotion_ai.config import TrainSettings
     from emotion_ai.tracking import parent_run
 
-    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
     settings = TrainSettings.scaled(epochs, batch_size, learning_rate, seed, width, depth)
     with parent_run(tracking, f"step {step}") as parent_run_id:
         _ensure_data(folders, tracking, parent_run_id, seed)
@@ -164,7 +160,7 @@ def evaluate(max_keypoint_rmse_px: MaxKeypointRmse = 12.0, min_emotion_accuracy:
     from emotion_ai.config import GateSettings
     from emotion_ai.tracking import parent_run
 
-    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
     _require_models(folders)
     gate = GateSettings(max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
                         significance=significance)
@@ -183,7 +179,7 @@ def register(model_base_path: ModelBasePath = None, keep_versions: KeepVersions 
     from emotion_ai.step_io import DECISIONS_FILE
     from emotion_ai.tracking import parent_run
 
-    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
     _require_models(folders)
     _require(folders, {"report": DECISIONS_FILE}, "the evaluate step")
     with parent_run(tracking, "step register") as parent_run_id:
@@ -212,7 +208,7 @@ def tune(model: Annotated[TunedModel, typer.Argument(help="Which model to tune."
     from emotion_ai.tracking import parent_run
     from emotion_ai.tuning import tune as search
 
-    folders, tracking = StepFolders(workdir), _tracking(state_dir)
+    folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
     with parent_run(tracking, f"tune {model.value}", {"emotion_ai.step": "tune"}) as parent_run_id:
         _ensure_data(folders, tracking, parent_run_id, seed)
         dataset = load_dataset(folders[f"{model.value}_data"] / DATASET_FILE)

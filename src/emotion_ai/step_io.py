@@ -8,6 +8,7 @@ a later step could mistake for a result.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -24,8 +25,11 @@ CACHE_TAG = "emotion_ai.cache"
 
 
 def write_json(path: Path, content: dict) -> None:
+    """Writes `content` beside `path` and renames it into place, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, default=str))
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(content, indent=2, default=str))
+    os.replace(partial, path)
 
 
 def read_json(path: Path) -> dict:

@@ -76,15 +76,15 @@ def _fit(model: keras.Model, dataset: FaceDataset, settings: TrainSettings, *, l
         print(f"resuming from the checkpoint after epoch {saved['epoch']} of {settings.epochs}", flush=True)
     else:
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss, metrics=metrics)
-    done_history = saved["history"] if saved else {}
-    callbacks = _callbacks(settings, len(dataset.part(VAL)[0]) > 0)
-    if checkpoints:
-        callbacks.append(EpochCheckpoint(checkpoints, mlflow.active_run().info.run_id, done_history))
     train = face_batches(*dataset.part(TRAIN), settings.batch_size, shuffle=True,
                          seed=settings.seed, augment=augment)
     val_images, val_targets = dataset.part(VAL)
     validation = (face_batches(val_images, val_targets, settings.batch_size, shuffle=False, seed=0)
                   if len(val_images) else None)
+    done_history = saved["history"] if saved else {}
+    callbacks = _callbacks(settings, validation is not None)
+    if checkpoints:
+        callbacks.append(EpochCheckpoint(checkpoints, mlflow.active_run().info.run_id, done_history))
     mlflow.log_params(settings.as_params())
     history = model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2,
                         class_weight=class_weight, callbacks=callbacks,

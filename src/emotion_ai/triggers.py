@@ -10,7 +10,6 @@ once at least `min_faces` of them were sampled. Every fired check is logged to M
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -25,13 +24,13 @@ from filelock import FileLock, Timeout
 
 from emotion_ai.drift import DriftReport, DriftThresholds, detect_drift
 from emotion_ai.request_log import read_samples
+from emotion_ai.step_io import read_json, write_json
 from emotion_ai.tracking import TRIGGER_TAG, TrackingSettings, use_tracking
 
 STATE_FILE = "state.json"
 LOCK_FILE = "launch.lock"
 KEYPOINTS_PREFIXES = ("training",)
 FER_PREFIXES = ("fer2013", "icml_face_data")
-CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,17 +49,13 @@ class WatchState:
     request_log_offset: int = 0
     last_launch: float = 0.0
     schedule_anchor: float = 0.0
-    launches: int = 0
 
     @classmethod
     def load(cls, path: Path) -> WatchState:
-        return cls(**json.loads(path.read_text())) if path.is_file() else cls()
+        return cls(**read_json(path)) if path.is_file() else cls()
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(asdict(self), indent=2))
-        partial.replace(path)
+        write_json(path, asdict(self))
 
 
 def latest_reference_profile(tracking: TrackingSettings) -> dict | None:
@@ -74,11 +69,8 @@ def latest_reference_profile(tracking: TrackingSettings) -> dict | None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def data_fingerprints(uri: str) -> dict[str, str]:
@@ -238,7 +230,7 @@ class Watcher:
         state.last_launch = now
         state.save(self.folder / STATE_FILE)
         launched = self._launch(triggers, reason, fingerprints)
-        state.fingerprints, state.launches = fingerprints, state.launches + 1
+        state.fingerprints = fingerprints
         if any(trigger.kind == "schedule" for trigger in triggers):
             state.schedule_anchor = now
         state.save(self.folder / STATE_FILE)
