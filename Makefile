@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: sync run test serve ui compile bench-ingest bench-train bench-quality
+.PHONY: sync run test serve ui compile bench-ingest bench-train bench-quality bench-serve
 sync:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
 	$(UV) sync --frozen
@@ -31,6 +31,9 @@ bench-ingest: sync  ## ingest throughput and peak memory vs the per-row np.froms
 
 bench-train: sync  ## training images/s: the real tf.data pipeline vs pre-loaded tensors
 	$(RUN) python bench/train.py $(ARGS)
+
+bench-serve: sync  ## serving req/s and p50/p99 at 1/8/16 clients vs the in-process model and mlflow models serve
+	$(RUN) python bench/serve.py $(ARGS)
 
 bench-quality: sync  ## emotion accuracy on real FER faces vs the majority class; ARGS="--part synthetic" for real-size generated data
 	$(RUN) python bench/quality.py $(ARGS)

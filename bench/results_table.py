@@ -25,13 +25,24 @@ def write_result(name: str, *, value: float, baseline: float, target: float, uni
     return result
 
 
+def _row(r: dict, command: str, date: str) -> str:
+    return (f"| {r['name']} | {r['value']:.4g} {r['unit']} | {r['baseline']:.4g} {r['unit']} | "
+            f"{r['ratio']:.3g} | {r['target']} | {date[:10]} | `{command}` |")
+
+
+def secondary_row(name: str, *, value: float, baseline: float, target: float | str, unit: str,
+                  lower_is_better: bool = False) -> dict:
+    """A further comparison of the same run, shown as its own table row (ratio: higher is better)."""
+    ratio = baseline / value if lower_is_better else value / baseline
+    return {"name": name, "value": value, "baseline": baseline, "ratio": ratio, "target": target, "unit": unit}
+
+
 def regenerate_table() -> None:
     rows = ["| benchmark | value | baseline | ratio (ours/baseline) | target | date | command |",
             "|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS_DIR.glob("*.json")):
-        r = json.loads(path.read_text())
-        rows.append(f"| {r['name']} | {r['value']:.4g} {r['unit']} | {r['baseline']:.4g} {r['unit']} | "
-                    f"{r['ratio']:.3g} | {r['target']} | {r['date'][:10]} | `{r['command']}` |")
+        result = json.loads(path.read_text())
+        rows += [_row(r, result["command"], result["date"]) for r in (result, *result.get("rows", []))]
     text = README.read_text()
     before, rest = text.split(TABLE_START)
     after = rest.split(TABLE_END)[1]

@@ -9,7 +9,7 @@ import boto3
 import requests
 
 from emotion_ai.config import ResNetConfig
-from emotion_ai.export import export_saved_model, prune_versions, remove_version, versions
+from emotion_ai.export import export_saved_model, prune_versions, read_labels, remove_version, set_label, versions
 from emotion_ai.models import build_emotion_model, build_keypoint_model
 from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
 from servers import free_port, running
@@ -32,18 +32,24 @@ def test_versions_on_s3_are_complete_or_invisible(s3_endpoint, tmp_path):
     assert versions(base, EMOTION_MODEL) == [2]
     keys = [item["Key"] for item in boto3.client("s3").list_objects_v2(Bucket="models")["Contents"]]
     assert not [key for key in keys if f"/{EMOTION_MODEL}/3/" in key or f"/{EMOTION_MODEL}/1/" in key]
+    assert read_labels(base, EMOTION_MODEL) == {}
+    assert set_label(base, EMOTION_MODEL, "stable", 2) == {"stable": 2} == read_labels(base, EMOTION_MODEL)
+    assert versions(base, EMOTION_MODEL) == [2], "the labels file is not a version"
 
 
 def test_server_serves_from_s3(s3_endpoint, tmp_path):
     boto3.client("s3").create_bucket(Bucket="served")
     base = "s3://served/models"
     export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 5)
-    export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 9)
+    for version in (8, 9):
+        export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, version)
+    set_label(base, EMOTION_MODEL, "stable", 8)
     port = free_port()
     command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", base, "--rest-api-port", str(port)]
     url = f"http://127.0.0.1:{port}/v1/models"
     with running(command, f"{url}/emotion-ai", tmp_path / "server.log", dict(os.environ)):
         status = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"][0]
-        assert status["version"] == "9"
+        assert status["version"] == "8", "the stable label, read from S3, takes unversioned requests"
+        assert requests.get(f"{url}/{EMOTION_MODEL}/versions/9").status_code == 200
         answer = requests.post(f"{url}/emotion-ai:predict", json={"instances": [[0] * 9216]}).json()
         assert len(answer["predictions"][0]["keypoints"]) == 15

@@ -17,9 +17,9 @@ from servers import free_port, running, seaweedfs_s3
 
 from emotion_ai import registry
 from emotion_ai.config import ResNetConfig
-from emotion_ai.export import versions
+from emotion_ai.export import LABELS_FILE, read_labels, versions
 from emotion_ai.models import build_emotion_model
-from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, publish, rollback
+from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, label, publish, rollback
 from emotion_ai.tracking import TrackingSettings, local_tracking, use_tracking
 from emotion_ai.training import log_keras_model
 
@@ -82,6 +82,7 @@ def test_publish_promote_and_rollback_move_alias_and_serving_together(store, tmp
     assert rollback(NAME, served) == v1
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
     assert versions(served, NAME) == [v1], "the newer version is no longer served"
+    assert read_labels(served, NAME) == {"stable": v1}
     assert registry.load_champion(NAME).predict(FACE, verbose=0).shape == (1, 5)
     with pytest.raises(ValueError, match="replaced no earlier champion"):
         rollback(NAME, served)
@@ -103,7 +104,8 @@ def test_a_failed_alias_move_withdraws_the_export_and_keeps_the_champion(store, 
         publish(NAME, v2, served)
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
     assert versions(served, NAME) == [v1]
-    assert not [p for p in (served / NAME).iterdir() if p.name != str(v1)], "no half-published version"
+    assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE], "no half-published version"
+    assert read_labels(served, NAME) == {"stable": v1}
 
 
 def test_only_the_newest_versions_are_kept(store, tmp_path):
@@ -112,6 +114,20 @@ def test_only_the_newest_versions_are_kept(store, tmp_path):
     for number in numbers:
         publish(NAME, number, served, keep=2)
     assert versions(served, NAME) == numbers[1:]
+
+
+def test_a_canary_label_exports_its_version_and_outlives_promotions_and_pruning(store, tmp_path):
+    served = tmp_path / "serving"
+    v1, v2, v3 = _register_versions(3)
+    publish(NAME, v1, served)
+    assert label(NAME, "canary", v3, served) == {"stable": v1, "canary": v3}
+    assert versions(served, NAME) == [v1, v3], "the canary is exported beside the champion"
+    publish(NAME, v2, served, keep=1)
+    assert versions(served, NAME) == [v2, v3], "neither retired as newer nor pruned as older"
+    assert read_labels(served, NAME) == {"stable": v2, "canary": v3}
+    with pytest.raises(ValueError, match="promote"):
+        label(NAME, "stable", v3, served)
+    assert label(NAME, "canary", None, served) == {"stable": v2}
 
 
 def test_cli_promote_and_rollback(tmp_path):
@@ -125,6 +141,14 @@ def test_cli_promote_and_rollback(tmp_path):
     assert "rolled back: version 1" in result.stdout
     assert int(MlflowClient().get_model_version_by_alias(NAME, "champion").version) == v1
     assert versions(state / "serving", NAME) == [v1]
+    canary = subprocess.run([*cli, "label", NAME, "canary", str(v2), "--state-dir", str(state)],
+                            capture_output=True, text=True)
+    assert canary.returncode == 0, canary.stderr[-2000:]
+    assert versions(state / "serving", NAME) == [v1, v2]
+    assert read_labels(state / "serving", NAME) == {"stable": v1, "canary": v2}
+    refused = subprocess.run([*cli, "label", NAME, "stable", str(v2), "--state-dir", str(state)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "promote" in refused.stdout
     table = subprocess.run([*cli, "models", "--state-dir", str(state)], capture_output=True, text=True,
                            env={**os.environ, "COLUMNS": "200"}).stdout
     assert "champion" in table and NAME in table
@@ -144,4 +168,4 @@ def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_pat
     with pytest.raises(OSError, match="disk full"):
         publish(NAME, v2, served, model=ExportFailsHalfWay())
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
-    assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1)]
+    assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE]

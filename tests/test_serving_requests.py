@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emotion_ai.serving import InvalidInput, describe_face, faces_from_request
+from emotion_ai.serving_requests import InvalidInput, describe_face, faces_from_request
 
 
 def test_accepts_96x96_faces_nested_flat_or_with_a_channel():

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from emotion_ai.config import ResNetConfig
-from emotion_ai.export import export_saved_model, remove_version
+from emotion_ai.export import export_saved_model, remove_version, set_label
 from emotion_ai.models import build_emotion_model, build_keypoint_model
 from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
 from servers import free_port, running
@@ -108,3 +108,36 @@ def test_no_request_fails_while_versions_swap_under_load(served):
         for thread in clients:
             thread.join()
     assert len(codes) > 50 and set(codes) == {200}, {code: codes.count(code) for code in set(codes)}
+    batches = _metric(url, f'emotion_ai_batch_size_count{{model="{EMOTION_MODEL}"}}')
+    faces = _metric(url, f'emotion_ai_batch_size_sum{{model="{EMOTION_MODEL}"}}')
+    assert faces > batches > 0, "concurrent requests were batched into fewer model calls"
+
+
+def _metric(url: str, sample: str) -> float:
+    metrics = requests.get(url.replace("/v1/models", "/metrics"), timeout=5).text
+    return float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith(sample + " ")))
+
+
+def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
+    base, url = served
+    newest = _served_version(url)
+    set_label(base, EMOTION_MODEL, "stable", 1)
+    set_label(base, EMOTION_MODEL, "canary", int(newest))
+    try:
+        _wait_for_version(url, "1")
+        statuses = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"]
+        assert [status["version"] for status in statuses] == ["1", newest]
+        assert requests.get(f"{url}/{EMOTION_MODEL}/labels/canary").json()["model_version_status"][0]["version"] \
+            == newest
+        canary = requests.post(f"{url}/{EMOTION_MODEL}/labels/canary:predict", json={"instances": FACE})
+        assert canary.status_code == 200 and len(canary.json()["predictions"][0]) == 5
+        metadata = requests.get(f"{url}/{EMOTION_MODEL}/labels/stable/metadata").json()
+        assert metadata["model_spec"]["version"] == "1"
+        missing = requests.post(f"{url}/{EMOTION_MODEL}/labels/shadow:predict", json={"instances": FACE})
+        assert missing.status_code == 404 and "shadow" in missing.json()["error"]
+        assert requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"] == "1.1"
+    finally:
+        set_label(base, EMOTION_MODEL, "stable", None)
+        set_label(base, EMOTION_MODEL, "canary", None)
+    _wait_for_version(url, newest)
+    assert requests.get(f"{url}/{EMOTION_MODEL}/versions/1").status_code == 404, "version 1 is unloaded again"

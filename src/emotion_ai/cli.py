@@ -192,10 +192,19 @@ def serve(
     model_base_path: ModelBasePath = None,
     rest_api_port: Annotated[int, typer.Option(help="TF Serving's --rest_api_port.")] = DEFAULT_REST_PORT,
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless told otherwise).")] = LOOPBACK,
-    file_system_poll_wait_seconds: Annotated[float, typer.Option(help="How often to look for new versions.")] = 2.0,
+    file_system_poll_wait_seconds: Annotated[float, typer.Option(
+        help="How often to look for new versions and labels.")] = 2.0,
     model_name: Annotated[Optional[str], typer.Option(
         help="Serve only this model (TF Serving's --model_name): emotion-ai-keypoints, emotion-ai-emotion or "
              "emotion-ai (default: all three).")] = None,
+    num_versions: Annotated[int, typer.Option(
+        min=1, help="Newest versions kept loaded per model (TF Serving's `latest` version policy); versions named "
+                    "in <model>/labels.json (see `emotion-ai label`) are loaded too.")] = 1,
+    enable_batching: Annotated[bool, typer.Option(
+        help="Join concurrent requests into one model call (TF Serving's --enable_batching).")] = True,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Most faces in one batched call.")] = 32,
+    batch_timeout_micros: Annotated[int, typer.Option(
+        min=0, help="How long a batch waits to fill up (0: it runs as soon as the model is free).")] = 0,
     request_log: Annotated[Optional[Path], typer.Option(
         help="JSON lines of sampled request statistics that `emotion-ai watch` checks for drift "
              "(default: STATE_DIR/requests/requests.jsonl).")] = None,
@@ -203,15 +212,22 @@ def serve(
     = DEFAULT_SAMPLE_RATE,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions."""
+    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions.
+
+    Unversioned requests get the version labelled `stable` (the champion) when there is one, else the newest;
+    /versions/<v>:predict and /labels/<label>:predict reach the others.
+    """
+    from emotion_ai.batching import BatchSettings
     from emotion_ai.request_log import RequestSampler
-    from emotion_ai.serving import serve_models
+    from emotion_ai.serving import ServingOptions, serve_models
 
     base_path = model_base_path or serving_dir(state_dir)
     sampler = RequestSampler(request_log or default_request_log(state_dir), request_sample_rate) \
         if request_sample_rate > 0 else None
+    batching = BatchSettings(max_batch_size, batch_timeout_micros) if enable_batching else None
     console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
-    serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds, model_name, sampler)
+    serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds, model_name,
+                 ServingOptions(num_versions, batching), sampler)
 
 
 @app.command()
@@ -249,6 +265,32 @@ def rollback(
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error
     console.print(f"{name} rolled back: version {version} is champion and served")
+
+
+@app.command()
+def label(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
+    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="Version label, e.g. canary.")],
+    version: Annotated[Optional[int], typer.Argument(help="Registered version the label points at.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the label instead.")] = False,
+    model_base_path: ModelBasePath = None,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Point a version label (e.g. canary) at a registered version, exporting it if needed; the server then
+    answers /v1/models/NAME/labels/LABEL:predict with it. `stable` follows the champion."""
+    from emotion_ai.promotion import label as set_label
+    from emotion_ai.tracking import use_tracking
+
+    if (version is None) != remove:
+        console.print("[red]give a VERSION, or --remove[/]")
+        raise typer.Exit(2)
+    use_tracking(tracking_settings(state_dir))
+    try:
+        labels = set_label(name, label_name, version, model_base_path or serving_dir(state_dir))
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    console.print(f"{name} labels: {labels or 'none'}")
 
 
 class LaunchMode(str, Enum):

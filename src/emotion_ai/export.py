@@ -9,16 +9,24 @@ deleted first.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 SAVED_MODEL_FILE = "saved_model.pb"
+LABELS_FILE = "labels.json"
+"""`<model_base_path>/<model_name>/labels.json`: version labels such as `{"stable": 3, "canary": 4}`
+(TF Serving's `version_labels`), kept beside the versions so that every server reads the same ones."""
+STABLE = "stable"
+"""The label that follows the champion; our server answers requests naming no version with it."""
 
 
 class LocalLayout:
@@ -54,6 +62,13 @@ class LocalLayout:
 
     def local_copy(self, model_name: str, version: int) -> Path:
         return self.base_path / model_name / str(version)
+
+    def read_labels(self, model_name: str) -> str | None:
+        path = self.base_path / model_name / LABELS_FILE
+        return path.read_text() if path.is_file() else None
+
+    def write_labels(self, model_name: str, text: str) -> None:
+        write_text_atomically(self.base_path / model_name / LABELS_FILE, text)
 
 
 class S3Layout:
@@ -114,9 +129,48 @@ class S3Layout:
             os.replace(partial, target)
         return target
 
+    def read_labels(self, model_name: str) -> str | None:
+        try:
+            labels = self.client.get_object(Bucket=self.bucket, Key=self._key(model_name, LABELS_FILE))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return labels["Body"].read().decode()
+
+    def write_labels(self, model_name: str, text: str) -> None:
+        """One PUT: S3 readers see the old object or the new one, never half of it."""
+        self.client.put_object(Bucket=self.bucket, Key=self._key(model_name, LABELS_FILE), Body=text.encode())
+
 
 def layout(base_path: str | Path) -> LocalLayout | S3Layout:
     return S3Layout(str(base_path)) if str(base_path).startswith("s3://") else LocalLayout(Path(base_path))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Writes `text` beside `path` and renames it into place, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def read_labels(base_path: str | Path, model_name: str) -> dict[str, int]:
+    """The version labels of `model_name`, e.g. `{"stable": 3}` ({} when none are set)."""
+    text = layout(base_path).read_labels(model_name)
+    if text is None:
+        return {}
+    labels = json.loads(text)
+    if not isinstance(labels, dict) or not all(isinstance(v, int) and v > 0 for v in labels.values()):
+        raise ValueError(f"{base_path}/{model_name}/{LABELS_FILE} must map label names to version numbers")
+    return labels
+
+
+def set_label(base_path: str | Path, model_name: str, label: str, version: int | None) -> dict[str, int]:
+    """Points `label` at `version` (None removes it); returns all labels."""
+    labels = {name: v for name, v in read_labels(base_path, model_name).items() if name != label}
+    if version is not None:
+        labels[label] = version
+    layout(base_path).write_labels(model_name, json.dumps(labels, indent=2, sort_keys=True))
+    return labels
 
 
 def versions(base_path: str | Path, model_name: str) -> list[int]:
@@ -142,9 +196,10 @@ def remove_version(base_path: str | Path, model_name: str, version: int) -> None
     layout(base_path).remove(model_name, version)
 
 
-def retire_versions_above(base_path: str | Path, model_name: str, version: int) -> list[int]:
-    """Withdraws every published version newer than `version` (after a rollback)."""
-    newer = [v for v in versions(base_path, model_name) if v > version]
+def retire_versions_above(base_path: str | Path, model_name: str, version: int,
+                          protected: set[int] = frozenset()) -> list[int]:
+    """Withdraws every published version newer than `version` (after a rollback), except protected ones."""
+    newer = [v for v in versions(base_path, model_name) if v > version and v not in protected]
     for doomed in newer:
         remove_version(base_path, model_name, doomed)
     return newer

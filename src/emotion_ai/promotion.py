@@ -1,9 +1,12 @@
 """Publishing a champion: the registry alias and the served layout change together, or not at all.
 
-Serving reads TF Serving's layout and serves the highest version present, so making a
-version champion means: export it (atomically), move the `champion` alias, then retire any
-newer published version (after a rollback) and prune old ones. If moving the alias fails,
-the export made for it is withdrawn, so the registry and serving never disagree.
+Serving reads TF Serving's layout. Making a version champion means: export it (atomically),
+move the `champion` alias, point the `stable` version label at it (our server answers
+unlabelled requests with `stable`; TF Serving, which ignores our labels, serves the highest
+version), then retire any newer unlabelled version (after a rollback) and prune old ones.
+If moving the alias fails, the export made for it is withdrawn, so the registry and serving
+never disagree. Other labels, such as `canary`, point at versions that receive only the
+requests that name them, and are kept until the label moves.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import keras
 
 from emotion_ai import export, registry
+from emotion_ai.export import STABLE
 
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 DEFAULT_KEEP_VERSIONS = 3
@@ -22,10 +26,7 @@ def publish(name: str, version: int, base_path: str | Path, keep: int = DEFAULT_
             model: keras.Model | None = None, record_previous: bool = True) -> None:
     """Makes `version` of `name` the champion and the version served from `base_path`."""
     current = registry.version_by_alias(name, registry.CHAMPION)
-    exported_now = version not in export.versions(base_path, name)
-    if exported_now:
-        model = model or registry.load_version(name, str(version))
-        export.export_saved_model(model, base_path, name, version)
+    exported_now = _export(name, version, base_path, model)
     try:
         if record_previous and current is not None and int(current.version) != version:
             registry.tag_version(name, version, {PREVIOUS_CHAMPION_TAG: current.version})
@@ -34,8 +35,9 @@ def publish(name: str, version: int, base_path: str | Path, keep: int = DEFAULT_
         if exported_now:
             export.remove_version(base_path, name, version)
         raise
-    export.retire_versions_above(base_path, name, version)
-    export.prune_versions(base_path, name, keep, protected={version})
+    labelled = set(export.set_label(base_path, name, STABLE, version).values())
+    export.retire_versions_above(base_path, name, version, protected=labelled)
+    export.prune_versions(base_path, name, keep, protected=labelled)
 
 
 def rollback(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS) -> int:
@@ -48,3 +50,21 @@ def rollback(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS
         raise ValueError(f"{name} version {current.version} replaced no earlier champion")
     publish(name, int(previous), base_path, keep, record_previous=False)
     return int(previous)
+
+
+def label(name: str, label_name: str, version: int | None, base_path: str | Path) -> dict[str, int]:
+    """Points a version label (e.g. `canary`) at a registered version, exporting it if it is not
+    served yet; None removes the label. `stable` moves only with the champion."""
+    if label_name == STABLE:
+        raise ValueError(f"'{STABLE}' follows the champion: use `emotion-ai promote` to move it")
+    if version is not None:
+        _export(name, version, base_path)
+    return export.set_label(base_path, name, label_name, version)
+
+
+def _export(name: str, version: int, base_path: str | Path, model: keras.Model | None = None) -> bool:
+    """Exports a registered version unless it is published already; True if exported now."""
+    if version in export.versions(base_path, name):
+        return False
+    export.export_saved_model(model or registry.load_version(name, str(version)), base_path, name, version)
+    return True

@@ -1,33 +1,35 @@
 """Serving over TensorFlow Serving's REST API on a KServe ModelServer.
 
-Models come from TF Serving's layout `<model_base_path>/<model_name>/<version>/` (the
-newest complete version is served). Three models are served: the keypoint model, the
-emotion model, and `emotion-ai`, which answers both for one face.
+Models come from TF Serving's layout `<model_base_path>/<model_name>/<version>/`. Three models
+are served: the keypoint model, the emotion model, and `emotion-ai`, which answers both for
+one face. Each keeps its newest `num_versions` versions loaded, plus every version a label
+names (`labels.json`, e.g. `{"stable": 3, "canary": 4}`). A request that names no version
+gets `stable` when that label is set, else the newest version; `/versions/<v>` and
+`/labels/<label>` reach the others. Concurrent requests are batched (see `batching`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import io
 import logging
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from PIL import Image, UnidentifiedImageError
 from prometheus_client import Counter, Gauge, Histogram
 
 from emotion_ai import export, registry
-from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+from emotion_ai.batching import Batcher, BatchSettings
+from emotion_ai.export import STABLE
+from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
 from emotion_ai.request_log import RequestSampler
+from emotion_ai.serving_requests import InvalidInput, describe_face, faces_from_request
 
 
 def _import_kserve():
@@ -47,128 +49,40 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_POLL_SECONDS = 2.0
 """How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
-InvalidInput = kserve.errors.InvalidInput
-PREDICT_PATH = re.compile(r"^/v1/models/(?P<model>[^/:]+)(?:/versions/[^/:]+)?:predict$")
+PREDICT_PATH = re.compile(r"^/v1/models/(?P<model>[^/:]+)(?:/(?:versions|labels)/[^/:]+)?:predict$")
 PREDICT_REQUESTS = Counter("emotion_ai_predict_requests", "Predict requests by model and HTTP status",
                            ["model", "code"])
 PREDICT_SECONDS = Histogram("emotion_ai_predict_seconds", "Predict request latency by model", ["model"])
-SERVED_VERSION = Gauge("emotion_ai_served_version", "Version each model serves", ["model"])
+SERVED_VERSION = Gauge("emotion_ai_served_version", "Version each model serves by default", ["model"])
 
 
-@dataclass
-class FaceRequest:
-    """Faces (n, 96, 96, 1) float32 in 0..255, and which TF Serving format asked for them."""
+@dataclass(frozen=True)
+class ServingOptions:
+    """How many versions stay loaded (TF Serving's `latest` version policy) and how requests are batched
+    (None: each request runs alone)."""
 
-    faces: np.ndarray
-    columnar: bool
-
-    def answer(self, predictions: list) -> dict:
-        """TF Serving answers the row format with "predictions", the columnar one with "outputs"."""
-        return {"outputs" if self.columnar else "predictions": predictions}
+    num_versions: int = 1
+    batching: BatchSettings | None = field(default_factory=BatchSettings)
 
 
-def faces_from_request(payload: dict) -> FaceRequest:
-    """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request.
+class LoadedVersion:
+    """One loaded SavedModel version, with its own batcher."""
 
-    Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
-    0..1 when no value exceeds 1, or `{"b64": "..."}` holding a PNG or JPEG of any size.
-    """
-    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
-        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
-    columnar = "instances" not in payload
-    instances = payload["inputs"] if columnar else payload["instances"]
-    if isinstance(instances, dict) and len(instances) == 1:
-        instances = next(iter(instances.values()))
-    if not isinstance(instances, list) or not instances:
-        raise InvalidInput("instances must be a non-empty list of faces")
-    if all(isinstance(item, dict) and "b64" in item for item in instances):
-        return FaceRequest(np.stack([_decode_image(item["b64"]) for item in instances])[..., np.newaxis], columnar)
-    return FaceRequest(_pixel_faces(instances), columnar)
+    def __init__(self, model_name: str, version: int, saved_model, batching: BatchSettings | None) -> None:
+        self.version, self.saved_model = version, saved_model
+        self._batcher = Batcher(self.infer_now, batching, model_name) if batching else None
 
+    def infer_now(self, faces: np.ndarray) -> np.ndarray:
+        return self.saved_model.serve(tf.constant(faces)).numpy()
 
-def _pixel_faces(instances: list) -> np.ndarray:
-    try:
-        faces = np.asarray(instances, dtype=np.float32)
-    except (ValueError, TypeError) as error:
-        raise InvalidInput(f"instances must be equally shaped arrays of numbers ({error})") from error
-    if faces.ndim == 2 and faces.shape[1] == FACE_SIZE * FACE_SIZE:
-        faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE)
-    if faces.ndim == 3:
-        faces = faces[..., np.newaxis]
-    if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
-        raise InvalidInput(f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
-                           f"(got instances of shape {list(np.shape(instances))})")
-    if not np.isfinite(faces).all() or faces.min() < 0 or faces.max() > 255:
-        raise InvalidInput("pixel values must be finite numbers in 0..255 (or 0..1)")
-    return faces * 255 if faces.max() <= 1 else faces
-
-
-def _decode_image(encoded: object) -> np.ndarray:
-    """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
-    try:
-        with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as image:
-            gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
-    except (binascii.Error, UnidentifiedImageError, OSError) as error:
-        raise InvalidInput(f"b64 value is not a base64 PNG or JPEG image ({error})") from error
-    return np.asarray(gray, dtype=np.float32)
-
-
-class SavedModelServable(kserve.Model):
-    """The newest version of one model under `<base_path>/<name>/`, swapped in when it changes."""
-
-    def __init__(self, name: str, base_path: str | Path, sampler: RequestSampler | None = None) -> None:
-        super().__init__(name)
-        self.base_path, self.sampler = base_path, sampler
-        self.layout = export.layout(base_path)
-        self._current: tuple[int, object] | None = None
-        self._refused: set[int] = set()
-
-    @property
-    def version(self) -> int | None:
-        return self._current[0] if self._current else None
-
-    def load(self) -> bool:
-        if not self.refresh() and self._current is None:
-            raise FileNotFoundError(f"no loadable version of {self.name} under {self.base_path}/{self.name}")
-        self.ready = True
-        return self.ready
-
-    def refresh(self) -> bool:
-        """Loads the highest complete version if it is not the one served; True if it swapped.
-
-        A version that fails to load is refused (logged, never retried) and the old one keeps serving.
-        """
-        available = [v for v in self.layout.versions(self.name) if v not in self._refused]
-        if not available or available[-1] == self.version:
-            return False
-        newest = available[-1]
-        try:
-            saved_model = tf.saved_model.load(str(self.layout.local_copy(self.name, newest)))
-        except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
-            self._refused.add(newest)
-            logger.error("refused %s version %s: %s", self.name, newest, error)
-            return False
-        self._current = (newest, saved_model)
-        SERVED_VERSION.labels(self.name).set(newest)
-        logger.info("serving %s version %s", self.name, newest)
-        return True
-
-    def infer(self, faces: np.ndarray) -> np.ndarray:
-        _, saved_model = self._current
-        return saved_model.serve(tf.constant(faces)).numpy()
-
-    def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        request = faces_from_request(payload)
-        outputs = self.infer(request.faces)
-        if self.sampler:
-            classes = outputs.argmax(axis=1) if outputs.shape[1] == len(EMOTIONS) else None
-            self.sampler.record(self.name, request.faces, classes)
-        return request.answer(outputs.tolist())
+    async def infer(self, faces: np.ndarray) -> np.ndarray:
+        if self._batcher is None:
+            return await asyncio.to_thread(self.infer_now, faces)
+        return await self._batcher(faces)
 
     def signature(self) -> dict:
-        """TF Serving's `signature_def` of the served version's `serving_default`."""
-        _, saved_model = self._current
-        function = saved_model.signatures["serving_default"]
+        """TF Serving's `signature_def` of this version's `serving_default`."""
+        function = self.saved_model.signatures["serving_default"]
         describe = lambda spec: {"dtype": f"DT_{spec.dtype.name.upper()}",  # noqa: E731
                                  "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)}
                                                           for d in spec.shape]}}
@@ -176,6 +90,124 @@ class SavedModelServable(kserve.Model):
             "inputs": {name: describe(spec) for name, spec in function.structured_input_signature[1].items()},
             "outputs": {name: describe(spec) for name, spec in function.structured_outputs.items()},
             "method_name": "tensorflow/serving/predict"}}
+
+
+@dataclass(frozen=True)
+class ServedVersions:
+    """What one model serves: its loaded versions and the labels that point at them (replaced whole)."""
+
+    loaded: dict[int, LoadedVersion] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def default(self) -> int | None:
+        """`stable` when that label is set, else the newest version."""
+        return self.labels.get(STABLE, max(self.loaded, default=None))
+
+    def find(self, version: str | None = None, label: str | None = None) -> LoadedVersion | None:
+        if label is not None:
+            number = self.labels.get(label)
+        else:
+            number = self.default if version is None else int(version) if version.isdigit() else None
+        return self.loaded.get(number)
+
+
+class SavedModelServable(kserve.Model):
+    """One model under `<base_path>/<name>/`, following its versions and labels as they change."""
+
+    def __init__(self, name: str, base_path: str | Path, options: ServingOptions = ServingOptions(),
+                 sampler: RequestSampler | None = None) -> None:
+        super().__init__(name)
+        self.base_path, self.options, self.sampler = base_path, options, sampler
+        self.layout = export.layout(base_path)
+        self.served = ServedVersions()
+        self._refused: set[int] = set()
+
+    @property
+    def version(self) -> int | None:
+        return self.served.default
+
+    def load(self) -> bool:
+        if not self.refresh() and not self.served.loaded:
+            raise FileNotFoundError(f"no loadable version of {self.name} under {self.base_path}/{self.name}")
+        self.ready = True
+        return self.ready
+
+    def refresh(self) -> bool:
+        """Loads the versions the policy and labels want and drops the others; True if anything changed.
+
+        A version that fails to load is refused (logged, never retried) and the next older one is
+        wanted in its place. When nothing is left to serve, the versions served stay.
+        """
+        listed, labels = self.layout.versions(self.name), self._labels()
+        loaded = dict(self.served.loaded)
+        while True:
+            available = [v for v in listed if v not in self._refused]
+            wanted = set(available[-self.options.num_versions:]) | (set(labels.values()) & set(available))
+            missing = wanted - loaded.keys()
+            if not missing:
+                break
+            loaded.update({v: lv for v in sorted(missing, reverse=True) if (lv := self._load(v)) is not None})
+        served = ServedVersions({v: loaded[v] for v in sorted(wanted)},
+                                {label: v for label, v in labels.items() if v in wanted})
+        if not wanted or (served.loaded.keys(), served.labels) == (self.served.loaded.keys(), self.served.labels):
+            return False
+        self.served = served
+        SERVED_VERSION.labels(self.name).set(served.default)
+        logger.info("serving %s versions %s, labels %s, default %s", self.name, sorted(served.loaded),
+                    served.labels, served.default)
+        return True
+
+    def _labels(self) -> dict[str, int]:
+        """The labels file as it is now; a broken one is logged and the labels served stay."""
+        try:
+            return export.read_labels(self.base_path, self.name)
+        except ValueError as error:
+            logger.error("ignored the labels of %s: %s", self.name, error)
+            return self.served.labels
+
+    def _load(self, version: int) -> LoadedVersion | None:
+        try:
+            saved_model = tf.saved_model.load(str(self.layout.local_copy(self.name, version)))
+            return LoadedVersion(self.name, version, saved_model, self.options.batching)
+        except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
+            self._refused.add(version)
+            logger.error("refused %s version %s: %s", self.name, version, error)
+            return None
+
+    def find(self, version: str | None = None, label: str | None = None) -> LoadedVersion | None:
+        return self.served.find(version, label)
+
+    def versions(self) -> list[str]:
+        """Loaded versions, the default first."""
+        served = self.served
+        return [str(v) for v in sorted(served.loaded, key=lambda v: (v != served.default, -v))]
+
+    async def predict(self, payload: dict, headers: dict | None = None) -> dict:
+        return await self.answer(payload, self.find())
+
+    async def answer(self, payload: dict, target: LoadedVersion) -> dict:
+        request = faces_from_request(payload)
+        outputs = await target.infer(request.faces)
+        if self.sampler:
+            classes = outputs.argmax(axis=1) if outputs.shape[1] == len(EMOTIONS) else None
+            self.sampler.record(self.name, request.faces, classes)
+        return request.answer(outputs.tolist())
+
+    def signature(self, target: LoadedVersion) -> dict:
+        return target.signature()
+
+
+@dataclass(frozen=True)
+class FaceVersion:
+    """The keypoint and emotion versions that answer one `emotion-ai` request; its version is `k.e`."""
+
+    keypoints: LoadedVersion
+    emotion: LoadedVersion
+
+    @property
+    def version(self) -> str:
+        return f"{self.keypoints.version}.{self.emotion.version}"
 
 
 class FaceServable(kserve.Model):
@@ -191,46 +223,53 @@ class FaceServable(kserve.Model):
     def version(self) -> str:
         return f"{self.keypoints.version}.{self.emotion.version}"
 
-    def predict(self, payload: dict, headers: dict | None = None) -> dict:
+    def find(self, version: str | None = None, label: str | None = None) -> FaceVersion | None:
+        """`version` is `k.e`; a label must be set on both models."""
+        keypoint_version, _, emotion_version = (version or "").partition(".")
+        if version is not None and not emotion_version:
+            return None
+        keypoints = self.keypoints.find(keypoint_version or None, label)
+        emotion = self.emotion.find(emotion_version or None, label)
+        return FaceVersion(keypoints, emotion) if keypoints and emotion else None
+
+    def versions(self) -> list[str]:
+        return [self.version]
+
+    async def predict(self, payload: dict, headers: dict | None = None) -> dict:
+        return await self.answer(payload, self.find())
+
+    async def answer(self, payload: dict, target: FaceVersion) -> dict:
         request = faces_from_request(payload)
-        coordinates, probabilities = self.keypoints.infer(request.faces), self.emotion.infer(request.faces)
+        coordinates, probabilities = await asyncio.gather(target.keypoints.infer(request.faces),
+                                                          target.emotion.infer(request.faces))
         if self.sampler:
             self.sampler.record(self.name, request.faces, probabilities.argmax(axis=1))
         return request.answer([describe_face(c, p) for c, p in zip(coordinates, probabilities)])
 
-    def signature(self) -> dict:
-        face = self.keypoints.signature()["serving_default"]["inputs"]
+    def signature(self, target: FaceVersion) -> dict:
+        face = target.keypoints.signature()["serving_default"]["inputs"]
         return {"serving_default": {"inputs": face, "outputs": {
             "keypoints": {"names": list(KEYPOINT_NAMES), "unit": "pixels (x, y)"},
             "emotion": {"labels": list(EMOTIONS)}, "probabilities": {"dtype": "DT_FLOAT", "size": len(EMOTIONS)}},
             "method_name": "tensorflow/serving/predict"}}
 
 
-def describe_face(coordinates: np.ndarray, probabilities: np.ndarray) -> dict:
-    """One face's answer: named keypoints (x, y) in pixels, the emotion and its probabilities."""
-    best = int(np.argmax(probabilities))
-    return {
-        "keypoints": {name: coordinates[2 * i:2 * i + 2].tolist() for i, name in enumerate(KEYPOINT_NAMES)},
-        "emotion": EMOTIONS[best],
-        "emotion_id": best,
-        "probabilities": probabilities.tolist(),
-        "labels": list(EMOTIONS),
-    }
-
-
 SERVABLE_MODELS = (registry.KEYPOINT_MODEL, registry.EMOTION_MODEL, registry.COMBINED_MODEL)
 
 
-def load_servables(base_path: str | Path, model_name: str | None = None,
+def load_servables(base_path: str | Path, model_name: str | None = None, options: ServingOptions = ServingOptions(),
                    sampler: RequestSampler | None = None) -> list[kserve.Model]:
-    """All three models, or only `model_name` (TF Serving's --model_name), at their newest versions."""
+    """All three models, or only `model_name` (TF Serving's --model_name), with the versions `options` keep."""
     if model_name is not None and model_name not in SERVABLE_MODELS:
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(SERVABLE_MODELS)}")
-    keypoints = SavedModelServable(registry.KEYPOINT_MODEL, base_path, sampler)
-    emotion = SavedModelServable(registry.EMOTION_MODEL, base_path, sampler)
-    keypoints.load()
-    emotion.load()
-    servables = [keypoints, emotion, FaceServable(keypoints, emotion, sampler)]
+    parts = {name: SavedModelServable(name, base_path, options, sampler)
+             for name in (registry.KEYPOINT_MODEL, registry.EMOTION_MODEL)
+             if model_name in (None, name, registry.COMBINED_MODEL)}
+    for part in parts.values():
+        part.load()
+    servables: list[kserve.Model] = list(parts.values())
+    if model_name in (None, registry.COMBINED_MODEL):
+        servables.append(FaceServable(parts[registry.KEYPOINT_MODEL], parts[registry.EMOTION_MODEL], sampler))
     return [servable for servable in servables if model_name in (None, servable.name)]
 
 
@@ -241,18 +280,26 @@ def _versioned_parts(models: list[kserve.Model]) -> list[SavedModelServable]:
     return list({id(part): part for part in parts}.values())
 
 
-def model_status(model) -> dict:
+def model_status(versions: list[str], ready: bool) -> dict:
     """TF Serving's `GET /v1/models/<name>` answer."""
     return {"model_version_status": [{
-        "version": str(model.version),
-        "state": "AVAILABLE" if model.ready else "LOADING",
+        "version": version,
+        "state": "AVAILABLE" if ready else "LOADING",
         "status": {"error_code": "OK", "error_message": ""},
-    }]}
+    } for version in versions]}
 
 
-def _not_found(name: str, version: str | None = None) -> JSONResponse:
-    wanted = f"Specific({name}, {version})" if version else f"Latest({name})"
+def _not_found(name: str, version: str | None = None, label: str | None = None) -> JSONResponse:
+    wanted = f"Specific({name}, {version})" if version else f"Labelled({name}, {label})" if label \
+        else f"Latest({name})"
     return JSONResponse({"error": f"Servable not found for request: {wanted}"}, 404)
+
+
+async def _json_body(request: Request) -> dict:
+    try:
+        return await request.json()
+    except ValueError as error:
+        raise InvalidInput(f"the request body is not JSON ({error})") from error
 
 
 def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
@@ -287,40 +334,39 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
         ready = bool(models) and all(model.ready for model in repository.get_models().values())
         return JSONResponse({"ready": ready, "models": models}, 200 if ready else 503)
 
-    def served(model_name: str, version: str | None = None):
+    def located(model_name: str, version: str | None, label: str | None):
+        """The model and the version a request names (None when either is not served)."""
         model = repository.get_model(model_name)
-        if model is None or (version is not None and version != str(model.version)):
-            return None
-        return model
+        return model, model.find(version, label) if model else None
 
-    @app.get("/v1/models/{model_name}")
-    async def status(model_name: str):
-        model = served(model_name)
-        return model_status(model) if model else _not_found(model_name)
+    def status(model_name: str, version: str | None = None, label: str | None = None):
+        model, target = located(model_name, version, label)
+        if target is None:
+            return _not_found(model_name, version, label)
+        return model_status(model.versions() if version is None and label is None else [str(target.version)],
+                            model.ready)
 
-    @app.get("/v1/models/{model_name}/versions/{version}")
-    async def version_status(model_name: str, version: str):
-        model = served(model_name, version)
-        return model_status(model) if model else _not_found(model_name, version)
+    def metadata(model_name: str, version: str | None = None, label: str | None = None):
+        model, target = located(model_name, version, label)
+        if target is None:
+            return _not_found(model_name, version, label)
+        return {"model_spec": {"name": model_name, "signature_name": "", "version": str(target.version)},
+                "metadata": {"signature_def": {"signature_def": model.signature(target)}}}
 
-    @app.get("/v1/models/{model_name}/metadata")
-    async def metadata(model_name: str):
-        model = served(model_name)
-        if model is None:
-            return _not_found(model_name)
-        return {"model_spec": {"name": model_name, "signature_name": "", "version": str(model.version)},
-                "metadata": {"signature_def": {"signature_def": model.signature()}}}
+    async def predict(request: Request, model_name: str, version: str | None = None, label: str | None = None):
+        model, target = located(model_name, version, label)
+        if target is None:
+            return _not_found(model_name, version, label)
+        return await model.answer(await _json_body(request), target)
 
-    @app.post("/v1/models/{model_name}/versions/{version}:predict")
-    async def version_predict(model_name: str, version: str, request: Request):
-        model = served(model_name, version)
-        if model is None:
-            return _not_found(model_name, version)
-        try:
-            payload = await request.json()
-        except ValueError as error:
-            raise InvalidInput(f"the request body is not JSON ({error})") from error
-        return await asyncio.to_thread(model.predict, payload)
+    app.add_api_route("/v1/models/{model_name}", status, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}/versions/{version}", status, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}/labels/{label}", status, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}/metadata", metadata, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}/versions/{version}/metadata", metadata, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}/labels/{label}/metadata", metadata, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}/versions/{version}:predict", predict, methods=["POST"])
+    app.add_api_route("/v1/models/{model_name}/labels/{label}:predict", predict, methods=["POST"])
 
 
 class LoopbackModelServer(kserve.ModelServer):
@@ -357,6 +403,7 @@ class LoopbackModelServer(kserve.ModelServer):
 
 
 def serve_models(base_path: str | Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS,
-                 model_name: str | None = None, sampler: RequestSampler | None = None) -> None:
-    """Loads the newest exported versions and serves them until interrupted, following new versions."""
-    LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path, model_name, sampler))
+                 model_name: str | None = None, options: ServingOptions = ServingOptions(),
+                 sampler: RequestSampler | None = None) -> None:
+    """Loads the exported versions `options` keep and serves them until interrupted, following changes."""
+    LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path, model_name, options, sampler))

@@ -8,11 +8,11 @@ a later step could mistake for a result.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import mlflow
 
+from emotion_ai.export import write_text_atomically
 from emotion_ai.step_cache import StepCache
 
 RAW_FILE = "data.csv"
@@ -25,11 +25,8 @@ CACHE_TAG = "emotion_ai.cache"
 
 
 def write_json(path: Path, content: dict) -> None:
-    """Writes `content` beside `path` and renames it into place, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(json.dumps(content, indent=2, default=str))
-    os.replace(partial, path)
+    """Writes `content` as JSON atomically (readers never see half a file)."""
+    write_text_atomically(path, json.dumps(content, indent=2, default=str))
 
 
 def read_json(path: Path) -> dict:

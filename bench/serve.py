@@ -1,0 +1,183 @@
+"""Serving throughput and latency: our server against the in-process model and `mlflow models serve`.
+
+One emotion model (the default ResNet, random weights: speed does not depend on them) is exported
+to TF Serving's layout and logged to MLflow. Measured in the same run, one after another:
+- in-process: the SavedModel called directly, one face at a time (latency) and in batches of 16
+  (throughput);
+- ours: `emotion-ai serve --model-name emotion-ai-emotion`, with and without batching;
+- MLflow: `mlflow models serve` of the logged model (`--env-manager local`).
+Clients are threads posting TF Serving's row format `{"instances": [face]}`, one 96x96x1 face per
+request, as fast as answers come, for a fixed time at 1, 8 and 16 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
+
+import numpy as np  # noqa: E402
+import requests  # noqa: E402
+from results_table import secondary_row, write_result  # noqa: E402
+from servers import free_port, running  # noqa: E402
+
+CLIENT_COUNTS = (1, 8, 16)
+IN_PROCESS_BATCH = 16
+TARGET_VS_INPROCESS, TARGET_VS_MLFLOW, TARGET_ADDED_P50_MS = 0.6, 2.0, 3.0
+MODEL = "emotion-ai-emotion"
+
+
+def _percentile(values: list[float], share: float) -> float:
+    return float(np.percentile(values, share * 100))
+
+
+def _summary(latencies_s: list[float], seconds: float) -> dict:
+    return {"requests_per_s": len(latencies_s) / seconds, "p50_ms": _percentile(latencies_s, 0.5) * 1000,
+            "p99_ms": _percentile(latencies_s, 0.99) * 1000, "requests": len(latencies_s)}
+
+
+def load_clients(url: str, body: bytes, clients: int, seconds: float) -> dict:
+    """`clients` threads posting `body` back to back for `seconds`; every answer must be HTTP 200."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    def client() -> None:
+        with requests.Session() as session:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = session.post(url, data=body, headers={"content-type": "application/json"}, timeout=60)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
+                latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} failed requests to {url}, e.g. {failures[0]}")
+    return _summary(latencies, time.perf_counter() - started)
+
+
+def measure_server(url: str, body: bytes, seconds: float) -> dict[str, dict]:
+    load_clients(url, body, 4, 2.0)
+    return {str(clients): load_clients(url, body, clients, seconds) for clients in CLIENT_COUNTS}
+
+
+def measure_in_process(saved_model_dir: Path, face: np.ndarray, seconds: float) -> dict:
+    """The SavedModel called directly: single faces (latency) and batches of 16 (throughput)."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(saved_model_dir)).serve
+    single, batch = tf.constant(face[np.newaxis]), tf.constant(np.repeat(face[np.newaxis], IN_PROCESS_BATCH, 0))
+    timings = {}
+    for name, inputs in (("single", single), ("batch", batch)):
+        serve(inputs).numpy()
+        calls, deadline = [], time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            serve(inputs).numpy()
+            calls.append(time.perf_counter() - started)
+        timings[name] = calls
+    return {"single_p50_ms": _percentile(timings["single"], 0.5) * 1000,
+            "single_images_per_s": 1 / statistics.mean(timings["single"]),
+            "batch_images_per_s": IN_PROCESS_BATCH / statistics.mean(timings["batch"])}
+
+
+def build_model(work: Path, width: int, depth: int) -> tuple[Path, str]:
+    """The emotion model exported as version 1 under `work/serving`, and logged to MLflow in `work`."""
+    import keras
+    import mlflow
+
+    from emotion_ai.config import ResNetConfig
+    from emotion_ai.export import export_saved_model
+    from emotion_ai.models import build_emotion_model
+    from emotion_ai.training import log_keras_model
+
+    keras.utils.set_random_seed(0)
+    model = build_emotion_model(ResNetConfig.scaled(width, depth))
+    export_saved_model(model, work / "serving", MODEL, 1)
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    mlflow.set_experiment("bench-serve")
+    with mlflow.start_run():
+        model_uri = log_keras_model(model, np.zeros((1, 96, 96, 1), np.float32))
+    return work / "serving", model_uri
+
+
+@contextmanager
+def ours(base: Path, port: int, log: Path, batching: bool):
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", str(base), "--model-name", MODEL,
+               "--rest-api-port", str(port), "--request-sample-rate", "0",
+               "--enable-batching" if batching else "--no-enable-batching"]
+    with running(command, f"http://127.0.0.1:{port}/v1/models/{MODEL}", log):
+        yield f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict"
+
+
+@contextmanager
+def mlflow_serve(work: Path, model_uri: str, port: int, log: Path):
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+               "--host", "127.0.0.1", "--port", str(port)]
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    with running(command, f"http://127.0.0.1:{port}/ping", log, environment):
+        yield f"http://127.0.0.1:{port}/invocations"
+
+
+def measure(width: int, depth: int, seconds: float) -> dict:
+    face = np.random.default_rng(0).integers(0, 256, (96, 96, 1)).astype(np.float32)
+    body = json.dumps({"instances": [face.astype(int).tolist()]}).encode()
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
+        work = Path(scratch)
+        base, model_uri = build_model(work, width, depth)
+        results = {"in_process": measure_in_process(base / MODEL / "1", face, seconds)}
+        for name, batching in (("ours", True), ("ours_unbatched", False)):
+            with ours(base, free_port(), work / f"{name}.log", batching) as url:
+                results[name] = measure_server(url, body, seconds)
+        with mlflow_serve(work, model_uri, free_port(), work / "mlflow.log") as url:
+            results["mlflow"] = measure_server(url, body, seconds)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=16, help="ResNet width (the default model: 16)")
+    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per client count")
+    args = parser.parse_args()
+    measured = measure(args.width, args.depth, args.seconds)
+    busiest = str(max(CLIENT_COUNTS))
+    ours16, mlflow16 = measured["ours"][busiest]["requests_per_s"], measured["mlflow"][busiest]["requests_per_s"]
+    added_p50 = measured["ours"]["1"]["p50_ms"] - measured["in_process"]["single_p50_ms"]
+    details = {"ratio_vs_inprocess": ours16 / measured["in_process"]["batch_images_per_s"],
+               "ratio_vs_mlflow": ours16 / mlflow16, "added_p50_ms_1_client": added_p50,
+               "targets": {"ratio_vs_inprocess": TARGET_VS_INPROCESS, "ratio_vs_mlflow": TARGET_VS_MLFLOW,
+                           "added_p50_ms_1_client": TARGET_ADDED_P50_MS},
+               "clients": list(CLIENT_COUNTS), "measured": measured, "width": args.width, "depth": args.depth,
+               "request": "one 96x96x1 face as JSON {'instances': [...]}"}
+    rows = [secondary_row("serving vs mlflow models serve", value=ours16, baseline=mlflow16, target=TARGET_VS_MLFLOW,
+                          unit=f"req/s at {busiest} clients"),
+            secondary_row("serving p50 at 1 client (target: ≤ 3 ms added)", value=measured["ours"]["1"]["p50_ms"],
+                          baseline=measured["in_process"]["single_p50_ms"], target=f"+{TARGET_ADDED_P50_MS:g} ms",
+                          unit="ms", lower_is_better=True)]
+    command = f"uv run python bench/serve.py --width {args.width} --depth {args.depth} --seconds {args.seconds:g}"
+    result = write_result("serving", value=ours16, baseline=measured["in_process"]["batch_images_per_s"],
+                          target=TARGET_VS_INPROCESS, unit=f"faces/s at {busiest} clients", command=command,
+                          details={**details, "rows": rows})
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

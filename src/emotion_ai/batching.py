@@ -1,0 +1,80 @@
+"""Server-side batching: concurrent requests to one model joined into one model call.
+
+TF Serving does this with `--enable_batching` (a batch timeout and a maximum batch size).
+Here, while a model call runs, the requests that arrive wait; the next call takes as many
+of them as fit in `max_batch_size` faces. A lone request therefore runs at once (no timeout
+is needed to gather a batch), and under load the batches grow by themselves. Asked for, a
+timeout waits a little longer for a fuller batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import Histogram
+
+BATCH_SIZES = Histogram("emotion_ai_batch_size", "Faces per model call (server-side batching)", ["model"],
+                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """TF Serving's batching parameters that apply here."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 0
+
+
+class Batcher:
+    """Runs `infer` on the faces of all waiting requests at once, one call at a time, in a worker thread."""
+
+    def __init__(self, infer: Callable[[np.ndarray], np.ndarray], settings: BatchSettings, name: str) -> None:
+        self.infer, self.settings, self.name = infer, settings, name
+        self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._drainer: asyncio.Task | None = None
+
+    async def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        """The outputs for `inputs`, computed in a batch with whatever else is waiting."""
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.append((inputs, answer))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain())
+        return await answer
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                if self.settings.batch_timeout_micros and self._waiting_faces() < self.settings.max_batch_size:
+                    await asyncio.sleep(self.settings.batch_timeout_micros / 1e6)
+                await self._run(self._next_batch())
+        finally:
+            self._drainer = None
+
+    def _waiting_faces(self) -> int:
+        return sum(len(inputs) for inputs, _ in self._waiting)
+
+    def _next_batch(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+        """The oldest waiting requests whose faces fit in one batch (always at least one request)."""
+        taken, faces = 1, len(self._waiting[0][0])
+        while taken < len(self._waiting) and faces + len(self._waiting[taken][0]) <= self.settings.max_batch_size:
+            faces += len(self._waiting[taken][0])
+            taken += 1
+        batch, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return batch
+
+    async def _run(self, batch: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+        inputs = [request_inputs for request_inputs, _ in batch]
+        BATCH_SIZES.labels(self.name).observe(sum(map(len, inputs)))
+        try:
+            outputs = await asyncio.to_thread(self.infer, np.concatenate(inputs))
+        except Exception as error:  # noqa: BLE001 - every request of the batch gets the model's error
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(error)
+            return
+        for (_, answer), request_outputs in zip(batch, np.split(outputs, np.cumsum(list(map(len, inputs)))[:-1])):
+            if not answer.done():
+                answer.set_result(request_outputs)

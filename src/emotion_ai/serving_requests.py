@@ -1,0 +1,84 @@
+"""TF Serving's REST request and answer formats for faces: rows or columns, pixels or base64 images."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from kserve.errors import InvalidInput
+from PIL import Image, UnidentifiedImageError
+
+from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+
+
+@dataclass
+class FaceRequest:
+    """Faces (n, 96, 96, 1) float32 in 0..255, and which TF Serving format asked for them."""
+
+    faces: np.ndarray
+    columnar: bool
+
+    def answer(self, predictions: list) -> dict:
+        """TF Serving answers the row format with "predictions", the columnar one with "outputs"."""
+        return {"outputs" if self.columnar else "predictions": predictions}
+
+
+def faces_from_request(payload: dict) -> FaceRequest:
+    """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request.
+
+    Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
+    0..1 when no value exceeds 1, or `{"b64": "..."}` holding a PNG or JPEG of any size.
+    """
+    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
+        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
+    columnar = "instances" not in payload
+    instances = payload["inputs"] if columnar else payload["instances"]
+    if isinstance(instances, dict) and len(instances) == 1:
+        instances = next(iter(instances.values()))
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput("instances must be a non-empty list of faces")
+    if all(isinstance(item, dict) and "b64" in item for item in instances):
+        return FaceRequest(np.stack([_decode_image(item["b64"]) for item in instances])[..., np.newaxis], columnar)
+    return FaceRequest(_pixel_faces(instances), columnar)
+
+
+def _pixel_faces(instances: list) -> np.ndarray:
+    try:
+        faces = np.asarray(instances, dtype=np.float32)
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(f"instances must be equally shaped arrays of numbers ({error})") from error
+    if faces.ndim == 2 and faces.shape[1] == FACE_SIZE * FACE_SIZE:
+        faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE)
+    if faces.ndim == 3:
+        faces = faces[..., np.newaxis]
+    if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
+        raise InvalidInput(f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
+                           f"(got instances of shape {list(np.shape(instances))})")
+    if not np.isfinite(faces).all() or faces.min() < 0 or faces.max() > 255:
+        raise InvalidInput("pixel values must be finite numbers in 0..255 (or 0..1)")
+    return faces * 255 if faces.max() <= 1 else faces
+
+
+def _decode_image(encoded: object) -> np.ndarray:
+    """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as image:
+            gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+    except (binascii.Error, UnidentifiedImageError, OSError) as error:
+        raise InvalidInput(f"b64 value is not a base64 PNG or JPEG image ({error})") from error
+    return np.asarray(gray, dtype=np.float32)
+
+
+def describe_face(coordinates: np.ndarray, probabilities: np.ndarray) -> dict:
+    """One face's answer: named keypoints (x, y) in pixels, the emotion and its probabilities."""
+    best = int(np.argmax(probabilities))
+    return {
+        "keypoints": {name: coordinates[2 * i:2 * i + 2].tolist() for i, name in enumerate(KEYPOINT_NAMES)},
+        "emotion": EMOTIONS[best],
+        "emotion_id": best,
+        "probabilities": probabilities.tolist(),
+        "labels": list(EMOTIONS),
+    }
