@@ -42,7 +42,7 @@ def regenerate_table() -> None:
             "|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS_DIR.glob("*.json")):
         result = json.loads(path.read_text())
-        rows += [_row(r, result["command"], result["date"]) for r in (result, *result.get("rows", []))]
+        rows += [_row(r, result["command"], result["date"]) for r in (result, *result.get("table_rows", []))]
     text = README.read_text()
     before, rest = text.split(TABLE_START)
     after = rest.split(TABLE_END)[1]

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -175,7 +174,7 @@ def main() -> None:
     command = f"uv run python bench/serve.py --width {args.width} --depth {args.depth} --seconds {args.seconds:g}"
     result = write_result("serving", value=ours16, baseline=measured["in_process"]["batch_images_per_s"],
                           target=TARGET_VS_INPROCESS, unit=f"faces/s at {busiest} clients", command=command,
-                          details={**details, "rows": rows})
+                          details={**details, "table_rows": rows})
     print(json.dumps(result, indent=2))
 
 

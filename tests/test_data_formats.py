@@ -2,31 +2,66 @@ import gzip
 import shutil
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pytest
 
-from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, DataFormatError, parse_pixel_strings, read_table
+from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, DataFormatError, read_table
 from emotion_ai.faces import KEYPOINT_COLUMNS
+from emotion_ai.pixel_parser import parse_pixel_column
 
 
-def test_vectorized_parse_matches_a_plain_parse():
+def test_compiled_parse_matches_a_plain_parse():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(7, 16))
-    texts = pd.Series([" ".join(map(str, row)) for row in images])
-    parsed = parse_pixel_strings(texts, 16)
+    texts = [" ".join(map(str, row)) for row in images]
+    texts[3] = "  " + texts[3].replace(" ", " \t ") + " "
+    parsed = parse_pixel_column(pa.array(texts), 16)
     assert parsed.images is not None
     np.testing.assert_array_equal(parsed.images, images)
+    np.testing.assert_array_equal(parsed.minimum, images.min(axis=1))
     np.testing.assert_array_equal(parsed.maximum, images.max(axis=1))
 
 
+def test_parse_reads_a_slice_of_an_arrow_array():
+    parsed = parse_pixel_column(pa.array(["1 2", "3 4", "5 6", None])[1:], 2)
+    assert parsed.count.tolist() == [2, 2, 0] and parsed.images is None
+    assert parse_pixel_column(pa.array(["1 2", "3 4", "5 6"])[1:], 2).images.tolist() == [[3, 4], [5, 6]]
+
+
 @pytest.mark.parametrize("bad_row, problem", [
-    ("1 2 3", "count"), ("1 2 x 4", "non_numeric"), ("1 2 256 4", "range"), ("1 2 1000 4", "range"), ("", "count"),
+    ("1 2 3", "count"), ("1 2 x 4", "non_numeric"), ("1 2 256 4", "range"), ("1 2 1000 4", "range"),
+    ("1 2 99999999999999999999 4", "range"), ("1 2 -3 4", "non_numeric"), ("1 2 3 4 5", "count"), ("", "count"),
 ])
 def test_a_bad_row_is_flagged_on_its_own_row(bad_row, problem):
-    parsed = parse_pixel_strings(pd.Series(["9 9 9 9", bad_row, "0 1 2 3"]), 4)
+    parsed = parse_pixel_column(pa.array(["9 9 9 9", bad_row, "0 1 2 3"]), 4)
     assert parsed.images is None
     flagged = {"count": parsed.count != 4, "non_numeric": parsed.non_numeric, "range": parsed.maximum > 255}[problem]
     assert flagged.tolist() == [False, True, False]
+
+
+def test_a_row_with_too_many_fields_names_its_row(fer_csv, tmp_path):
+    lines = fer_csv.read_text().splitlines()
+    lines[3] += ",extra"
+    path = tmp_path / "extra.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"extra.csv, row 4: has 4 fields where the header names 3"):
+        read_table(path, FER_FORMAT)
+
+
+def test_many_blocks_keep_rows_in_order(fer_csv, monkeypatch):
+    import emotion_ai.data_formats as data_formats
+
+    whole = read_table(fer_csv, FER_FORMAT)
+    monkeypatch.setattr(data_formats, "BLOCK_BYTES", 20_000)
+    in_blocks = read_table(fer_csv, FER_FORMAT)
+    np.testing.assert_array_equal(in_blocks.images, whole.images)
+    assert in_blocks.rows["row"].tolist() == whole.rows["row"].tolist() == list(range(2, 122))
+    assert in_blocks.rows["emotion"].tolist() == whole.rows["emotion"].tolist()
+
+
+def test_chunks_of_a_column_are_parsed_in_order():
+    column = pa.chunked_array([pa.array(["1 2", "3 4"]), pa.array([], pa.string()), pa.array(["5 6"])])
+    assert parse_pixel_column(column, 2).images.tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_reads_fkd_training_csv_with_missing_keypoints(keypoints_csv):

@@ -1,9 +1,10 @@
 """The Kaggle formats: readers for FKD `training.csv`/`test.csv` and FER2013 `fer2013.csv`, and the pixel-string writer.
 
-Reading is lenient and vectorized: every row is parsed into per-row facts (pixel count,
-pixel range, labels, keypoints) that validation then judges, so one bad row is reported by
-its number instead of crashing the reader. Pixels are parsed in chunks of rows with numpy
-byte arithmetic: no Python loop over rows or pixels.
+Reading is lenient and fast: Arrow's streaming CSV reader splits the file block by block, and
+every row is parsed into per-row facts (pixel count, pixel range, labels, keypoints) that
+validation then judges, so one bad row is reported by its number instead of crashing the reader.
+Pixels are parsed by `pixel_parser` in one compiled pass over each block's bytes: no Python loop
+over rows or pixels, no per-row strings, and never the whole file's text in memory.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as arrow_csv
 
 from emotion_ai.faces import FER_PIXELS, FKD_PIXELS, KEYPOINT_COLUMNS
+from emotion_ai.pixel_parser import PixelRows, parse_pixel_column
 
-CHUNK_PIXELS = 2_000_000
-"""Pixels parsed at a time: bounds the parser's temporaries (about 10 bytes a pixel) whatever the row size."""
+BLOCK_BYTES = 16 << 20
+"""Bytes of CSV text read and parsed at a time: bounds the text held in memory whatever the file size."""
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
-_SPACE, _TAB, _ZERO = 32, 9, 48
-_TOO_LONG = 1000
-"""Value given to a token of more than three digits: always out of the 0..255 range."""
 
 
 class DataFormatError(ValueError):
@@ -80,18 +82,6 @@ FER_FORMAT = TableFormat(
 
 
 @dataclass
-class PixelRows:
-    """Per-row facts about a column of space-separated pixel strings."""
-
-    count: np.ndarray
-    minimum: np.ndarray
-    maximum: np.ndarray
-    non_numeric: np.ndarray
-    images: np.ndarray | None
-    """(rows, n_pixels) uint8, or None when any row is malformed."""
-
-
-@dataclass
 class Table:
     """A Kaggle CSV read into per-row facts (`rows`) and, when well formed, its pixels."""
 
@@ -111,17 +101,20 @@ def _open_zip_member(path: Path) -> BinaryIO:
     return archive.open(members[0])
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Opens a plain, gzip or zip CSV as text; a UTF-8 byte-order mark is accepted."""
+def open_binary(path: Path) -> BinaryIO:
+    """Opens a plain, gzip or zip CSV as a stream of its (decompressed) bytes."""
     with open(path, "rb") as probe:
         magic = probe.read(4)
     if magic[:2] == GZIP_MAGIC:
-        raw = gzip.open(path, "rb")
-    elif magic == ZIP_MAGIC:
-        raw = _open_zip_member(path)
-    else:
-        raw = open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        return gzip.open(path, "rb")
+    if magic == ZIP_MAGIC:
+        return _open_zip_member(path)
+    return open(path, "rb")
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Opens a plain, gzip or zip CSV as text; a UTF-8 byte-order mark is accepted."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")
 
 
 def read_header(path: Path) -> list[str]:
@@ -136,6 +129,13 @@ def read_header(path: Path) -> list[str]:
     return [name.strip() for name in header]
 
 
+def check_unique_columns(path: Path, header: list[str]) -> None:
+    """Refuses a header that names a column twice (which of the two would be meant?)."""
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise DataFormatError(path, "duplicated column in header", column=duplicated[0])
+
+
 _PIXEL_TEXT = np.array([str(value).encode() for value in range(256)], dtype=object)
 
 
@@ -144,109 +144,72 @@ def pixel_string(image: np.ndarray) -> str:
     return b" ".join(_PIXEL_TEXT[image.ravel()]).decode()
 
 
-def parse_pixel_strings(texts: pd.Series, n_pixels: int) -> PixelRows:
-    """Parses space-separated 0..255 pixel strings with numpy byte arithmetic.
-
-    The rows are joined with single spaces into one byte buffer. A token's value is read at
-    its last byte: d[e] + 10*d[e-1] + 100*d[e-2] (spaces count as 0 digits), and per-row
-    counts come from searching the row boundaries in the sorted token ends, so the cost is
-    a few vectorized passes over the bytes.
-    """
-    strings = texts.astype(object).where(texts.notna(), "").map(str.strip)
-    lengths = strings.str.len().to_numpy(dtype=np.int64)
-    text = "  " + " ".join(strings) + " "
-    data = np.frombuffer(text.encode("ascii", errors="replace"), dtype=np.uint8)
-    is_space = (data == _SPACE) | (data == _TAB)
-    digits = data - np.uint8(_ZERO)
-    is_digit = digits < 10
-    digits *= is_digit
-    bad_char = ~(is_space | is_digit)
-    ends = np.flatnonzero(~is_space[:-1] & is_space[1:])
-    units, tens, hundreds = (digits[ends - k].astype(np.int16) for k in range(3))
-    before_end = is_digit[ends - 1]
-    values = units + 10 * tens + 100 * hundreds * before_end
-    too_long = before_end & is_digit[ends - 2] & is_digit[ends - 3]
-    values[too_long] = _TOO_LONG
-
-    row_ends = 2 + np.cumsum(lengths + 1) - 1
-    row_starts = row_ends - lengths
-    count = _per_row_count(ends, row_starts, row_ends)
-    non_numeric = _per_row_count(np.flatnonzero(bad_char), row_starts, row_ends) > 0
-    minimum, maximum = _per_row_range(values, count)
-    well_formed = (count == n_pixels).all() and not non_numeric.any() and (maximum <= 255).all()
-    images = values.reshape(len(lengths), n_pixels).astype(np.uint8) if well_formed else None
-    return PixelRows(count, minimum, maximum, non_numeric, images)
-
-
-def _per_row_count(positions: np.ndarray, row_starts: np.ndarray, row_ends: np.ndarray) -> np.ndarray:
-    """How many of the sorted byte `positions` fall within each row's range [start, end)."""
-    return np.searchsorted(positions, row_ends) - np.searchsorted(positions, row_starts)
-
-
-def _per_row_range(values: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row minimum and maximum of token values (-1 for rows without tokens)."""
-    minimum = np.full(len(count), -1, dtype=np.int16)
-    maximum = np.full(len(count), -1, dtype=np.int16)
-    has_tokens = count > 0
-    first_token = (np.cumsum(count) - count)[has_tokens]
-    if len(first_token):
-        minimum[has_tokens] = np.minimum.reduceat(values, first_token)
-        maximum[has_tokens] = np.maximum.reduceat(values, first_token)
-    return minimum, maximum
-
-
 def read_table(path: Path, table_format: TableFormat) -> Table:
-    """Reads a CSV of `table_format` into per-row facts, chunk by chunk."""
+    """Reads a CSV of `table_format` into per-row facts and, when every row is well formed, its pixels."""
     columns = read_header(path)
+    check_unique_columns(path, columns)
     missing = [name for name in table_format.required_columns if name not in columns]
     if missing:
         raise DataFormatError(path, f"missing required column (found {columns})", column=missing[0])
-    frames: list[pd.DataFrame] = []
-    images: list[np.ndarray] | None = []
+    invalid_rows: list[arrow_csv.InvalidRow] = []
     try:
-        with open_text(path) as text:
-            reader = pd.read_csv(text, chunksize=max(1, CHUNK_PIXELS // table_format.n_pixels), dtype=str,
-                                 keep_default_na=False,
-                                 skipinitialspace=True)
-            for chunk in reader:
-                facts, chunk_images = _chunk_facts(chunk, table_format, start_row=_next_row(frames))
-                frames.append(facts)
-                images = None if images is None or chunk_images is None else [*images, chunk_images]
-    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError,
-            pd.errors.ParserError) as error:
+        with open_binary(path) as stream:
+            pixels, others = _read_blocks(_csv_reader(stream, columns, invalid_rows), table_format)
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, pa.ArrowInvalid) as error:
         raise DataFormatError(path, f"cannot be parsed as CSV ({error})") from error
-    rows = pd.concat(frames, ignore_index=True) if frames else _empty_facts(table_format)
-    stacked = np.concatenate(images) if images else None
-    return Table(path, table_format, columns, rows, stacked)
+    if invalid_rows:
+        first = invalid_rows[0]
+        raise DataFormatError(path, f"has {first.actual_columns} fields where the header names "
+                                    f"{first.expected_columns} ({len(invalid_rows)} such row(s))", row=first.number)
+    return Table(path, table_format, columns, _row_facts(pixels, others, table_format), pixels.images)
 
 
-def _next_row(frames: list[pd.DataFrame]) -> int:
-    """The file row number of the next chunk's first data row (the header is row 1)."""
-    return 2 + sum(len(frame) for frame in frames)
+def _csv_reader(stream: BinaryIO, columns: list[str],
+                invalid_rows: list[arrow_csv.InvalidRow]) -> arrow_csv.CSVStreamingReader:
+    """Arrow's streaming reader, every column as text; rows with the wrong field count go to `invalid_rows`.
+
+    One thread, so that Arrow numbers the rows it refuses (the pixel parser runs on every core).
+    """
+    def collect(row: arrow_csv.InvalidRow) -> str:
+        invalid_rows.append(row)
+        return "skip"
+
+    return arrow_csv.open_csv(
+        stream,
+        read_options=arrow_csv.ReadOptions(column_names=columns, skip_rows=1, block_size=BLOCK_BYTES,
+                                           use_threads=False),
+        parse_options=arrow_csv.ParseOptions(invalid_row_handler=collect),
+        convert_options=arrow_csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string())))
 
 
-def _empty_facts(table_format: TableFormat) -> pd.DataFrame:
-    columns = ["row", "pixel_count", "pixel_min", "pixel_max", "pixel_non_numeric",
-               *table_format.numeric_columns]
-    return pd.DataFrame({name: pd.Series(dtype=float) for name in columns})
+def _read_blocks(reader: arrow_csv.CSVStreamingReader, table_format: TableFormat) -> tuple[PixelRows, pa.Table]:
+    """Parses each block's pixels as it arrives and keeps only its other (small) columns."""
+    pixel_index = reader.schema.get_field_index(table_format.pixel_column)
+    other_indices = [i for i in range(len(reader.schema)) if i != pixel_index]
+    pixel_parts, other_parts = [], []
+    for block in reader:
+        pixel_parts.append(parse_pixel_column(block.column(pixel_index), table_format.n_pixels))
+        other_parts.append(block.select(other_indices))
+    others = pa.Table.from_batches(other_parts, reader.schema.remove(pixel_index))
+    return PixelRows.concatenate(pixel_parts), others
 
 
-def _chunk_facts(chunk: pd.DataFrame, table_format: TableFormat,
-                 start_row: int) -> tuple[pd.DataFrame, np.ndarray | None]:
-    pixels = parse_pixel_strings(chunk[table_format.pixel_column], table_format.n_pixels)
+def _row_facts(pixels: PixelRows, others: pa.Table, table_format: TableFormat) -> pd.DataFrame:
+    """One row of facts per data row: file row number, pixel facts, numbers and the other columns."""
     facts = pd.DataFrame({
-        "row": np.arange(start_row, start_row + len(chunk)),
+        "row": np.arange(2, 2 + len(pixels.count)),
         "pixel_count": pixels.count,
         "pixel_min": pixels.minimum,
         "pixel_max": pixels.maximum,
         "pixel_non_numeric": pixels.non_numeric,
     })
+    text = others.to_pandas()
+    for name in text.columns:
+        text[name] = text[name].str.strip()
     for name in table_format.numeric_columns:
-        text = chunk[name].str.strip()
-        number = pd.to_numeric(text, errors="coerce")
+        number = pd.to_numeric(text[name], errors="coerce")
         facts[name] = number.to_numpy(dtype=float)
-        facts[f"{name}_non_numeric"] = (number.isna() & (text != "")).to_numpy()
-    extra = [name for name in chunk.columns if name not in table_format.required_columns]
-    for name in extra:
-        facts[name] = chunk[name].to_numpy()
-    return facts, pixels.images
+        facts[f"{name}_non_numeric"] = (number.isna() & (text[name] != "")).to_numpy()
+    for name in text.columns.difference(table_format.required_columns, sort=False):
+        facts[name] = text[name].to_numpy()
+    return facts

@@ -18,9 +18,9 @@ from emotion_ai.config import ValidationSettings
 from emotion_ai.data_formats import (
     FER_FORMAT,
     FKD_FORMAT,
-    DataFormatError,
     Table,
     TableFormat,
+    check_unique_columns,
     read_header,
     read_table,
 )
@@ -164,9 +164,7 @@ def _raise_on_failure(report: ValidationReport) -> ValidationReport:
 def check_schema(path: Path, table_format: TableFormat, runner: SuiteRunner) -> ValidationReport:
     """Checks the header: no duplicated column, every required column present."""
     header = read_header(path)
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise DataFormatError(path, "duplicated column in header", column=duplicated[0])
+    check_unique_columns(path, header)
     frame = pd.DataFrame(columns=header)
     report = runner.run(frame, f"{table_format.name}-schema", schema_expectations(table_format), str(path))
     if not report.success:
