@@ -81,7 +81,8 @@ def measure_in_process(saved_model_dir: Path, face: np.ndarray, seconds: float) 
     """The SavedModel called directly: single faces (latency) and batches of 16 (throughput)."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(saved_model_dir)).serve
+    saved_model = tf.saved_model.load(str(saved_model_dir))  # kept: `serve` alone does not keep its variables
+    serve = saved_model.serve
     single, batch = tf.constant(face[np.newaxis]), tf.constant(np.repeat(face[np.newaxis], IN_PROCESS_BATCH, 0))
     timings = {}
     for name, inputs in (("single", single), ("batch", batch)):

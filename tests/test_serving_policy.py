@@ -11,9 +11,10 @@ from emotion_ai.export import LABELS_FILE, export_saved_model, set_label
 from emotion_ai.models import build_emotion_model, build_keypoint_model
 from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
 from emotion_ai.serving import FaceServable, SavedModelServable, ServingOptions
+from emotion_ai.serving_requests import faces_from_request
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
-FACES = {"instances": [[0] * 9216, [255] * 9216]}
+FACES = faces_from_request({"instances": [[0] * 9216, [255] * 9216]})
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ gets `stable` when that label is set, else the newest version; `/versions/<v>` a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import sys
@@ -29,7 +30,7 @@ from emotion_ai.batching import Batcher, BatchSettings
 from emotion_ai.export import STABLE
 from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
 from emotion_ai.request_log import RequestSampler
-from emotion_ai.serving_requests import InvalidInput, describe_face, faces_from_request
+from emotion_ai.serving_requests import FaceRequest, describe_face, faces_from_request, read_face_request
 
 
 def _import_kserve():
@@ -184,10 +185,9 @@ class SavedModelServable(kserve.Model):
         return [str(v) for v in sorted(served.loaded, key=lambda v: (v != served.default, -v))]
 
     async def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        return await self.answer(payload, self.find())
+        return await self.answer(faces_from_request(payload), self.find())
 
-    async def answer(self, payload: dict, target: LoadedVersion) -> dict:
-        request = faces_from_request(payload)
+    async def answer(self, request: FaceRequest, target: LoadedVersion) -> dict:
         outputs = await target.infer(request.faces)
         if self.sampler:
             classes = outputs.argmax(axis=1) if outputs.shape[1] == len(EMOTIONS) else None
@@ -236,10 +236,9 @@ class FaceServable(kserve.Model):
         return [self.version]
 
     async def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        return await self.answer(payload, self.find())
+        return await self.answer(faces_from_request(payload), self.find())
 
-    async def answer(self, payload: dict, target: FaceVersion) -> dict:
-        request = faces_from_request(payload)
+    async def answer(self, request: FaceRequest, target: FaceVersion) -> dict:
         coordinates, probabilities = await asyncio.gather(target.keypoints.infer(request.faces),
                                                           target.emotion.infer(request.faces))
         if self.sampler:
@@ -295,15 +294,12 @@ def _not_found(name: str, version: str | None = None, label: str | None = None) 
     return JSONResponse({"error": f"Servable not found for request: {wanted}"}, 404)
 
 
-async def _json_body(request: Request) -> dict:
-    try:
-        return await request.json()
-    except ValueError as error:
-        raise InvalidInput(f"the request body is not JSON ({error})") from error
-
-
 def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-    """Routes where TF Serving's JSON differs from KServe's V1, added before KServe's own, and a body limit."""
+    """TF Serving's routes, added before KServe's own V1 routes (whose JSON differs), and a body limit.
+
+    Predict bodies are read by `read_face_request`, which takes plain pixel arrays straight from the
+    bytes instead of building a Python object per pixel.
+    """
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -357,7 +353,7 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
         model, target = located(model_name, version, label)
         if target is None:
             return _not_found(model_name, version, label)
-        return await model.answer(await _json_body(request), target)
+        return await model.answer(read_face_request(await request.body()), target)
 
     app.add_api_route("/v1/models/{model_name}", status, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/versions/{version}", status, methods=["GET"])
@@ -365,6 +361,7 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
     app.add_api_route("/v1/models/{model_name}/metadata", metadata, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/versions/{version}/metadata", metadata, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/labels/{label}/metadata", metadata, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}:predict", predict, methods=["POST"])
     app.add_api_route("/v1/models/{model_name}/versions/{version}:predict", predict, methods=["POST"])
     app.add_api_route("/v1/models/{model_name}/labels/{label}:predict", predict, methods=["POST"])
 
@@ -380,6 +377,7 @@ class LoopbackModelServer(kserve.ModelServer):
 
     def start(self, models: list[kserve.Model]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
+        gc.freeze()  # TensorFlow's many long-lived objects leave the collector's rounds: no pauses per request
         add_tf_serving_routes(kserve_app, self.registered_models)
         self._rest_server = RESTServer("kserve.model_server:app", self.dataplane,
                                        self.model_repository_extension, self.http_port,

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
+import json
 from dataclasses import dataclass
 
 import numpy as np
+import simdjson
 from kserve.errors import InvalidInput
 from PIL import Image, UnidentifiedImageError
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+
+FACE_SHAPES = ((FACE_SIZE * FACE_SIZE,), (FACE_SIZE, FACE_SIZE), (FACE_SIZE, FACE_SIZE, 1))
+"""The shapes one face may have in a request: flat, rows, rows with a channel."""
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b"[],"))
 
 
 @dataclass
@@ -24,6 +31,60 @@ class FaceRequest:
     def answer(self, predictions: list) -> dict:
         """TF Serving answers the row format with "predictions", the columnar one with "outputs"."""
         return {"outputs" if self.columnar else "predictions": predictions}
+
+
+def read_face_request(body: bytes) -> FaceRequest:
+    """A request body as faces: a plain pixel array straight from its bytes, anything else as JSON
+    through `faces_from_request`."""
+    request = _pixel_array_request(body)
+    if request is not None:
+        return request
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise InvalidInput(f"the request body is not JSON ({error})") from error
+    return faces_from_request(payload)
+
+
+def _pixel_array_request(body: bytes) -> FaceRequest | None:
+    """The faces of a body that is exactly `{"instances"|"inputs": <array of faces of FACE_SHAPES>}`,
+    read by simdjson into an array without a Python object per pixel; None for any other body.
+
+    Exact: the numbers must fill the shape that the first face's nesting shows, and the body's
+    brackets and commas must be those of that shape, so a ragged array is never read as a face.
+    """
+    try:
+        document = simdjson.Parser().parse(body)
+        if not isinstance(document, simdjson.Object) or len(document) != 1:
+            return None
+        key, faces = next(iter(document.items()))
+        if key not in ("instances", "inputs") or not isinstance(faces, simdjson.Array) or not len(faces):
+            return None
+        shape = _leading_shape(faces)
+        values = np.frombuffer(faces.as_buffer(of_type="d"), np.float64)
+    except (ValueError, TypeError):
+        return None
+    if shape[1:] not in FACE_SHAPES or values.size != np.prod(shape) or \
+            body.translate(None, _NOT_STRUCTURE) != _array_structure(shape):
+        return None
+    return FaceRequest(_checked_pixels(values.astype(np.float32).reshape(-1, FACE_SIZE, FACE_SIZE, 1)), key == "inputs")
+
+
+def _leading_shape(array: simdjson.Array) -> tuple[int, ...]:
+    """The shape of a nested array as its first elements show it."""
+    shape = []
+    while isinstance(array, simdjson.Array) and len(array):
+        shape.append(len(array))
+        array = array[0]
+    return tuple(shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _array_structure(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of a JSON array of numbers of `shape`, e.g. (2, 1) -> b"[[],[]]"."""
+    if not shape:
+        return b""
+    return b"[" + b",".join([_array_structure(shape[1:])] * shape[0]) + b"]"
 
 
 def faces_from_request(payload: dict) -> FaceRequest:
@@ -57,6 +118,11 @@ def _pixel_faces(instances: list) -> np.ndarray:
     if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
         raise InvalidInput(f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
                            f"(got instances of shape {list(np.shape(instances))})")
+    return _checked_pixels(faces)
+
+
+def _checked_pixels(faces: np.ndarray) -> np.ndarray:
+    """Faces with pixels in 0..255, scaled up from 0..1 when no value exceeds 1."""
     if not np.isfinite(faces).all() or faces.min() < 0 or faces.max() > 255:
         raise InvalidInput("pixel values must be finite numbers in 0..255 (or 0..1)")
     return faces * 255 if faces.max() <= 1 else faces
