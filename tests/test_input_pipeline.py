@@ -7,9 +7,11 @@ from emotion_ai.config import AugmentSettings
 from emotion_ai.faces import KEYPOINT_COLUMNS
 from emotion_ai.input_pipeline import (
     emotion_augmentation,
+    face_batches,
     flip_faces_and_keypoints,
     keypoint_augmentation,
     mirror_keypoints,
+    warp_faces,
 )
 from emotion_ai.synthetic import MEAN_KEYPOINTS, synthetic_faces
 
@@ -53,6 +55,36 @@ def test_rotated_shifted_and_scaled_keypoints_still_sit_on_their_moved_faces():
     assert np.abs(moved_keypoints - keypoints)[:, COLUMN["left_eye_center_x"]].min() > 0.05, "every face moved"
     assert np.isnan(moved_keypoints[0, COLUMN["nose_tip_x"]]) and not np.isnan(moved_keypoints[0, 0])
     _eyes_are_dark(moved_faces, moved_keypoints)
+
+
+def _blob(size: int, centre: tuple[float, float]) -> np.ndarray:
+    """A smooth bright spot on a dark (1, size, size, 1) face, at `centre` (x, y) in pixels."""
+    y, x = np.mgrid[:size, :size]
+    spot = np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * (size / 24) ** 2))
+    return (255 * spot).astype(np.float32)[None, ..., None]
+
+
+def _centroid(face: np.ndarray) -> np.ndarray:
+    y, x = np.mgrid[:face.shape[0], :face.shape[1]]
+    return np.array([(x * face).sum(), (y * face).sum()]) / face.sum()
+
+
+def test_a_48_pixel_face_moves_by_the_same_share_of_its_width_as_a_96_pixel_face():
+    rotation = tf.constant([[[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]]], tf.float32)
+    scale, shift = tf.constant([1.1]), tf.constant([[6.0, -4.0]])
+    big = warp_faces(_blob(96, (60.5, 30.5)), rotation, scale, shift).numpy()[0, ..., 0]
+    small = warp_faces(_blob(48, (30.0, 15.0)), rotation, scale, shift).numpy()[0, ..., 0]
+    np.testing.assert_allclose(2 * _centroid(small) + 0.5, _centroid(big), atol=0.3)
+    still = warp_faces(_blob(48, (30.0, 15.0)), tf.eye(2, batch_shape=[1]), tf.ones(1), tf.zeros((1, 2)))
+    np.testing.assert_allclose(still.numpy(), _blob(48, (30.0, 15.0)), atol=1e-3)
+
+
+def test_augmented_emotion_batches_come_out_at_96_pixels_from_48_pixel_faces():
+    faces, _ = synthetic_faces(np.array([0, 1, 2, 3, 4] * 2), np.random.default_rng(4))
+    batches = face_batches(faces[:, ::2, ::2].copy(), np.arange(10), 4, shuffle=True, seed=0,
+                           augment=emotion_augmentation(AugmentSettings()))
+    shapes = [(tuple(x.shape), tuple(y.shape)) for x, y in batches]
+    assert shapes == [((4, 96, 96, 1), (4,)), ((4, 96, 96, 1), (4,)), ((2, 96, 96, 1), (2,))]
 
 
 def test_emotion_augmentation_keeps_labels_and_pixel_range():

@@ -14,7 +14,11 @@ CENTRE = (FACE_SIZE - 1) / 2
 
 def to_model_input(images: tf.Tensor) -> tf.Tensor:
     """A batch of uint8 faces (n, h, w) -> float32 (n, 96, 96, 1) in 0..255."""
-    faces = tf.cast(images, tf.float32)[..., tf.newaxis]
+    return at_face_size(tf.cast(images, tf.float32)[..., tf.newaxis])
+
+
+def at_face_size(faces: tf.Tensor) -> tf.Tensor:
+    """Float faces (n, h, w, 1) upsampled to 96x96 when they are smaller (FER's 48x48)."""
     if faces.shape[1] != FACE_SIZE:
         faces = tf.image.resize(faces, (FACE_SIZE, FACE_SIZE), method="bilinear")
     return faces
@@ -27,14 +31,19 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
 
 def face_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, *, shuffle: bool,
                  seed: int, augment=None) -> tf.data.Dataset:
-    """Cached, optionally shuffled and augmented, batched and prefetched pairs."""
+    """Cached, optionally shuffled and augmented, batched and prefetched pairs of 96x96x1 float faces.
+
+    `augment` takes float faces at their stored size and returns them at 96x96: 48x48 FER faces are
+    augmented at their own size (a quarter of the pixels to warp) and upsampled last.
+    """
     data = tf.data.Dataset.from_tensor_slices((images, targets)).cache()
     if shuffle:
         data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).map(lambda x, y: (to_model_input(x), y), num_parallel_calls=AUTOTUNE)
-    if augment is not None:
-        data = data.map(augment, num_parallel_calls=AUTOTUNE)
-    return data.prefetch(AUTOTUNE)
+    if augment is None:
+        convert = lambda x, y: (to_model_input(x), y)  # noqa: E731
+    else:
+        convert = lambda x, y: augment(tf.cast(x, tf.float32)[..., tf.newaxis], y)  # noqa: E731
+    return data.batch(batch_size).map(convert, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def _mirror_random_half(faces: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -79,14 +88,17 @@ def _random_similarity(count: tf.Tensor, settings: AugmentSettings) -> tuple[tf.
     return rotation, scale, shift
 
 
-def _warp(faces: tf.Tensor, rotation: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+def warp_faces(faces: tf.Tensor, rotation: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
     """Moves each face by p' = scale * rotation (p - c) + c + shift (c the centre), reflecting at borders.
 
-    The image op wants the inverse map (output pixel -> input pixel): p = M p' + b with
+    `shift` is in pixels of a 96x96 face; a face of another size (48x48) moves by the same share of
+    its width. The image op wants the inverse map (output pixel -> input pixel): p = M p' + b with
     M = rotation^T / scale and b = c - M (c + shift).
     """
+    size = tf.cast(tf.shape(faces)[1], tf.float32)
+    centre, shift = (size - 1) / 2, shift * (size / FACE_SIZE)
     inverse = tf.transpose(rotation, (0, 2, 1)) / scale[:, None, None]
-    offset = CENTRE - tf.linalg.matvec(inverse, CENTRE + shift)
+    offset = centre - tf.linalg.matvec(inverse, centre + shift)
     transforms = tf.concat([inverse[:, 0, :], offset[:, :1], inverse[:, 1, :], offset[:, 1:],
                             tf.zeros((tf.shape(faces)[0], 2))], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -95,7 +107,7 @@ def _warp(faces: tf.Tensor, rotation: tf.Tensor, scale: tf.Tensor, shift: tf.Ten
 
 
 def move_keypoints(keypoints: tf.Tensor, rotation: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
-    """(n, 30) keypoints moved the way `_warp` moves their faces (NaN stays NaN)."""
+    """(n, 30) keypoints moved the way `warp_faces` moves their faces (NaN stays NaN)."""
     points = tf.reshape(keypoints, (-1, len(KEYPOINT_NAMES), 2)) - CENTRE
     moved = tf.einsum("nij,nkj->nki", rotation, points) * scale[:, None, None] + CENTRE + shift[:, None, :]
     return tf.reshape(moved, (-1, 2 * len(KEYPOINT_NAMES)))
@@ -111,19 +123,20 @@ def _jitter_light(faces: tf.Tensor, settings: AugmentSettings) -> tf.Tensor:
 
 
 def emotion_augmentation(settings: AugmentSettings):
-    """Flip, rotation, shift, scale, brightness and contrast of a batch; labels unchanged."""
+    """Flip, brightness, contrast, rotation, shift and scale of a batch of faces at their own size,
+    then upsampled to 96x96; labels unchanged."""
     def augment(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         faces, labels = flip_faces(faces, labels)
-        faces = _warp(faces, *_random_similarity(tf.shape(faces)[0], settings))
-        return _jitter_light(faces, settings), labels
+        faces = warp_faces(_jitter_light(faces, settings), *_random_similarity(tf.shape(faces)[0], settings))
+        return at_face_size(faces), labels
     return augment
 
 
 def keypoint_augmentation(settings: AugmentSettings):
-    """The same for keypoint faces, moving every keypoint with its face so labels stay true."""
+    """The same for 96x96 keypoint faces, moving every keypoint with its face so labels stay true."""
     def augment(faces: tf.Tensor, keypoints: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         faces, keypoints = flip_faces_and_keypoints(faces, keypoints)
+        faces = _jitter_light(faces, settings)
         similarity = _random_similarity(tf.shape(faces)[0], settings)
-        faces, keypoints = _warp(faces, *similarity), move_keypoints(keypoints, *similarity)
-        return _jitter_light(faces, settings), keypoints
+        return warp_faces(faces, *similarity), move_keypoints(keypoints, *similarity)
     return augment
