@@ -7,12 +7,13 @@ to TF Serving's layout and logged to MLflow. Measured in the same run, one after
 - ours: `emotion-ai serve --model-name emotion-ai-emotion`, with and without batching;
 - MLflow: `mlflow models serve` of the logged model (`--env-manager local`).
 Clients are threads posting TF Serving's row format `{"instances": [face]}`, one 96x96x1 face per
-request, as fast as answers come, for a fixed time at 1, 8 and 16 clients.
+request on a kept-alive connection, as fast as answers come, for a fixed time at 1, 8 and 16 clients.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import statistics
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +29,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
 
 import numpy as np  # noqa: E402
-import requests  # noqa: E402
 from results_table import secondary_row, write_result  # noqa: E402
 from servers import free_port, running  # noqa: E402
 
@@ -47,19 +48,27 @@ def _summary(latencies_s: list[float], seconds: float) -> dict:
 
 
 def load_clients(url: str, body: bytes, clients: int, seconds: float) -> dict:
-    """`clients` threads posting `body` back to back for `seconds`; every answer must be HTTP 200."""
+    """`clients` threads posting `body` back to back for `seconds`, each on one kept-alive connection
+    (`http.client`: a light load generator, since it shares the machine with the server); every
+    answer must be HTTP 200."""
+    address = urllib.parse.urlsplit(url)
     latencies: list[float] = []
     failures: list[str] = []
     deadline = time.perf_counter() + seconds
 
     def client() -> None:
-        with requests.Session() as session:
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = session.post(url, data=body, headers={"content-type": "application/json"}, timeout=60)
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code}: {response.text[:200]}")
+                connection.request("POST", address.path, body, {"content-type": "application/json"})
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    failures.append(f"{response.status}: {answer[:200]!r}")
                 latencies.append(time.perf_counter() - started)
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()

@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from emotion_ai.serving_requests import InvalidInput, describe_face, faces_from_request, read_face_request
+from emotion_ai.serving_requests import (
+    InvalidInput,
+    describe_face,
+    faces_from_request,
+    pixel_array_request,
+    read_face_request,
+)
 
 
 def test_accepts_96x96_faces_nested_flat_or_with_a_channel():
@@ -24,18 +30,20 @@ def test_plain_pixel_arrays_are_read_straight_from_the_body_like_any_other():
     face = np.arange(96 * 96, dtype=np.float32).reshape(96, 96) % 256
     for instances in ([face.tolist()], [face.reshape(-1).tolist()] * 2, [face[..., None].tolist()], [(face / 255).tolist()]):
         for key in ("instances", "inputs"):
-            fast = read_face_request(_body({key: instances}))
+            fast = pixel_array_request(_body({key: instances}))
             general = faces_from_request({key: instances})
+            assert fast is not None, "a plain pixel array is read without building Python lists"
             assert fast.columnar == general.columnar == (key == "inputs")
             np.testing.assert_allclose(fast.faces, general.faces, rtol=1e-6)
     spaced = b' { "instances" : [ [ ' + b" , ".join([b"7"] * 9216) + b" ] ] } "
-    np.testing.assert_array_equal(read_face_request(spaced).faces, np.full((1, 96, 96, 1), 7))
+    np.testing.assert_array_equal(pixel_array_request(spaced).faces, np.full((1, 96, 96, 1), 7))
 
 
 def test_a_ragged_array_with_the_right_number_of_pixels_is_refused():
     rows = [[[v] for v in range(96)] for _ in range(96)]
     rows[1][0] = [0, 1]  # one pixel too many in row 1 ...
     rows[2] = rows[2][:-1]  # ... one too few in row 2: 9216 numbers all the same
+    assert pixel_array_request(_body({"instances": [rows]})) is None
     with pytest.raises(InvalidInput, match="equally shaped"):
         read_face_request(_body({"instances": [rows]}))
 

@@ -83,7 +83,8 @@ def test_version_routes_metadata_and_body_limit(served):
     assert [d["size"] for d in next(iter(outputs.values()))["tensor_shape"]["dim"]] == ["-1", "5"]
     huge = requests.post(f"{url}/{EMOTION_MODEL}:predict", data=b"0" * (17 * 1024 * 1024),
                          headers={"content-type": "application/json"})
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and "larger than" in huge.json()["error"]
+    assert _metric(url, f'emotion_ai_predict_requests_total{{code="413",model="{EMOTION_MODEL}"}}') == 1
 
 
 def test_no_request_fails_while_versions_swap_under_load(served):

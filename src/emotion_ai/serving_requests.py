@@ -36,7 +36,7 @@ class FaceRequest:
 def read_face_request(body: bytes) -> FaceRequest:
     """A request body as faces: a plain pixel array straight from its bytes, anything else as JSON
     through `faces_from_request`."""
-    request = _pixel_array_request(body)
+    request = pixel_array_request(body)
     if request is not None:
         return request
     try:
@@ -46,7 +46,7 @@ def read_face_request(body: bytes) -> FaceRequest:
     return faces_from_request(payload)
 
 
-def _pixel_array_request(body: bytes) -> FaceRequest | None:
+def pixel_array_request(body: bytes) -> FaceRequest | None:
     """The faces of a body that is exactly `{"instances"|"inputs": <array of faces of FACE_SHAPES>}`,
     read by simdjson into an array without a Python object per pixel; None for any other body.
 
@@ -57,7 +57,8 @@ def _pixel_array_request(body: bytes) -> FaceRequest | None:
         document = simdjson.Parser().parse(body)
         if not isinstance(document, simdjson.Object) or len(document) != 1:
             return None
-        key, faces = next(iter(document.items()))
+        key = next(iter(document.keys()))
+        faces = document[key]  # indexing keeps it lazy (items() would build Python lists)
         if key not in ("instances", "inputs") or not isinstance(faces, simdjson.Array) or not len(faces):
             return None
         shape = _leading_shape(faces)
