@@ -2,12 +2,15 @@ import gzip
 import shutil
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, DataFormatError, read_table
 from emotion_ai.faces import KEYPOINT_COLUMNS
-from emotion_ai.pixel_parser import parse_pixel_column
+from emotion_ai.pixel_parser import CsvBlock, parse_csv_block
+
+
+def _parse(text: str, pixel_field: int, n_pixels: int) -> CsvBlock:
+    return parse_csv_block(np.frombuffer(text.encode(), np.uint8), pixel_field, n_pixels)
 
 
 def test_compiled_parse_matches_a_plain_parse():
@@ -15,17 +18,22 @@ def test_compiled_parse_matches_a_plain_parse():
     images = rng.integers(0, 256, size=(7, 16))
     texts = [" ".join(map(str, row)) for row in images]
     texts[3] = "  " + texts[3].replace(" ", " \t ") + " "
-    parsed = parse_pixel_column(pa.array(texts), 16)
+    parsed = _parse("".join(f"{label},{text},Training\n" for label, text in enumerate(texts)), 1, 16).pixels
     assert parsed.images is not None
     np.testing.assert_array_equal(parsed.images, images)
     np.testing.assert_array_equal(parsed.minimum, images.min(axis=1))
     np.testing.assert_array_equal(parsed.maximum, images.max(axis=1))
 
 
-def test_parse_reads_a_slice_of_an_arrow_array():
-    parsed = parse_pixel_column(pa.array(["1 2", "3 4", "5 6", None])[1:], 2)
-    assert parsed.count.tolist() == [2, 2, 0] and parsed.images is None
-    assert parse_pixel_column(pa.array(["1 2", "3 4", "5 6"])[1:], 2).images.tolist() == [[3, 4], [5, 6]]
+def test_lines_keep_their_other_fields_for_arrow():
+    block = _parse('3,"1 2",Training\r\n\n4,5 6,"Public,Test"\n5,7 8', 1, 2)
+    assert block.pixels.images.tolist() == [[1, 2], [5, 6], [7, 8]]
+    assert block.other_fields == b'3,,Training\n4,,"Public,Test"\n5,\n'
+
+
+@pytest.mark.parametrize("line, count", [("7", 0), ("7,1 2,x,1 2", 2), ('7,"1,2"', 1)])
+def test_a_line_without_its_pixel_field_has_no_pixels(line, count):
+    assert _parse(line, 1, 2).pixels.count.tolist() == [count]
 
 
 @pytest.mark.parametrize("bad_row, problem", [
@@ -33,7 +41,7 @@ def test_parse_reads_a_slice_of_an_arrow_array():
     ("1 2 99999999999999999999 4", "range"), ("1 2 -3 4", "non_numeric"), ("1 2 3 4 5", "count"), ("", "count"),
 ])
 def test_a_bad_row_is_flagged_on_its_own_row(bad_row, problem):
-    parsed = parse_pixel_column(pa.array(["9 9 9 9", bad_row, "0 1 2 3"]), 4)
+    parsed = _parse(f"0,9 9 9 9\n1,{bad_row}\n2,0 1 2 3\n", 1, 4).pixels
     assert parsed.images is None
     flagged = {"count": parsed.count != 4, "non_numeric": parsed.non_numeric, "range": parsed.maximum > 255}[problem]
     assert flagged.tolist() == [False, True, False]
@@ -59,9 +67,12 @@ def test_many_blocks_keep_rows_in_order(fer_csv, monkeypatch):
     assert in_blocks.rows["emotion"].tolist() == whole.rows["emotion"].tolist()
 
 
-def test_chunks_of_a_column_are_parsed_in_order():
-    column = pa.chunked_array([pa.array(["1 2", "3 4"]), pa.array([], pa.string()), pa.array(["5 6"])])
-    assert parse_pixel_column(column, 2).images.tolist() == [[1, 2], [3, 4], [5, 6]]
+def test_a_line_longer_than_a_block_is_read_whole(fer_csv, monkeypatch):
+    import emotion_ai.data_formats as data_formats
+
+    whole = read_table(fer_csv, FER_FORMAT)
+    monkeypatch.setattr(data_formats, "BLOCK_BYTES", 1000)
+    np.testing.assert_array_equal(read_table(fer_csv, FER_FORMAT).images, whole.images)
 
 
 def test_reads_fkd_training_csv_with_missing_keypoints(keypoints_csv):
@@ -130,3 +141,14 @@ def test_reads_fkd_test_csv(keypoints_csv, tmp_path):
     test_csv.write_text("ImageId,Image\n" + "\n".join(f"{i + 1},{image}" for i, image in enumerate(images)) + "\n")
     table = read_table(test_csv, FKD_TEST_FORMAT)
     assert table.images.shape == (3, 9216) and table.rows["ImageId"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("label", ["nan", "three", "3.0.0"])
+def test_a_label_that_is_not_a_number_is_flagged_on_its_row(fer_csv, tmp_path, label):
+    lines = fer_csv.read_text().splitlines()
+    lines[2] = label + lines[2][lines[2].index(","):]
+    path = tmp_path / "label.csv"
+    path.write_text("\n".join(lines) + "\n")
+    rows = read_table(path, FER_FORMAT).rows
+    assert rows.loc[rows["emotion_non_numeric"], "row"].tolist() == [3]
+    assert rows["emotion"].isna().sum() == 1

@@ -1,10 +1,11 @@
 """The Kaggle formats: readers for FKD `training.csv`/`test.csv` and FER2013 `fer2013.csv`, and the pixel-string writer.
 
-Reading is lenient and fast: Arrow's streaming CSV reader splits the file block by block, and
-every row is parsed into per-row facts (pixel count, pixel range, labels, keypoints) that
-validation then judges, so one bad row is reported by its number instead of crashing the reader.
-Pixels are parsed by `pixel_parser` in one compiled pass over each block's bytes: no Python loop
-over rows or pixels, no per-row strings, and never the whole file's text in memory.
+Reading is lenient and fast: the file is read block by block of whole lines, and every row is
+parsed into per-row facts (pixel count, pixel range, labels, keypoints) that validation then
+judges, so one bad row is reported by its number instead of crashing the reader. `pixel_parser`
+finds each line's pixel field and parses it in compiled passes over the block's bytes (no Python
+loop over rows or pixels, no per-row strings, never the whole file's text in memory); Arrow's CSV
+reader takes the rest of each line, a small fraction of the file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import gzip
 import io
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,10 +23,11 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from emotion_ai.faces import FER_PIXELS, FKD_PIXELS, KEYPOINT_COLUMNS
-from emotion_ai.pixel_parser import PixelRows, parse_pixel_column
+from emotion_ai.pixel_parser import PixelRows, last_newline, parse_csv_block
 
 BLOCK_BYTES = 16 << 20
 """Bytes of CSV text read and parsed at a time: bounds the text held in memory whatever the file size."""
@@ -154,7 +157,8 @@ def read_table(path: Path, table_format: TableFormat) -> Table:
     invalid_rows: list[arrow_csv.InvalidRow] = []
     try:
         with open_binary(path) as stream:
-            pixels, others = _read_blocks(_csv_reader(stream, columns, invalid_rows), table_format)
+            pixels, other_fields = _read_blocks(stream, columns.index(table_format.pixel_column), table_format)
+        others = _read_other_fields(other_fields, columns, invalid_rows).drop_columns(table_format.pixel_column)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile, pa.ArrowInvalid) as error:
         raise DataFormatError(path, f"cannot be parsed as CSV ({error})") from error
     if invalid_rows:
@@ -164,34 +168,74 @@ def read_table(path: Path, table_format: TableFormat) -> Table:
     return Table(path, table_format, columns, _row_facts(pixels, others, table_format), pixels.images)
 
 
-def _csv_reader(stream: BinaryIO, columns: list[str],
-                invalid_rows: list[arrow_csv.InvalidRow]) -> arrow_csv.CSVStreamingReader:
-    """Arrow's streaming reader, every column as text; rows with the wrong field count go to `invalid_rows`.
+def _read_blocks(stream: BinaryIO, pixel_field: int, table_format: TableFormat) -> tuple[PixelRows, bytes]:
+    """Parses the pixels of each block of lines as it is read; keeps the header line and the other
+    fields of every line (the pixel field emptied) as a small CSV text."""
+    other_fields = [stream.readline()]
+    pixel_parts = []
+    for text in _line_blocks(stream):
+        block = parse_csv_block(text, pixel_field, table_format.n_pixels)
+        pixel_parts.append(block.pixels)
+        other_fields.append(block.other_fields)
+    return PixelRows.concatenate(pixel_parts), b"".join(other_fields)
 
-    One thread, so that Arrow numbers the rows it refuses (the pixel parser runs on every core).
-    """
+
+def _line_blocks(stream: BinaryIO) -> Iterator[np.ndarray]:
+    """The stream's bytes as consecutive runs of whole lines of about BLOCK_BYTES (a longer line gets
+    a run of its own). Each run is a view of one reused buffer, valid until the next is asked for."""
+    buffer, held = np.empty(BLOCK_BYTES, np.uint8), 0
+    while True:
+        held = _fill(stream, buffer, held)
+        at_end = held < len(buffer)
+        cut = held if at_end else last_newline(buffer[:held]) + 1
+        if cut == 0 and not at_end:
+            buffer = np.concatenate([buffer, np.empty_like(buffer)])
+            continue
+        if cut:
+            yield buffer[:cut]
+        if at_end:
+            return
+        buffer[:held - cut] = buffer[cut:held]
+        held -= cut
+
+
+def _fill(stream: BinaryIO, buffer: np.ndarray, held: int) -> int:
+    """Reads into buffer[held:] until it is full or the stream ends; returns the bytes now held."""
+    while held < len(buffer):
+        read = stream.readinto(buffer[held:])
+        if not read:
+            break
+        held += read
+    return held
+
+
+def _read_other_fields(text: bytes, columns: list[str], invalid_rows: list[arrow_csv.InvalidRow]) -> pa.Table:
+    """Arrow's CSV reader on the lines without their pixels, every column as text; rows with the wrong
+    field count go to `invalid_rows`, numbered as in the file (one thread, so that Arrow numbers them)."""
     def collect(row: arrow_csv.InvalidRow) -> str:
         invalid_rows.append(row)
         return "skip"
 
-    return arrow_csv.open_csv(
-        stream,
-        read_options=arrow_csv.ReadOptions(column_names=columns, skip_rows=1, block_size=BLOCK_BYTES,
-                                           use_threads=False),
+    return arrow_csv.read_csv(
+        pa.py_buffer(text),
+        read_options=arrow_csv.ReadOptions(column_names=columns, skip_rows=1, use_threads=False),
         parse_options=arrow_csv.ParseOptions(invalid_row_handler=collect),
         convert_options=arrow_csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string())))
 
 
-def _read_blocks(reader: arrow_csv.CSVStreamingReader, table_format: TableFormat) -> tuple[PixelRows, pa.Table]:
-    """Parses each block's pixels as it arrives and keeps only its other (small) columns."""
-    pixel_index = reader.schema.get_field_index(table_format.pixel_column)
-    other_indices = [i for i in range(len(reader.schema)) if i != pixel_index]
-    pixel_parts, other_parts = [], []
-    for block in reader:
-        pixel_parts.append(parse_pixel_column(block.column(pixel_index), table_format.n_pixels))
-        other_parts.append(block.select(other_indices))
-    others = pa.Table.from_batches(other_parts, reader.schema.remove(pixel_index))
-    return PixelRows.concatenate(pixel_parts), others
+def _numbers(text: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A text column as floats (NaN where empty), and where a value is there but is not a number.
+
+    Arrow casts a column of plain numbers at once; any other (a word, "nan") goes through pandas.
+    """
+    given = pc.not_equal(text, "")
+    try:
+        numbers = pc.cast(pc.if_else(given, text, None), pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        numbers = None
+    if numbers is None or np.isnan(numbers[given.to_numpy()]).any():
+        numbers = pd.to_numeric(text.to_pandas(), errors="coerce").to_numpy(dtype=float)
+    return numbers, np.isnan(numbers) & given.to_numpy()
 
 
 def _row_facts(pixels: PixelRows, others: pa.Table, table_format: TableFormat) -> pd.DataFrame:
@@ -203,13 +247,10 @@ def _row_facts(pixels: PixelRows, others: pa.Table, table_format: TableFormat) -
         "pixel_max": pixels.maximum,
         "pixel_non_numeric": pixels.non_numeric,
     })
-    text = others.to_pandas()
-    for name in text.columns:
-        text[name] = text[name].str.strip()
-    for name in table_format.numeric_columns:
-        number = pd.to_numeric(text[name], errors="coerce")
-        facts[name] = number.to_numpy(dtype=float)
-        facts[f"{name}_non_numeric"] = (number.isna() & (text[name] != "")).to_numpy()
-    for name in text.columns.difference(table_format.required_columns, sort=False):
-        facts[name] = text[name].to_numpy()
+    for name in others.column_names:
+        text = pc.utf8_trim_whitespace(others[name])
+        if name in table_format.numeric_columns:
+            facts[name], facts[f"{name}_non_numeric"] = _numbers(text)
+        elif name not in table_format.required_columns:
+            facts[name] = text.to_numpy()
     return facts
