@@ -3,7 +3,7 @@
 One emotion model (the default ResNet, random weights: speed does not depend on them) is exported
 to TF Serving's layout and logged to MLflow. Measured in the same run, one after another:
 - in-process: the SavedModel called directly, one face at a time (latency) and in batches of 16
-  (throughput);
+  (throughput), before and after our server's runs, averaged (the machine's speed drifts);
 - ours: `emotion-ai serve --model-name emotion-ai-emotion`, with and without batching;
 - MLflow: `mlflow models serve` of the logged model (`--env-manager local`).
 Clients are threads posting TF Serving's row format `{"instances": [face]}`, one 96x96x1 face per
@@ -151,10 +151,14 @@ def measure(width: int, depth: int, seconds: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         work = Path(scratch)
         base, model_uri = build_model(work, width, depth)
-        results = {"in_process": measure_in_process(base / MODEL / "1", face, seconds)}
+        before = measure_in_process(base / MODEL / "1", face, seconds)
+        results = {}
         for name, batching in (("ours", True), ("ours_unbatched", False)):
             with ours(base, free_port(), work / f"{name}.log", batching) as url:
                 results[name] = measure_server(url, body, seconds)
+        after = measure_in_process(base / MODEL / "1", face, seconds)
+        results["in_process"] = {key: (before[key] + after[key]) / 2 for key in before}
+        results["in_process_before_and_after"] = [before, after]
         with mlflow_serve(work, model_uri, free_port(), work / "mlflow.log") as url:
             results["mlflow"] = measure_server(url, body, seconds)
     return results

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import re
 import sys
@@ -21,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from fastapi import Request
 from fastapi.responses import JSONResponse
+from kserve.errors import InvalidInput
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 
 from emotion_ai import export, registry
 from emotion_ai.batching import Batcher, BatchSettings
@@ -50,7 +52,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_POLL_SECONDS = 2.0
 """How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
-PREDICT_PATH = re.compile(r"^/v1/models/(?P<model>[^/:]+)(?:/(?:versions|labels)/[^/:]+)?:predict$")
+PREDICT_PATH = re.compile(
+    r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?:predict$")
 PREDICT_REQUESTS = Counter("emotion_ai_predict_requests", "Predict requests by model and HTTP status",
                            ["model", "code"])
 PREDICT_SECONDS = Histogram("emotion_ai_predict_seconds", "Predict request latency by model", ["model"])
@@ -288,54 +291,108 @@ def model_status(versions: list[str], ready: bool) -> dict:
     } for version in versions]}
 
 
-def _not_found(name: str, version: str | None = None, label: str | None = None) -> JSONResponse:
+def not_found_message(name: str, version: str | None = None, label: str | None = None) -> str:
+    """TF Serving's words for a model, version or label that is not served."""
     wanted = f"Specific({name}, {version})" if version else f"Labelled({name}, {label})" if label \
         else f"Latest({name})"
-    return JSONResponse({"error": f"Servable not found for request: {wanted}"}, 404)
+    return f"Servable not found for request: {wanted}"
 
 
-class RequestGuard:
-    """ASGI middleware: refuses a body over `max_body_bytes` (413) and counts every predict request with
-    its HTTP status and latency for Prometheus (/metrics). Plain ASGI rather than Starlette's
-    `BaseHTTPMiddleware`, which costs a task and a response stream per request."""
+def locate(repository, model_name: str, version: str | None, label: str | None):
+    """The model and the version a request names (None when either is not served)."""
+    model = repository.get_model(model_name)
+    return model, model.find(version, label) if model else None
 
-    def __init__(self, app, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
+
+class PredictLane:
+    """ASGI middleware that answers TF Serving's predict requests itself and limits every body.
+
+    `POST .../:predict` is read, answered and counted for Prometheus (/metrics) here, past
+    Starlette's routing and FastAPI's request and response handling (under load those layers cost
+    more than reading the face) and ahead of KServe's own V1 routes, whose JSON differs. Any body
+    over `max_body_bytes` gets a 413. Plain ASGI rather than `BaseHTTPMiddleware`, which costs a
+    task and a response stream per request.
+    """
+
+    def __init__(self, app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.repository, self.max_body_bytes = app, repository, max_body_bytes
+        self.too_large = {"error": f"request body is larger than {max_body_bytes} bytes"}
 
     async def __call__(self, scope, receive, send) -> None:
-        predict = PREDICT_PATH.match(scope["path"]) if scope["type"] == "http" else None
-        if predict is None:
-            return await self._limited(scope, receive, send)
-        status, started = 500, time.perf_counter()
-
-        async def send_noting_status(message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._limited(scope, receive, send_noting_status)
-        finally:
-            PREDICT_REQUESTS.labels(predict["model"], str(status)).inc()
-            PREDICT_SECONDS.labels(predict["model"]).observe(time.perf_counter() - started)
-
-    async def _limited(self, scope, receive, send) -> None:
-        length = dict(scope.get("headers", ())).get(b"content-length") or b"0"
-        if scope["type"] == "http" and int(length) > self.max_body_bytes:
-            too_large = JSONResponse({"error": f"request body is larger than {self.max_body_bytes} bytes"}, 413)
-            return await too_large(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        predict = PREDICT_PATH.match(scope["path"]) if scope["method"] == "POST" else None
+        if predict is not None:
+            return await self._answer_predict(predict, scope, receive, send)
+        if _declared_length(scope) > self.max_body_bytes:
+            return await send_json(send, 413, self.too_large)
         await self.app(scope, receive, send)
+
+    async def _answer_predict(self, predict: re.Match, scope, receive, send) -> None:
+        started = time.perf_counter()
+        try:
+            body = None if _declared_length(scope) > self.max_body_bytes else \
+                await read_body(receive, self.max_body_bytes)
+        except ClientDisconnect:
+            return
+        status, answer = (413, self.too_large) if body is None else await self._predict(predict, body)
+        await send_json(send, status, answer)
+        PREDICT_REQUESTS.labels(predict["model"], str(status)).inc()
+        PREDICT_SECONDS.labels(predict["model"]).observe(time.perf_counter() - started)
+
+    async def _predict(self, predict: re.Match, body: bytes) -> tuple[int, dict]:
+        """The HTTP status and JSON answer to one predict request."""
+        model, target = locate(self.repository, predict["model"], predict["version"], predict["label"])
+        if target is None:
+            return 404, {"error": not_found_message(predict["model"], predict["version"], predict["label"])}
+        try:
+            return 200, await model.answer(read_face_request(body), target)
+        except InvalidInput as error:
+            return 400, {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 - the client gets TF Serving's error shape, the log the trace
+            logger.exception("predict failed on %s", predict["model"])
+            return 500, {"error": f"{type(error).__name__}: {error}"}
+
+
+def _declared_length(scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+async def read_body(receive, limit: int) -> bytes | None:
+    """An ASGI request's body, or None as soon as it passes `limit` bytes (the rest left unread)."""
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        parts.append(message.get("body", b""))
+        size += len(parts[-1])
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def send_json(send, status: int, payload: dict) -> None:
+    """Sends a whole JSON response through ASGI `send`."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-    """TF Serving's routes, added before KServe's own V1 routes (whose JSON differs), and a body limit.
+    """TF Serving's routes: predict answered by `PredictLane`, the rest by FastAPI routes added before
+    KServe's own V1 routes (whose JSON differs).
 
     Predict bodies are read by `read_face_request`, which takes plain pixel arrays straight from the
     bytes instead of building a Python object per pixel.
     """
 
-    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    app.add_middleware(PredictLane, repository=repository, max_body_bytes=max_body_bytes)
 
     @app.get("/healthz")
     async def liveness():
@@ -348,30 +405,19 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
         ready = bool(models) and all(model.ready for model in repository.get_models().values())
         return JSONResponse({"ready": ready, "models": models}, 200 if ready else 503)
 
-    def located(model_name: str, version: str | None, label: str | None):
-        """The model and the version a request names (None when either is not served)."""
-        model = repository.get_model(model_name)
-        return model, model.find(version, label) if model else None
-
     def status(model_name: str, version: str | None = None, label: str | None = None):
-        model, target = located(model_name, version, label)
+        model, target = locate(repository, model_name, version, label)
         if target is None:
-            return _not_found(model_name, version, label)
+            return JSONResponse({"error": not_found_message(model_name, version, label)}, 404)
         return model_status(model.versions() if version is None and label is None else [str(target.version)],
                             model.ready)
 
     def metadata(model_name: str, version: str | None = None, label: str | None = None):
-        model, target = located(model_name, version, label)
+        model, target = locate(repository, model_name, version, label)
         if target is None:
-            return _not_found(model_name, version, label)
+            return JSONResponse({"error": not_found_message(model_name, version, label)}, 404)
         return {"model_spec": {"name": model_name, "signature_name": "", "version": str(target.version)},
                 "metadata": {"signature_def": {"signature_def": model.signature(target)}}}
-
-    async def predict(request: Request, model_name: str, version: str | None = None, label: str | None = None):
-        model, target = located(model_name, version, label)
-        if target is None:
-            return _not_found(model_name, version, label)
-        return await model.answer(read_face_request(await request.body()), target)
 
     app.add_api_route("/v1/models/{model_name}", status, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/versions/{version}", status, methods=["GET"])
@@ -379,9 +425,6 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
     app.add_api_route("/v1/models/{model_name}/metadata", metadata, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/versions/{version}/metadata", metadata, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/labels/{label}/metadata", metadata, methods=["GET"])
-    app.add_api_route("/v1/models/{model_name}:predict", predict, methods=["POST"])
-    app.add_api_route("/v1/models/{model_name}/versions/{version}:predict", predict, methods=["POST"])
-    app.add_api_route("/v1/models/{model_name}/labels/{label}:predict", predict, methods=["POST"])
 
 
 class UntimedRESTServer(RESTServer):

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
 import json
 from dataclasses import dataclass
 
 import numpy as np
-import simdjson
 from kserve.errors import InvalidInput
 from PIL import Image, UnidentifiedImageError
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+from emotion_ai.json_arrays import read_number_array
 
 FACE_SHAPES = ((FACE_SIZE * FACE_SIZE,), (FACE_SIZE, FACE_SIZE), (FACE_SIZE, FACE_SIZE, 1))
 """The shapes one face may have in a request: flat, rows, rows with a channel."""
-_NOT_STRUCTURE = bytes(set(range(256)) - set(b"[],"))
 
 
 @dataclass
@@ -48,44 +46,12 @@ def read_face_request(body: bytes) -> FaceRequest:
 
 def pixel_array_request(body: bytes) -> FaceRequest | None:
     """The faces of a body that is exactly `{"instances"|"inputs": <array of faces of FACE_SHAPES>}`,
-    read by simdjson into an array without a Python object per pixel; None for any other body.
-
-    Exact: the numbers must fill the shape that the first face's nesting shows, and the body's
-    brackets and commas must be those of that shape, so a ragged array is never read as a face.
-    """
-    try:
-        document = simdjson.Parser().parse(body)
-        if not isinstance(document, simdjson.Object) or len(document) != 1:
-            return None
-        key = next(iter(document.keys()))
-        faces = document[key]  # indexing keeps it lazy (items() would build Python lists)
-        if key not in ("instances", "inputs") or not isinstance(faces, simdjson.Array) or not len(faces):
-            return None
-        shape = _leading_shape(faces)
-        values = np.frombuffer(faces.as_buffer(of_type="d"), np.float64)
-    except (ValueError, TypeError):
+    read in one compiled pass into an array without a Python object per pixel; None for any other
+    body. A ragged array is never read as faces (see `json_arrays`)."""
+    parsed = read_number_array(body)
+    if parsed is None or parsed.key not in (b"instances", b"inputs") or parsed.values.shape[1:] not in FACE_SHAPES:
         return None
-    if shape[1:] not in FACE_SHAPES or values.size != np.prod(shape) or \
-            body.translate(None, _NOT_STRUCTURE) != _array_structure(shape):
-        return None
-    return FaceRequest(_checked_pixels(values.astype(np.float32).reshape(-1, FACE_SIZE, FACE_SIZE, 1)), key == "inputs")
-
-
-def _leading_shape(array: simdjson.Array) -> tuple[int, ...]:
-    """The shape of a nested array as its first elements show it."""
-    shape = []
-    while isinstance(array, simdjson.Array) and len(array):
-        shape.append(len(array))
-        array = array[0]
-    return tuple(shape)
-
-
-@functools.lru_cache(maxsize=64)
-def _array_structure(shape: tuple[int, ...]) -> bytes:
-    """The brackets and commas of a JSON array of numbers of `shape`, e.g. (2, 1) -> b"[[],[]]"."""
-    if not shape:
-        return b""
-    return b"[" + b",".join([_array_structure(shape[1:])] * shape[0]) + b"]"
+    return FaceRequest(_checked_pixels(parsed.values.reshape(-1, FACE_SIZE, FACE_SIZE, 1)), parsed.key == b"inputs")
 
 
 def faces_from_request(payload: dict) -> FaceRequest:
