@@ -298,6 +298,10 @@ def not_found_message(name: str, version: str | None = None, label: str | None =
     return f"Servable not found for request: {wanted}"
 
 
+def _not_found(name: str, version: str | None, label: str | None) -> JSONResponse:
+    return JSONResponse({"error": not_found_message(name, version, label)}, 404)
+
+
 def locate(repository, model_name: str, version: str | None, label: str | None):
     """The model and the version a request names (None when either is not served)."""
     model = repository.get_model(model_name)
@@ -355,6 +359,7 @@ class PredictLane:
 
 
 def _declared_length(scope) -> int:
+    """The request's Content-Length (0 when it has none)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             return int(value) if value.isdigit() else 0
@@ -408,14 +413,14 @@ def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES)
     def status(model_name: str, version: str | None = None, label: str | None = None):
         model, target = locate(repository, model_name, version, label)
         if target is None:
-            return JSONResponse({"error": not_found_message(model_name, version, label)}, 404)
+            return _not_found(model_name, version, label)
         return model_status(model.versions() if version is None and label is None else [str(target.version)],
                             model.ready)
 
     def metadata(model_name: str, version: str | None = None, label: str | None = None):
         model, target = locate(repository, model_name, version, label)
         if target is None:
-            return JSONResponse({"error": not_found_message(model_name, version, label)}, 404)
+            return _not_found(model_name, version, label)
         return {"model_spec": {"name": model_name, "signature_name": "", "version": str(target.version)},
                 "metadata": {"signature_def": {"signature_def": model.signature(target)}}}
 
