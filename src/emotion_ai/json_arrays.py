@@ -47,9 +47,13 @@ def read_number_array(body: bytes) -> NumberArray | None:
 
 
 @numba.njit(cache=True, nogil=True)
+def _is_space(byte):  # pragma: no cover - compiled
+    return byte == _SPACE or byte == _NEWLINE or byte == _RETURN or byte == _TAB
+
+
+@numba.njit(cache=True, nogil=True)
 def _skip_space(text, position):  # pragma: no cover - compiled
-    while position < len(text) and (text[position] == _SPACE or text[position] == _NEWLINE
-                                    or text[position] == _RETURN or text[position] == _TAB):
+    while position < len(text) and _is_space(text[position]):
         position += 1
     return position
 
@@ -136,6 +140,6 @@ def _parse_array(text, position, values, lengths):  # pragma: no cover - compile
             if expect_item:
                 break
             expect_item = True
-        elif byte != _SPACE and byte != _NEWLINE and byte != _RETURN and byte != _TAB:
+        elif not _is_space(byte):
             break
     return position, 0, -1

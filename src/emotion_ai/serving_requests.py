@@ -51,7 +51,7 @@ def pixel_array_request(body: bytes) -> FaceRequest | None:
     parsed = read_number_array(body)
     if parsed is None or parsed.key not in (b"instances", b"inputs") or parsed.values.shape[1:] not in FACE_SHAPES:
         return None
-    return FaceRequest(_checked_pixels(parsed.values.reshape(-1, FACE_SIZE, FACE_SIZE, 1)), parsed.key == b"inputs")
+    return FaceRequest(_checked_faces(parsed.values), parsed.key == b"inputs")
 
 
 def faces_from_request(payload: dict) -> FaceRequest:
@@ -78,18 +78,15 @@ def _pixel_faces(instances: list) -> np.ndarray:
         faces = np.asarray(instances, dtype=np.float32)
     except (ValueError, TypeError) as error:
         raise InvalidInput(f"instances must be equally shaped arrays of numbers ({error})") from error
-    if faces.ndim == 2 and faces.shape[1] == FACE_SIZE * FACE_SIZE:
-        faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE)
-    if faces.ndim == 3:
-        faces = faces[..., np.newaxis]
-    if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
+    if faces.shape[1:] not in FACE_SHAPES:
         raise InvalidInput(f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
                            f"(got instances of shape {list(np.shape(instances))})")
-    return _checked_pixels(faces)
+    return _checked_faces(faces)
 
 
-def _checked_pixels(faces: np.ndarray) -> np.ndarray:
-    """Faces with pixels in 0..255, scaled up from 0..1 when no value exceeds 1."""
+def _checked_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces of FACE_SHAPES as (n, 96, 96, 1), pixels in 0..255 (scaled up from 0..1 when no value exceeds 1)."""
+    faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE, 1)
     if not np.isfinite(faces).all() or faces.min() < 0 or faces.max() > 255:
         raise InvalidInput("pixel values must be finite numbers in 0..255 (or 0..1)")
     return faces * 255 if faces.max() <= 1 else faces
