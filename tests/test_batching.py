@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
+import pytest
 
 from emotion_ai.batching import Batcher, BatchSettings
 
@@ -53,16 +55,29 @@ def test_batches_never_exceed_the_maximum_and_keep_multi_face_requests_whole():
         np.testing.assert_array_equal(output, request * 2)
 
 
-def test_a_timeout_waits_for_a_fuller_batch():
-    model = SlowDouble()
-
-    async def staggered(batcher: Batcher) -> None:
-        first = asyncio.create_task(batcher(np.zeros((1, 1))))
+async def _one_then_three_while_it_runs(batcher: Batcher) -> None:
+    """One request, then three more 10 ms apart while the model (50 ms a call) is busy with it."""
+    tasks = [asyncio.create_task(batcher(np.zeros((1, 1))))]
+    for _ in range(3):
         await asyncio.sleep(0.01)
-        await asyncio.gather(first, batcher(np.zeros((1, 1))))
+        tasks.append(asyncio.create_task(batcher(np.zeros((1, 1)))))
+    await asyncio.gather(*tasks)
 
-    asyncio.run(staggered(Batcher(model, BatchSettings(batch_timeout_micros=100_000), "m")))
-    assert model.batch_sizes == [2]
+
+@pytest.mark.parametrize(("timeout_micros", "batch_sizes"), [(100_000, [1, 3]), (0, [1, 1, 2])])
+def test_while_a_call_runs_a_timeout_waits_for_a_fuller_batch(timeout_micros, batch_sizes):
+    model = SlowDouble()
+    settings = BatchSettings(batch_timeout_micros=timeout_micros, num_batch_threads=2)
+    asyncio.run(_one_then_three_while_it_runs(Batcher(model, settings, "m")))
+    assert model.batch_sizes == batch_sizes
+
+
+def test_a_request_to_an_idle_model_never_waits_for_the_timeout():
+    model = SlowDouble()
+    batcher = Batcher(model, BatchSettings(batch_timeout_micros=5_000_000), "m")
+    started = time.perf_counter()
+    asyncio.run(batcher(np.zeros((1, 1))))
+    assert time.perf_counter() - started < 2.5, "the lone request ran without waiting 5 s for company"
 
 
 def test_a_failing_call_fails_every_request_of_its_batch_and_the_next_batch_still_runs():
@@ -70,8 +85,9 @@ def test_a_failing_call_fails_every_request_of_its_batch_and_the_next_batch_stil
 
     def flaky(inputs: np.ndarray) -> np.ndarray:
         calls.append(len(inputs))
+        failing = len(calls) == 2
         time.sleep(0.05)
-        if len(calls) == 2:
+        if failing:
             raise RuntimeError("out of memory")
         return inputs
 
@@ -89,3 +105,39 @@ def test_a_batch_of_one_runs_requests_one_by_one():
     model = SlowDouble()
     asyncio.run(_concurrently(Batcher(model, BatchSettings(max_batch_size=1), "m"), [np.zeros((1, 1))] * 3))
     assert model.batch_sizes == [1, 1, 1]
+
+
+class CountingConcurrency(SlowDouble):
+    """SlowDouble that also records the most calls it ever ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running, self.most_running, self.lock = 0, 0, threading.Lock()
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        try:
+            return super().__call__(inputs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+async def _in_waves(batcher: Batcher, waves: int, per_wave: int) -> list[np.ndarray]:
+    """`per_wave` requests at once, `waves` times, 10 ms apart, all awaited at the end."""
+    tasks = []
+    for wave in range(waves):
+        tasks += [asyncio.create_task(batcher(np.full((1, 1), wave))) for _ in range(per_wave)]
+        await asyncio.sleep(0.01)
+    return await asyncio.gather(*tasks)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_up_to_num_batch_threads_calls_run_at_once_and_every_request_is_answered_once(threads):
+    model = CountingConcurrency()
+    outputs = asyncio.run(_in_waves(Batcher(model, BatchSettings(num_batch_threads=threads), "m"), 6, 3))
+    assert model.most_running == threads, "a new call starts while another runs, up to the limit"
+    assert sum(model.batch_sizes) == 18 and len(outputs) == 18
+    np.testing.assert_array_equal(np.concatenate(outputs).ravel(), np.repeat(np.arange(6) * 2, 3))

@@ -45,7 +45,8 @@ def test_server_serves_from_s3(s3_endpoint, tmp_path):
         export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, version)
     set_label(base, EMOTION_MODEL, "stable", 8)
     port = free_port()
-    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", base, "--rest-api-port", str(port)]
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", base, "--rest-api-port", str(port),
+               "--access-log"]
     url = f"http://127.0.0.1:{port}/v1/models"
     with running(command, f"{url}/emotion-ai", tmp_path / "server.log", dict(os.environ)):
         status = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"][0]
@@ -53,3 +54,5 @@ def test_server_serves_from_s3(s3_endpoint, tmp_path):
         assert requests.get(f"{url}/{EMOTION_MODEL}/versions/9").status_code == 200
         answer = requests.post(f"{url}/emotion-ai:predict", json={"instances": [[0] * 9216]}).json()
         assert len(answer["predictions"][0]["keypoints"]) == 15
+    assert '"POST /v1/models/emotion-ai%3Apredict HTTP/1.1" 200' in (tmp_path / "server.log").read_text(), \
+        "--access-log logs every request"

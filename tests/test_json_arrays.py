@@ -23,6 +23,7 @@ def test_whitespace_anywhere_between_tokens():
 @pytest.mark.parametrize("body", [
     b'{"a": [[1], [2, 3]]}',  # ragged
     b'{"a": [[1, 2], [3]]}',
+    b'{"a": [[1], []]}',
     b'{"a": [[1], 2]}',  # numbers at two depths
     b'{"a": [1, [2]]}',
     b'{"a": [1, 2,]}', b'{"a": [,1]}', b'{"a": [1 2]}',  # commas

@@ -112,6 +112,7 @@ def test_no_request_fails_while_versions_swap_under_load(served):
     batches = _metric(url, f'emotion_ai_batch_size_count{{model="{EMOTION_MODEL}"}}')
     faces = _metric(url, f'emotion_ai_batch_size_sum{{model="{EMOTION_MODEL}"}}')
     assert faces > batches > 0, "concurrent requests were batched into fewer model calls"
+    assert ":predict HTTP/1.1" not in (base / "server.log").read_text(), "no access log unless asked for"
 
 
 def _metric(url: str, sample: str) -> float:

@@ -1,10 +1,12 @@
 """Server-side batching: concurrent requests to one model joined into one model call.
 
 TF Serving does this with `--enable_batching` (a batch timeout and a maximum batch size).
-Here, while a model call runs, the requests that arrive wait; the next call takes as many
-of them as fit in `max_batch_size` faces. A lone request therefore runs at once (no timeout
-is needed to gather a batch), and under load the batches grow by themselves. Asked for, a
-timeout waits a little longer for a fuller batch.
+Here, up to `num_batch_threads` model calls run at once (TF Serving's parameter of that name):
+one batch is computed while the answers of another go out and its clients' next requests come in.
+A request that finds no call running runs at once, so a lone client never waits for a batch.
+While a call runs, the next batch waits up to `batch_timeout_micros` to fill (or until it holds
+`max_batch_size` faces): fuller batches cost the model less per face, which matters most when
+the machine is busiest.
 """
 
 from __future__ import annotations
@@ -25,33 +27,39 @@ class BatchSettings:
     """TF Serving's batching parameters that apply here."""
 
     max_batch_size: int = 32
-    batch_timeout_micros: int = 0
+    batch_timeout_micros: int = 3000
+    """Only while another call runs: a request to an idle model runs at once."""
+    num_batch_threads: int = 2
 
 
 class Batcher:
-    """Runs `infer` on the faces of all waiting requests at once, one call at a time, in a worker thread."""
+    """Runs `infer` on the faces of the waiting requests in batches, up to `num_batch_threads` calls at
+    once, each in a worker thread."""
 
     def __init__(self, infer: Callable[[np.ndarray], np.ndarray], settings: BatchSettings, name: str) -> None:
         self.infer, self.settings, self.name = infer, settings, name
         self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
-        self._drainer: asyncio.Task | None = None
+        self._drainers: set[asyncio.Task] = set()
+        self._calls_running = 0
 
     async def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """The outputs for `inputs`, computed in a batch with whatever else is waiting."""
         answer = asyncio.get_running_loop().create_future()
         self._waiting.append((inputs, answer))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
+        if len(self._drainers) < self.settings.num_batch_threads:
+            drainer = asyncio.create_task(self._drain())
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
         return await answer
 
     async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                if self.settings.batch_timeout_micros and self._waiting_faces() < self.settings.max_batch_size:
-                    await asyncio.sleep(self.settings.batch_timeout_micros / 1e6)
-                await self._run(self._next_batch())
-        finally:
-            self._drainer = None
+        while self._waiting:
+            if self._calls_running and self.settings.batch_timeout_micros and \
+                    self._waiting_faces() < self.settings.max_batch_size:
+                await asyncio.sleep(self.settings.batch_timeout_micros / 1e6)
+                if not self._waiting:
+                    return
+            await self._run(self._next_batch())
 
     def _waiting_faces(self) -> int:
         return sum(len(inputs) for inputs, _ in self._waiting)
@@ -68,6 +76,7 @@ class Batcher:
     async def _run(self, batch: list[tuple[np.ndarray, asyncio.Future]]) -> None:
         inputs = [request_inputs for request_inputs, _ in batch]
         BATCH_SIZES.labels(self.name).observe(sum(map(len, inputs)))
+        self._calls_running += 1
         try:
             outputs = await asyncio.to_thread(self.infer, np.concatenate(inputs))
         except Exception as error:  # noqa: BLE001 - every request of the batch gets the model's error
@@ -75,6 +84,8 @@ class Batcher:
                 if not answer.done():
                     answer.set_exception(error)
             return
+        finally:
+            self._calls_running -= 1
         for (_, answer), request_outputs in zip(batch, np.split(outputs, np.cumsum(list(map(len, inputs)))[:-1])):
             if not answer.done():
                 answer.set_result(request_outputs)

@@ -204,12 +204,17 @@ def serve(
         help="Join concurrent requests into one model call (TF Serving's --enable_batching).")] = True,
     max_batch_size: Annotated[int, typer.Option(min=1, help="Most faces in one batched call.")] = 32,
     batch_timeout_micros: Annotated[int, typer.Option(
-        min=0, help="How long a batch waits to fill up (0: it runs as soon as the model is free).")] = 0,
+        min=0, help="How long a batch waits to fill up while another call runs (a request to an idle model "
+                    "runs at once).")] = 3000,
+    num_batch_threads: Annotated[int, typer.Option(
+        min=1, help="Batched model calls run at once: while one batch computes, the next one gathers.")] = 2,
     request_log: Annotated[Optional[Path], typer.Option(
         help="JSON lines of sampled request statistics that `emotion-ai watch` checks for drift "
              "(default: STATE_DIR/requests/requests.jsonl).")] = None,
     request_sample_rate: Annotated[float, typer.Option(help="Share of requests logged (0 turns logging off).")]
     = DEFAULT_SAMPLE_RATE,
+    access_log: Annotated[bool, typer.Option(
+        help="Log one line per HTTP request (off by default, as in TF Serving; /metrics counts requests).")] = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions.
@@ -224,10 +229,10 @@ def serve(
     base_path = model_base_path or serving_dir(state_dir)
     sampler = RequestSampler(request_log or default_request_log(state_dir), request_sample_rate) \
         if request_sample_rate > 0 else None
-    batching = BatchSettings(max_batch_size, batch_timeout_micros) if enable_batching else None
+    batching = BatchSettings(max_batch_size, batch_timeout_micros, num_batch_threads) if enable_batching else None
     console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
     serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds, model_name,
-                 ServingOptions(num_versions, batching), sampler)
+                 ServingOptions(num_versions, batching), sampler, access_log)
 
 
 @app.command()

@@ -46,12 +46,12 @@ def read_number_array(body: bytes) -> NumberArray | None:
     return NumberArray(body[key_start:key_end], values[:count].reshape(shape))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _is_space(byte):  # pragma: no cover - compiled
     return byte == _SPACE or byte == _NEWLINE or byte == _RETURN or byte == _TAB
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _skip_space(text, position):  # pragma: no cover - compiled
     while position < len(text) and _is_space(text[position]):
         position += 1
@@ -91,55 +91,77 @@ def _parse_array(text, position, values, lengths):  # pragma: no cover - compile
     """Reads the array at `position`; returns the position after it, the count of numbers and its
     depth (-1 when it is ragged, holds anything but plain numbers, or is deeper than MAX_DEPTH).
 
-    One loop over the bytes: digits (most of them) add to the number being read; any other byte
-    first ends that number, then is taken as structure.
+    Reads by what may come next: a value (an array or a number, whose digits one tight loop
+    takes), then a comma or the end of one or more arrays.
     """
-    if position >= len(text) or text[position] != _OPEN_ARRAY:
-        return position, 0, -1
     items = np.zeros(MAX_DEPTH, np.int64)
     lengths[:] = -1
-    depth, leaf, count, expect_item = 0, -1, 0, True
-    reading, whole, fraction, scale, digits, dot = False, 0, 0, 1, 0, -1
-    for position in range(position, len(text)):
+    depth, leaf, count = 0, -1, 0
+    while True:
+        position = _skip_space(text, position)
+        if position >= len(text):
+            return position, 0, -1
         byte = text[position]
-        digit = np.int64(byte) - _ZERO
-        if np.uint64(digit) < 10:
-            if not reading:
-                if not expect_item or (leaf != -1 and depth != leaf):
-                    break
-                leaf, reading, whole, fraction, scale, digits, dot = depth, True, 0, 0, 1, 0, -1
-            if dot < 0:
-                whole, digits = whole * 10 + digit, digits + 1
-            elif scale < _MAX_SCALE:
-                fraction, scale = fraction * 10 + digit, scale * 10
-            continue
-        if byte == _DOT and reading and dot < 0:
-            dot = position
-            continue
-        if reading:
-            if digits > _MAX_DIGITS or dot == position - 1:
-                break
-            values[count] = whole + fraction / scale if dot >= 0 else whole
-            count, items[depth - 1], expect_item, reading = count + 1, items[depth - 1] + 1, False, False
         if byte == _OPEN_ARRAY:
-            if not expect_item or depth == MAX_DEPTH or depth == leaf:
-                break
-            items[depth], depth = 0, depth + 1
-        elif byte == _CLOSE_ARRAY:
-            if expect_item and items[depth - 1] > 0:
-                break
-            depth -= 1
-            if lengths[depth] != -1 and lengths[depth] != items[depth]:
-                break
-            lengths[depth] = items[depth]
-            if depth == 0:
-                return position + 1, count, leaf
-            items[depth - 1] += 1
-            expect_item = False
-        elif byte == _COMMA:
-            if expect_item:
-                break
-            expect_item = True
-        elif not _is_space(byte):
-            break
-    return position, 0, -1
+            if depth == MAX_DEPTH or depth == leaf:
+                return position, 0, -1
+            items[depth], depth, position = 0, depth + 1, position + 1
+            position = _skip_space(text, position)
+            if position < len(text) and text[position] == _CLOSE_ARRAY:  # an empty array
+                position, depth = _close_arrays(text, position, depth, items, lengths)
+                if depth <= 0:
+                    return position, count, leaf if depth == 0 else -1
+            continue
+        if depth == 0 or (leaf != -1 and depth != leaf):
+            return position, 0, -1
+        position, number = _read_number(text, position)
+        if position < 0:
+            return 0, 0, -1
+        leaf, values[count], count, items[depth - 1] = depth, number, count + 1, items[depth - 1] + 1
+        position, depth = _close_arrays(text, position, depth, items, lengths)
+        if depth <= 0:
+            return position, count, leaf if depth == 0 else -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _close_arrays(text, position, depth, items, lengths):  # pragma: no cover - compiled
+    """After a value: the position past the comma that follows it, or past the arrays it ends,
+    with the depth left (0: the outermost array ended; -1: not a comma or a regular array's end)."""
+    while True:
+        position = _skip_space(text, position)
+        if position >= len(text):
+            return position, -1
+        byte = text[position]
+        if byte == _COMMA:
+            return position + 1, depth
+        if byte != _CLOSE_ARRAY:
+            return position, -1
+        depth -= 1
+        if lengths[depth] != -1 and lengths[depth] != items[depth]:
+            return position, -1
+        lengths[depth], position = items[depth], position + 1
+        if depth == 0:
+            return position, 0
+        items[depth - 1] += 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _read_number(text, position):  # pragma: no cover - compiled
+    """The position after the plain number at `position` (digits, optionally a dot and more digits)
+    and its value; position -1 when there is none there."""
+    whole, digits = 0, 0
+    while position < len(text) and np.uint64(np.int64(text[position]) - _ZERO) < 10:
+        whole, digits, position = whole * 10 + (np.int64(text[position]) - _ZERO), digits + 1, position + 1
+    if digits == 0 or digits > _MAX_DIGITS:
+        return -1, 0.0
+    if position >= len(text) or text[position] != _DOT:
+        return position, float(whole)
+    fraction, scale, position = 0, 1, position + 1
+    start = position
+    while position < len(text) and np.uint64(np.int64(text[position]) - _ZERO) < 10:
+        if scale < _MAX_SCALE:
+            fraction, scale = fraction * 10 + (np.int64(text[position]) - _ZERO), scale * 10
+        position += 1
+    if position == start:
+        return -1, 0.0
+    return position, whole + fraction / scale

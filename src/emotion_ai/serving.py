@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+import uvloop
 from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput
 from prometheus_client import Counter, Gauge, Histogram
@@ -389,15 +390,10 @@ async def send_json(send, status: int, payload: dict) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def add_tf_serving_routes(app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-    """TF Serving's routes: predict answered by `PredictLane`, the rest by FastAPI routes added before
-    KServe's own V1 routes (whose JSON differs).
+def add_tf_serving_routes(app, repository) -> None:
+    """TF Serving's routes other than predict (which `PredictLane` answers in front of the app): FastAPI
+    routes added before KServe's own V1 routes (whose JSON differs)."""
 
-    Predict bodies are read by `read_face_request`, which takes plain pixel arrays straight from the
-    bytes instead of building a Python object per pixel.
-    """
-
-    app.add_middleware(PredictLane, repository=repository, max_body_bytes=max_body_bytes)
 
     @app.get("/healthz")
     async def liveness():
@@ -443,23 +439,29 @@ class UntimedRESTServer(RESTServer):
 
 class LoopbackModelServer(kserve.ModelServer):
     """KServe's ModelServer, REST only, bound to a chosen address (KServe binds 0.0.0.0), that
-    polls the model base path and swaps in new versions while it serves."""
+    polls the model base path and swaps in new versions while it serves.
 
-    def __init__(self, host: str, http_port: int, poll_seconds: float) -> None:
+    Predict requests are answered by `PredictLane`, the outermost ASGI app, before FastAPI's
+    middleware; the event loop is uvloop's. Uvicorn's access log (one line per request) is off
+    unless asked for, as in TF Serving; /metrics counts requests by model and status.
+    """
+
+    def __init__(self, host: str, http_port: int, poll_seconds: float, access_log: bool = False) -> None:
         super().__init__(http_port=http_port, enable_grpc=False, workers=1)
-        self.host = host
-        self.poll_seconds = poll_seconds
+        self.host, self.poll_seconds, self.access_log = host, poll_seconds, access_log
 
     def start(self, models: list[kserve.Model]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
         gc.freeze()  # TensorFlow's many long-lived objects leave the collector's rounds: no pauses per request
         add_tf_serving_routes(kserve_app, self.registered_models)
-        self._rest_server = UntimedRESTServer("kserve.model_server:app", self.dataplane,
-                                       self.model_repository_extension, self.http_port,
-                                       grace_period=self.grace_period, event_loop=self.event_loop,
-                                       timeout_keep_alive=self.timeout_keep_alive)
+        self._rest_server = UntimedRESTServer(PredictLane(kserve_app, self.registered_models), self.dataplane,
+                                              self.model_repository_extension, self.http_port,
+                                              grace_period=self.grace_period,
+                                              timeout_keep_alive=self.timeout_keep_alive)
         self._rest_server.config.host = self.host
-        asyncio.run(self._serve_and_watch(_versioned_parts(models)))
+        if not self.access_log:
+            _silence_access_log()
+        uvloop.run(self._serve_and_watch(_versioned_parts(models)))
 
     async def _serve_and_watch(self, servables: list[SavedModelServable]) -> None:
         watcher = asyncio.create_task(self._watch(servables))
@@ -475,8 +477,16 @@ class LoopbackModelServer(kserve.ModelServer):
                 await asyncio.to_thread(servable.refresh)
 
 
+def _silence_access_log() -> None:
+    """No handler for uvicorn's access logger, so uvicorn skips the per-request line altogether."""
+    access_logger = logging.getLogger("uvicorn.access")
+    access_logger.handlers.clear()
+    access_logger.propagate = False
+
+
 def serve_models(base_path: str | Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS,
                  model_name: str | None = None, options: ServingOptions = ServingOptions(),
-                 sampler: RequestSampler | None = None) -> None:
+                 sampler: RequestSampler | None = None, access_log: bool = False) -> None:
     """Loads the exported versions `options` keep and serves them until interrupted, following changes."""
-    LoopbackModelServer(host, port, poll_seconds).start(load_servables(base_path, model_name, options, sampler))
+    LoopbackModelServer(host, port, poll_seconds, access_log).start(
+        load_servables(base_path, model_name, options, sampler))
