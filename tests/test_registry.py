@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
 import mlflow
 import numpy as np
 import pytest
+import requests
 from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
 from servers import free_port, running, seaweedfs_s3
@@ -19,7 +21,7 @@ from emotion_ai import registry
 from emotion_ai.config import ResNetConfig
 from emotion_ai.export import LABELS_FILE, read_labels, versions
 from emotion_ai.models import build_emotion_model
-from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, label, publish, rollback
+from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, follow_champion, label, publish, rollback
 from emotion_ai.tracking import TrackingSettings, local_tracking, use_tracking
 from emotion_ai.training import log_keras_model
 
@@ -169,3 +171,30 @@ def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_pat
         publish(NAME, v2, served, model=ExportFailsHalfWay())
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
     assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE]
+
+
+def _served_version(url: str) -> str:
+    return requests.get(url, timeout=5).json()["model_version_status"][0]["version"]
+
+
+def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
+    """As when someone moves `champion` in the MLflow UI: `serve --follow-champion` exports and serves it."""
+    state = tmp_path / "state"
+    use_tracking(local_tracking(state))
+    v1, v2 = _register_versions(2)
+    publish(NAME, v1, state / "serving")
+    assert follow_champion(NAME, state / "serving") is None, "already served"
+    assert follow_champion("emotion-ai-keypoints", state / "serving") is None, "no champion: nothing to do"
+    port = free_port()
+    command = [sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state), "--model-name", NAME,
+               "--rest-api-port", str(port), "--file-system-poll-wait-seconds", "0.5", "--follow-champion"]
+    url = f"http://127.0.0.1:{port}/v1/models/{NAME}"
+    with running(command, url, tmp_path / "server.log"):
+        assert _served_version(url) == str(v1)
+        MlflowClient().set_registered_model_alias(NAME, registry.CHAMPION, str(v2))
+        deadline = time.monotonic() + 60
+        while _served_version(url) != str(v2):
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-2000:]
+            time.sleep(0.5)
+    assert versions(state / "serving", NAME) == [v1, v2]
+    assert read_labels(state / "serving", NAME) == {"stable": v2}

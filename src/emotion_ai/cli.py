@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -215,6 +216,10 @@ def serve(
     = DEFAULT_SAMPLE_RATE,
     access_log: Annotated[bool, typer.Option(
         help="Log one line per HTTP request (off by default, as in TF Serving; /metrics counts requests).")] = False,
+    follow_champion: Annotated[bool, typer.Option(
+        help="Also follow the registry's champion alias (MLFLOW_TRACKING_URI, else STATE_DIR's): when it is "
+             "moved some other way than `emotion-ai promote` (in the MLflow UI, say), export that version and "
+             "serve it as stable. It writes to the model base path: on a cluster, give it to one replica.")] = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following new versions.
@@ -230,9 +235,16 @@ def serve(
     sampler = RequestSampler(request_log or default_request_log(state_dir), request_sample_rate) \
         if request_sample_rate > 0 else None
     batching = BatchSettings(max_batch_size, batch_timeout_micros, num_batch_threads) if enable_batching else None
+    follow = None
+    if follow_champion:
+        from emotion_ai.promotion import follow_champion as follow_one
+        from emotion_ai.tracking import use_tracking
+
+        use_tracking(tracking_settings(state_dir))
+        follow = partial(follow_one, base_path=base_path)
     console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
     serve_models(base_path, host, rest_api_port, file_system_poll_wait_seconds, model_name,
-                 ServingOptions(num_versions, batching), sampler, access_log)
+                 ServingOptions(num_versions, batching), sampler, access_log, follow)
 
 
 @app.command()

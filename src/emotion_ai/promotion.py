@@ -11,6 +11,7 @@ requests that name them, and are kept until the label moves.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
@@ -18,6 +19,7 @@ import keras
 from emotion_ai import export, registry
 from emotion_ai.export import STABLE
 
+logger = logging.getLogger(__name__)
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 DEFAULT_KEEP_VERSIONS = 3
 
@@ -35,6 +37,25 @@ def publish(name: str, version: int, base_path: str | Path, keep: int = DEFAULT_
         if exported_now:
             export.remove_version(base_path, name, version)
         raise
+    _serve_as_stable(name, version, base_path, keep)
+
+
+def follow_champion(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS) -> int | None:
+    """Serves the registry's champion when its alias was moved some other way than `publish` (in the
+    MLflow UI, say): exports that version if needed and points `stable` at it. Returns the version
+    when serving changed, None when it already served the champion or there is none."""
+    champion = registry.version_by_alias(name, registry.CHAMPION)
+    if champion is None or export.read_labels(base_path, name).get(STABLE) == int(champion.version):
+        return None
+    version = int(champion.version)
+    _export(name, version, base_path)
+    _serve_as_stable(name, version, base_path, keep)
+    logger.info("%s: the registry's champion, version %s, is now served as %s", name, version, STABLE)
+    return version
+
+
+def _serve_as_stable(name: str, version: int, base_path: str | Path, keep: int) -> None:
+    """Points `stable` at an exported version, retires newer unlabelled ones and prunes old ones."""
     labelled = set(export.set_label(base_path, name, STABLE, version).values())
     export.retire_versions_above(base_path, name, version, protected=labelled)
     export.prune_versions(base_path, name, keep, protected=labelled)

@@ -17,6 +17,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -446,9 +447,10 @@ class LoopbackModelServer(kserve.ModelServer):
     unless asked for, as in TF Serving; /metrics counts requests by model and status.
     """
 
-    def __init__(self, host: str, http_port: int, poll_seconds: float, access_log: bool = False) -> None:
+    def __init__(self, host: str, http_port: int, poll_seconds: float, access_log: bool = False,
+                 follow: Callable[[str], object] | None = None) -> None:
         super().__init__(http_port=http_port, enable_grpc=False, workers=1)
-        self.host, self.poll_seconds, self.access_log = host, poll_seconds, access_log
+        self.host, self.poll_seconds, self.access_log, self.follow = host, poll_seconds, access_log, follow
 
     def start(self, models: list[kserve.Model]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
@@ -464,17 +466,30 @@ class LoopbackModelServer(kserve.ModelServer):
         uvloop.run(self._serve_and_watch(_versioned_parts(models)))
 
     async def _serve_and_watch(self, servables: list[SavedModelServable]) -> None:
-        watcher = asyncio.create_task(self._watch(servables))
+        watchers = [asyncio.create_task(self._watch(servables))]
+        if self.follow is not None:
+            watchers.append(asyncio.create_task(self._follow_registry([servable.name for servable in servables])))
         try:
             await self._rest_server.start()
         finally:
-            watcher.cancel()
+            for watcher in watchers:
+                watcher.cancel()
 
     async def _watch(self, servables: list[SavedModelServable]) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
             for servable in servables:
                 await asyncio.to_thread(servable.refresh)
+
+    async def _follow_registry(self, names: list[str]) -> None:
+        """Calls `follow` for each model every poll, on its own (a slow registry never delays `_watch`)."""
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            for name in names:
+                try:
+                    await asyncio.to_thread(self.follow, name)
+                except Exception as error:  # noqa: BLE001 - the registry may be down; serving goes on
+                    logger.error("could not follow the champion of %s: %s", name, error)
 
 
 def _silence_access_log() -> None:
@@ -486,7 +501,9 @@ def _silence_access_log() -> None:
 
 def serve_models(base_path: str | Path, host: str, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS,
                  model_name: str | None = None, options: ServingOptions = ServingOptions(),
-                 sampler: RequestSampler | None = None, access_log: bool = False) -> None:
-    """Loads the exported versions `options` keep and serves them until interrupted, following changes."""
-    LoopbackModelServer(host, port, poll_seconds, access_log).start(
+                 sampler: RequestSampler | None = None, access_log: bool = False,
+                 follow: Callable[[str], object] | None = None) -> None:
+    """Loads the exported versions `options` keep and serves them until interrupted, following changes
+    in the layout; `follow(model name)`, when given, is called every poll too (see `follow_champion`)."""
+    LoopbackModelServer(host, port, poll_seconds, access_log, follow).start(
         load_servables(base_path, model_name, options, sampler))
