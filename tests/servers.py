@@ -14,6 +14,8 @@ from pathlib import Path
 import requests
 
 START_TIMEOUT_S = 90
+SEAWEEDFS_STOP_TIMEOUT_S = 3
+"""A graceful SeaweedFS stop takes about 25 s; its scratch data is thrown away anyway."""
 
 
 def free_port() -> int:
@@ -37,7 +39,9 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout_s: float = START_
 
 
 @contextmanager
-def running(command: list[str], url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def running(command: list[str], url: str, log: Path, env: dict[str, str] | None = None,
+            stop_timeout_s: float = 30) -> Iterator[subprocess.Popen]:
+    """The server `command`, up once `url` answers; stopped with SIGTERM, killed after `stop_timeout_s`."""
     with open(log, "wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         try:
@@ -46,9 +50,10 @@ def running(command: list[str], url: str, log: Path, env: dict[str, str] | None 
         finally:
             process.terminate()
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=stop_timeout_s)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
 
 def _unused_ports(count: int) -> list[int]:
@@ -70,7 +75,7 @@ def seaweedfs_s3(data_dir: Path) -> Iterator[str]:
                f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
                "-s3", f"-s3.port={s3}"]
     endpoint = f"http://127.0.0.1:{s3}"
-    with running(command, endpoint, data_dir / "weed.log"):
+    with running(command, endpoint, data_dir / "weed.log", stop_timeout_s=SEAWEEDFS_STOP_TIMEOUT_S):
         _wait_for_buckets(endpoint)
         yield endpoint
 
