@@ -105,19 +105,16 @@ def _parse_array(text, position, values, lengths):  # pragma: no cover - compile
         if byte == _OPEN_ARRAY:
             if depth == MAX_DEPTH or depth == leaf:
                 return position, 0, -1
-            items[depth], depth, position = 0, depth + 1, position + 1
-            position = _skip_space(text, position)
-            if position < len(text) and text[position] == _CLOSE_ARRAY:  # an empty array
-                position, depth = _close_arrays(text, position, depth, items, lengths)
-                if depth <= 0:
-                    return position, count, leaf if depth == 0 else -1
-            continue
-        if depth == 0 or (leaf != -1 and depth != leaf):
-            return position, 0, -1
-        position, number = _read_number(text, position)
-        if position < 0:
-            return 0, 0, -1
-        leaf, values[count], count, items[depth - 1] = depth, number, count + 1, items[depth - 1] + 1
+            items[depth], depth, position = 0, depth + 1, _skip_space(text, position + 1)
+            if position >= len(text) or text[position] != _CLOSE_ARRAY:
+                continue  # the array's first value comes next; else the array is empty and ends here
+        else:
+            if depth == 0 or (leaf != -1 and depth != leaf):
+                return position, 0, -1
+            position, number = _read_number(text, position)
+            if position < 0:
+                return 0, 0, -1
+            leaf, values[count], count, items[depth - 1] = depth, number, count + 1, items[depth - 1] + 1
         position, depth = _close_arrays(text, position, depth, items, lengths)
         if depth <= 0:
             return position, count, leaf if depth == 0 else -1
