@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 START_TIMEOUT_S = 90
+SWAP_TIMEOUT_S = 60
 SEAWEEDFS_STOP_TIMEOUT_S = 3
 """A graceful SeaweedFS stop takes about 25 s; its scratch data is thrown away anyway."""
 
@@ -54,6 +55,19 @@ def running(command: list[str], url: str, log: Path, env: dict[str, str] | None 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def served_version(model_url: str) -> str:
+    """The version a TF Serving status route (`/v1/models/<name>`) says it serves by default."""
+    return requests.get(model_url, timeout=5).json()["model_version_status"][0]["version"]
+
+
+def wait_for_version(model_url: str, version: str, timeout_s: float = SWAP_TIMEOUT_S) -> None:
+    """Polls the status route until the model serves `version`; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while served_version(model_url) != version:
+        assert time.monotonic() < deadline, f"still serving {served_version(model_url)}, expected {version}"
+        time.sleep(0.25)
 
 
 def _unused_ports(count: int) -> list[int]:

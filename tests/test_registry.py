@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 import mlflow
 import numpy as np
 import pytest
-import requests
 from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
-from servers import free_port, running, seaweedfs_s3
+from servers import free_port, running, seaweedfs_s3, served_version, wait_for_version
 
 from emotion_ai import registry
 from emotion_ai.config import ResNetConfig
@@ -173,10 +171,6 @@ def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_pat
     assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE]
 
 
-def _served_version(url: str) -> str:
-    return requests.get(url, timeout=5).json()["model_version_status"][0]["version"]
-
-
 def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
     """As when someone moves `champion` in the MLflow UI: `serve --follow-champion` exports and serves it."""
     state = tmp_path / "state"
@@ -190,11 +184,8 @@ def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
                "--rest-api-port", str(port), "--file-system-poll-wait-seconds", "0.5", "--follow-champion"]
     url = f"http://127.0.0.1:{port}/v1/models/{NAME}"
     with running(command, url, tmp_path / "server.log"):
-        assert _served_version(url) == str(v1)
+        assert served_version(url) == str(v1)
         MlflowClient().set_registered_model_alias(NAME, registry.CHAMPION, str(v2))
-        deadline = time.monotonic() + 60
-        while _served_version(url) != str(v2):
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
+        wait_for_version(url, str(v2))
     assert versions(state / "serving", NAME) == [v1, v2]
     assert read_labels(state / "serving", NAME) == {"stable": v2}

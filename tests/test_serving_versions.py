@@ -13,11 +13,10 @@ from emotion_ai.config import ResNetConfig
 from emotion_ai.export import export_saved_model, remove_version, set_label
 from emotion_ai.models import build_emotion_model, build_keypoint_model
 from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
-from servers import free_port, running
+from servers import free_port, running, served_version, wait_for_version
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = [[0] * 9216]
-SWAP_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +31,14 @@ def served(tmp_path_factory):
         yield base, f"http://127.0.0.1:{port}/v1/models"
 
 
-def _served_version(url: str) -> str:
-    return requests.get(f"{url}/{EMOTION_MODEL}", timeout=5).json()["model_version_status"][0]["version"]
-
-
-def _wait_for_version(url: str, version: str) -> None:
-    deadline = time.monotonic() + SWAP_TIMEOUT_S
-    while _served_version(url) != version:
-        assert time.monotonic() < deadline, f"still serving {_served_version(url)}, expected {version}"
-        time.sleep(0.25)
-
-
 def test_new_version_swaps_in_and_rollback_swaps_back(served):
     base, url = served
-    assert _served_version(url) == "1"
+    assert served_version(f"{url}/{EMOTION_MODEL}") == "1"
     export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 2)
-    _wait_for_version(url, "2")
+    wait_for_version(f"{url}/{EMOTION_MODEL}", "2")
     assert requests.post(f"{url}/{EMOTION_MODEL}:predict", json={"instances": FACE}).status_code == 200
     remove_version(base, EMOTION_MODEL, 2)
-    _wait_for_version(url, "1")
+    wait_for_version(f"{url}/{EMOTION_MODEL}", "1")
     combined = requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"]
     assert combined == "1.1"
 
@@ -61,7 +49,7 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
     corrupt.mkdir()
     (corrupt / "saved_model.pb").write_bytes(b"not a saved model")
     time.sleep(3)
-    assert _served_version(url) == "1"
+    assert served_version(f"{url}/{EMOTION_MODEL}") == "1"
     response = requests.post(f"{url}/emotion-ai:predict", json={"instances": FACE})
     assert response.status_code == 200 and len(response.json()["predictions"][0]["probabilities"]) == 5
     assert "refused emotion-ai-emotion version 7" in (base / "server.log").read_text()
@@ -69,7 +57,7 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
 
 def test_version_routes_metadata_and_body_limit(served):
     _, url = served
-    version = _served_version(url)
+    version = served_version(f"{url}/{EMOTION_MODEL}")
     assert requests.get(f"{url}/{EMOTION_MODEL}/versions/{version}").json()["model_version_status"][0]["state"] == \
         "AVAILABLE"
     assert requests.get(f"{url}/{EMOTION_MODEL}/versions/99").status_code == 404
@@ -102,7 +90,7 @@ def test_no_request_fails_while_versions_swap_under_load(served):
     try:
         for version in ("3", "4"):
             export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, int(version))
-            _wait_for_version(url, version)
+            wait_for_version(f"{url}/{EMOTION_MODEL}", version)
             time.sleep(1)
     finally:
         stop.set()
@@ -122,11 +110,11 @@ def _metric(url: str, sample: str) -> float:
 
 def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
     base, url = served
-    newest = _served_version(url)
+    newest = served_version(f"{url}/{EMOTION_MODEL}")
     set_label(base, EMOTION_MODEL, "stable", 1)
     set_label(base, EMOTION_MODEL, "canary", int(newest))
     try:
-        _wait_for_version(url, "1")
+        wait_for_version(f"{url}/{EMOTION_MODEL}", "1")
         statuses = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"]
         assert [status["version"] for status in statuses] == ["1", newest]
         assert requests.get(f"{url}/{EMOTION_MODEL}/labels/canary").json()["model_version_status"][0]["version"] \
@@ -141,5 +129,5 @@ def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
     finally:
         set_label(base, EMOTION_MODEL, "stable", None)
         set_label(base, EMOTION_MODEL, "canary", None)
-    _wait_for_version(url, newest)
+    wait_for_version(f"{url}/{EMOTION_MODEL}", newest)
     assert requests.get(f"{url}/{EMOTION_MODEL}/versions/1").status_code == 404, "version 1 is unloaded again"

@@ -395,7 +395,6 @@ def add_tf_serving_routes(app, repository) -> None:
     """TF Serving's routes other than predict (which `PredictLane` answers in front of the app): FastAPI
     routes added before KServe's own V1 routes (whose JSON differs)."""
 
-
     @app.get("/healthz")
     async def liveness():
         return {"status": "alive"}
