@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: sync run test serve ui compile bench-ingest bench-train bench-quality bench-serve
+.PHONY: sync run test lint format mlproject serve ui compile bench-ingest bench-train bench-quality bench-serve
 sync:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
 	$(UV) sync --frozen --compile-bytecode
@@ -16,8 +16,21 @@ sync:
 run: sync  ## the whole pipeline on the embedded defaults (ARGS="--fer-csv ..." to pass options)
 	$(RUN) emotion-ai run $(ARGS)
 
-test: sync  ## the full test suite
+PYTEST_ARGS ?= -n auto --dist loadfile
+test: sync  ## the full test suite, one worker per core (a file's tests share a worker and its fixtures)
 	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: sync  ## ruff lint and format check, and the import contracts between packages (pyproject.toml)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+format: sync  ## ruff's fixes and formatting, applied
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+mlproject: sync  ## regenerate MLproject from the settings (tests fail when it is stale)
+	$(RUN) python -m emotion_ai.cli.mlproject > MLproject
 
 serve: sync  ## TF Serving REST API on 127.0.0.1:8501, following the registry's champion
 	$(RUN) emotion-ai serve --follow-champion $(ARGS)

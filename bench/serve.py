@@ -1,4 +1,5 @@
-"""Serving throughput and latency: our server against the in-process model and `mlflow models serve`.
+"""Serving throughput and latency: our server against the in-process model and `mlflow models
+serve`.
 
 One emotion model (the default ResNet, random weights: speed does not depend on them) is exported
 to TF Serving's layout and logged to MLflow. Measured in the same run, one after another:
@@ -47,12 +48,17 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def _summary(latencies_s: list[float], seconds: float) -> dict:
-    return {"requests_per_s": len(latencies_s) / seconds, "p50_ms": _percentile(latencies_s, 0.5) * 1000,
-            "p99_ms": _percentile(latencies_s, 0.99) * 1000, "requests": len(latencies_s)}
+    return {
+        "requests_per_s": len(latencies_s) / seconds,
+        "p50_ms": _percentile(latencies_s, 0.5) * 1000,
+        "p99_ms": _percentile(latencies_s, 0.99) * 1000,
+        "requests": len(latencies_s),
+    }
 
 
 def load_clients(url: str, body: bytes, clients: int, seconds: float) -> dict:
-    """`clients` threads posting `body` back to back for `seconds`, each on one kept-alive connection
+    """`clients` threads posting `body` back to back for `seconds`, each on one kept-alive
+    connection
     (`http.client`: a light load generator, since it shares the machine with the server); every
     answer must be HTTP 200."""
     address = urllib.parse.urlsplit(url)
@@ -96,12 +102,15 @@ class InProcessModel:
     def __init__(self, saved_model_dir: Path, face: np.ndarray) -> None:
         import tensorflow as tf
 
-        self.saved_model = tf.saved_model.load(str(saved_model_dir))  # kept: `serve` alone loses its variables
+        self.saved_model = tf.saved_model.load(
+            str(saved_model_dir)
+        )  # kept: `serve` alone loses its variables
         self.single = tf.constant(face[np.newaxis])
         self.batch = tf.constant(np.repeat(face[np.newaxis], IN_PROCESS_BATCH, 0))
 
     def call_times(self, inputs, seconds: float) -> list[float]:
-        """Seconds per call, calling the model back to back for `seconds` (after one untimed call)."""
+        """Seconds per call, calling the model back to back for `seconds` (after one untimed
+        call)."""
         self.saved_model.serve(inputs).numpy()
         calls, deadline = [], time.perf_counter() + seconds
         while time.perf_counter() < deadline:
@@ -112,13 +121,18 @@ class InProcessModel:
 
     def single_face(self, seconds: float) -> dict:
         calls = self.call_times(self.single, seconds)
-        return {"single_p50_ms": _percentile(calls, 0.5) * 1000, "single_images_per_s": 1 / statistics.mean(calls)}
+        return {
+            "single_p50_ms": _percentile(calls, 0.5) * 1000,
+            "single_images_per_s": 1 / statistics.mean(calls),
+        }
 
     def batch_images_per_s(self, seconds: float) -> float:
         return IN_PROCESS_BATCH / statistics.mean(self.call_times(self.batch, seconds))
 
 
-def paired_rounds(url: str, body: bytes, model: InProcessModel, rounds: int, seconds: float) -> list[dict]:
+def paired_rounds(
+    url: str, body: bytes, model: InProcessModel, rounds: int, seconds: float
+) -> list[dict]:
     """Our server at the most clients between in-process batch runs: each round's throughput and its
     ratio to the mean of the in-process runs on either side."""
     clients = max(CLIENT_COUNTS)
@@ -127,8 +141,13 @@ def paired_rounds(url: str, body: bytes, model: InProcessModel, rounds: int, sec
         served = load_clients(url, body, clients, seconds)["requests_per_s"]
         in_process.append(model.batch_images_per_s(seconds))
         baseline = (in_process[-2] + in_process[-1]) / 2
-        measured.append({"served_faces_per_s": served, "in_process_batch_faces_per_s": baseline,
-                         "ratio": served / baseline})
+        measured.append(
+            {
+                "served_faces_per_s": served,
+                "in_process_batch_faces_per_s": baseline,
+                "ratio": served / baseline,
+            }
+        )
     return measured
 
 
@@ -138,14 +157,15 @@ def median_round(rounds: list[dict]) -> dict:
 
 
 def build_model(work: Path, width: int, depth: int) -> tuple[Path, str]:
-    """The emotion model exported as version 1 under `work/serving`, and logged to MLflow in `work`."""
+    """The emotion model exported as version 1 under `work/serving`, and logged to MLflow in
+    `work`."""
     import keras
     import mlflow
 
-    from emotion_ai.config import ResNetConfig
-    from emotion_ai.export import export_saved_model
-    from emotion_ai.models import build_emotion_model
-    from emotion_ai.training import log_keras_model
+    from emotion_ai.modeling.networks import build_emotion_model
+    from emotion_ai.modeling.training import log_keras_model
+    from emotion_ai.release.model_repository import export_saved_model
+    from emotion_ai.settings import ResNetConfig
 
     keras.utils.set_random_seed(0)
     model = build_emotion_model(ResNetConfig.scaled(width, depth))
@@ -159,19 +179,47 @@ def build_model(work: Path, width: int, depth: int) -> tuple[Path, str]:
 
 @contextmanager
 def ours(base: Path, port: int, log: Path, batching: bool):
-    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", str(base), "--model-name", MODEL,
-               "--rest-api-port", str(port), "--request-sample-rate", "0",
-               "--enable-batching" if batching else "--no-enable-batching"]
+    command = [
+        sys.executable,
+        "-m",
+        "emotion_ai",
+        "serve",
+        "--model-base-path",
+        str(base),
+        "--model-name",
+        MODEL,
+        "--rest-api-port",
+        str(port),
+        "--request-sample-rate",
+        "0",
+        "--enable-batching" if batching else "--no-enable-batching",
+    ]
     with running(command, f"http://127.0.0.1:{port}/v1/models/{MODEL}", log):
         yield f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict"
 
 
 @contextmanager
 def mlflow_serve(work: Path, model_uri: str, port: int, log: Path):
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-               "--host", "127.0.0.1", "--port", str(port)]
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-                   "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}  # its uvicorn
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }  # its uvicorn
     with running(command, f"http://127.0.0.1:{port}/ping", log, environment):
         yield f"http://127.0.0.1:{port}/invocations"
 
@@ -195,36 +243,80 @@ def measure(width: int, depth: int, seconds: float, rounds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--width", type=int, default=16, help="ResNet width (the default model: 16)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--width", type=int, default=16, help="ResNet width (the default model: 16)"
+    )
     parser.add_argument("--depth", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="measuring time per client count (half of it per paired-round run)")
-    parser.add_argument("--rounds", type=int, default=7, help="paired rounds of in-process and server runs")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="measuring time per client count (half of it per paired-round run)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=7, help="paired rounds of in-process and server runs"
+    )
     args = parser.parse_args()
     measured = measure(args.width, args.depth, args.seconds, args.rounds)
     busiest = str(max(CLIENT_COUNTS))
     headline = median_round(measured["paired_rounds"])
-    ours16, mlflow16 = measured["ours"][busiest]["requests_per_s"], measured["mlflow"][busiest]["requests_per_s"]
+    ours16, mlflow16 = (
+        measured["ours"][busiest]["requests_per_s"],
+        measured["mlflow"][busiest]["requests_per_s"],
+    )
     added_p50 = measured["ours"]["1"]["p50_ms"] - measured["in_process"]["single_p50_ms"]
-    details = {"ratio_vs_inprocess": headline["ratio"],
-               "ratio_vs_inprocess_rounds": [measured_round["ratio"] for measured_round in measured["paired_rounds"]],
-               "ratio_vs_mlflow": ours16 / mlflow16, "added_p50_ms_1_client": added_p50,
-               "targets": {"ratio_vs_inprocess": TARGET_VS_INPROCESS, "ratio_vs_mlflow": TARGET_VS_MLFLOW,
-                           "added_p50_ms_1_client": TARGET_ADDED_P50_MS},
-               "clients": list(CLIENT_COUNTS), "measured": measured, "width": args.width, "depth": args.depth,
-               "request": "one 96x96x1 face as JSON {'instances': [...]}"}
-    rows = [secondary_row("serving vs mlflow models serve", value=ours16, baseline=mlflow16, target=TARGET_VS_MLFLOW,
-                          unit=f"req/s at {busiest} clients"),
-            secondary_row("serving p50 at 1 client (target: ≤ 3 ms added)", value=measured["ours"]["1"]["p50_ms"],
-                          baseline=measured["in_process"]["single_p50_ms"], target=f"+{TARGET_ADDED_P50_MS:g} ms",
-                          unit="ms", lower_is_better=True)]
-    command = (f"uv run python bench/serve.py --width {args.width} --depth {args.depth} --seconds {args.seconds:g} "
-               f"--rounds {args.rounds}")
-    result = write_result("serving", value=headline["served_faces_per_s"],
-                          baseline=headline["in_process_batch_faces_per_s"], target=TARGET_VS_INPROCESS,
-                          unit=f"faces/s at {busiest} clients (median of paired rounds)", command=command,
-                          details={**details, "table_rows": rows})
+    details = {
+        "ratio_vs_inprocess": headline["ratio"],
+        "ratio_vs_inprocess_rounds": [
+            measured_round["ratio"] for measured_round in measured["paired_rounds"]
+        ],
+        "ratio_vs_mlflow": ours16 / mlflow16,
+        "added_p50_ms_1_client": added_p50,
+        "targets": {
+            "ratio_vs_inprocess": TARGET_VS_INPROCESS,
+            "ratio_vs_mlflow": TARGET_VS_MLFLOW,
+            "added_p50_ms_1_client": TARGET_ADDED_P50_MS,
+        },
+        "clients": list(CLIENT_COUNTS),
+        "measured": measured,
+        "width": args.width,
+        "depth": args.depth,
+        "request": "one 96x96x1 face as JSON {'instances': [...]}",
+    }
+    rows = [
+        secondary_row(
+            "serving vs mlflow models serve",
+            value=ours16,
+            baseline=mlflow16,
+            target=TARGET_VS_MLFLOW,
+            unit=f"req/s at {busiest} clients",
+        ),
+        secondary_row(
+            "serving p50 at 1 client (target: ≤ 3 ms added)",
+            value=measured["ours"]["1"]["p50_ms"],
+            baseline=measured["in_process"]["single_p50_ms"],
+            target=f"+{TARGET_ADDED_P50_MS:g} ms",
+            unit="ms",
+            lower_is_better=True,
+        ),
+    ]
+    command = (
+        f"uv run python bench/serve.py --width {args.width} --depth {args.depth} --seconds "
+        f"{args.seconds:g} "
+        f"--rounds {args.rounds}"
+    )
+    result = write_result(
+        "serving",
+        value=headline["served_faces_per_s"],
+        baseline=headline["in_process_batch_faces_per_s"],
+        target=TARGET_VS_INPROCESS,
+        unit=f"faces/s at {busiest} clients (median of paired rounds)",
+        command=command,
+        details={**details, "table_rows": rows},
+    )
     print(json.dumps(result, indent=2))
 
 

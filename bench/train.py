@@ -1,7 +1,8 @@
 """Training throughput through the real input pipeline vs the same model fed pre-loaded tensors.
 
 Ours: uint8 48x48 FER-style faces through `face_batches` (cache, shuffle, batch, float conversion,
-flip and light augmentation, one warp that rotates, shifts, scales and upsamples to 96x96, prefetch).
+flip and light augmentation, one warp that rotates, shifts, scales and upsamples to 96x96,
+prefetch).
 Baseline: the same
 model, `fit` on float32 96x96 arrays already in memory (no conversion, no augmentation). Both
 are timed epoch by epoch, interleaved, after a warm-up epoch each; the median epoch counts.
@@ -41,26 +42,47 @@ class EpochTimer(keras.callbacks.Callback):
 def measure(faces_count: int, batch_size: int, rounds: int, width: int) -> dict:
     import numpy as np
 
-    from emotion_ai.config import AugmentSettings, ResNetConfig
-    from emotion_ai.input_pipeline import as_model_input, emotion_augmentation, face_batches
-    from emotion_ai.models import build_emotion_model
-    from emotion_ai.synthetic import synthetic_faces
+    from emotion_ai.data.synthetic import synthetic_faces
+    from emotion_ai.modeling.input_pipeline import (
+        as_model_input,
+        emotion_augmentation,
+        face_batches,
+    )
+    from emotion_ai.modeling.networks import build_emotion_model
+    from emotion_ai.settings import AugmentSettings, ResNetConfig
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, faces_count)
     faces96, _ = synthetic_faces(labels, rng)
     faces48 = faces96[:, ::2, ::2].copy()
     preloaded = as_model_input(faces48)
-    pipeline = face_batches(faces48, labels, batch_size, shuffle=True, seed=0,
-                            augment=emotion_augmentation(AugmentSettings()))
+    pipeline = face_batches(
+        faces48,
+        labels,
+        batch_size,
+        shuffle=True,
+        seed=0,
+        augment=emotion_augmentation(AugmentSettings()),
+    )
     models = {}
     for name in ("pipeline", "preloaded"):
         keras.utils.set_random_seed(0)
         models[name] = build_emotion_model(ResNetConfig.scaled(width, 1))
         models[name].compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    fits = {"pipeline": lambda timer: models["pipeline"].fit(pipeline, epochs=1, verbose=0, callbacks=[timer]),
-            "preloaded": lambda timer: models["preloaded"].fit(preloaded, labels, batch_size=batch_size, epochs=1,
-                                                              shuffle=True, verbose=0, callbacks=[timer])}
+    fits = {
+        "pipeline": lambda timer: models["pipeline"].fit(
+            pipeline, epochs=1, verbose=0, callbacks=[timer]
+        ),
+        "preloaded": lambda timer: models["preloaded"].fit(
+            preloaded,
+            labels,
+            batch_size=batch_size,
+            epochs=1,
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
+        ),
+    }
     seconds = {name: [] for name in fits}
     for round_index in range(rounds + 1):
         for name, fit in fits.items():
@@ -68,8 +90,9 @@ def measure(faces_count: int, batch_size: int, rounds: int, width: int) -> dict:
             fit(timer)
             if round_index:
                 seconds[name].extend(timer.seconds)
-    return {name: faces_count / statistics.median(values) for name, values in seconds.items()} | \
-        {"epoch_seconds": seconds}
+    return {name: faces_count / statistics.median(values) for name, values in seconds.items()} | {
+        "epoch_seconds": seconds
+    }
 
 
 def main() -> None:
@@ -80,13 +103,25 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16)
     args = parser.parse_args()
     measured = measure(args.faces, args.batch_size, args.rounds, args.width)
-    command = (f"uv run python bench/train.py --faces {args.faces} --batch-size {args.batch_size} "
-               f"--rounds {args.rounds} --width {args.width}")
-    result = write_result("train_input", value=measured["pipeline"], baseline=measured["preloaded"], target=TARGET,
-                          unit="images/s", command=command,
-                          details={"epoch_seconds": measured["epoch_seconds"], "faces": args.faces,
-                                   "batch_size": args.batch_size, "width": args.width,
-                                   "data": "generated 48x48 FER-style faces (emotion_ai.synthetic)"})
+    command = (
+        f"uv run python bench/train.py --faces {args.faces} --batch-size {args.batch_size} "
+        f"--rounds {args.rounds} --width {args.width}"
+    )
+    result = write_result(
+        "train_input",
+        value=measured["pipeline"],
+        baseline=measured["preloaded"],
+        target=TARGET,
+        unit="images/s",
+        command=command,
+        details={
+            "epoch_seconds": measured["epoch_seconds"],
+            "faces": args.faces,
+            "batch_size": args.batch_size,
+            "width": args.width,
+            "data": "generated 48x48 FER-style faces (emotion_ai.synthetic)",
+        },
+    )
     print(result)
 
 

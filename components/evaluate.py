@@ -7,18 +7,37 @@ from components.base_image import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def evaluate(keypoints_data: Input[Dataset], emotion_data: Input[Dataset], keypoint_model: Input[Model],
-             emotion_model: Input[Model], tracking_uri: str, experiment_name: str, artifact_location: str,
-             parent_run_id: str, max_keypoint_rmse_px: float, min_emotion_accuracy: float,
-             significance: float, report: Output[Artifact]):
+def evaluate(
+    keypoints_data: Input[Dataset],
+    emotion_data: Input[Dataset],
+    keypoint_model: Input[Model],
+    emotion_model: Input[Model],
+    tracking_uri: str,
+    experiment_name: str,
+    artifact_location: str,
+    parent_run_id: str,
+    max_keypoint_rmse_px: float,
+    min_emotion_accuracy: float,
+    significance: float,
+    report: Output[Artifact],
+):
     from pathlib import Path
 
-    from emotion_ai import model_steps
-    from emotion_ai.config import GateSettings
-    from emotion_ai.tracking import TrackingSettings
+    from components.arguments import step_context
+    from emotion_ai.settings import GateSettings
+    from emotion_ai.steps import model_steps
 
-    gate = GateSettings(max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
-                        significance=significance)
-    model_steps.evaluate(Path(keypoints_data.path), Path(emotion_data.path), Path(keypoint_model.path),
-                   Path(emotion_model.path), Path(report.path),
-                   TrackingSettings(tracking_uri, experiment_name, artifact_location), parent_run_id, gate)
+    gate = GateSettings(
+        max_keypoint_rmse_px=max_keypoint_rmse_px,
+        min_emotion_accuracy=min_emotion_accuracy,
+        significance=significance,
+    )
+    model_steps.evaluate(
+        Path(keypoints_data.path),
+        Path(emotion_data.path),
+        Path(keypoint_model.path),
+        Path(emotion_model.path),
+        Path(report.path),
+        step_context(locals()),
+        gate,
+    )

@@ -1,4 +1,4 @@
-"""KFP component: train the keypoints model."""
+"""KFP component: train the keypoint model."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
@@ -7,18 +7,23 @@ from components.base_image import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def train_keypoints(data: Input[Dataset], tracking_uri: str, experiment_name: str, artifact_location: str,
-                parent_run_id: str, epochs: int, batch_size: int, learning_rate: float, seed: int,
-                width: int, depth: int, cache_root: str, checkpoint_root: str, resume: bool,
-                model: Output[Model]):
-    from pathlib import Path
+def train_keypoints(
+    data: Input[Dataset],
+    tracking_uri: str,
+    experiment_name: str,
+    artifact_location: str,
+    parent_run_id: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    width: int,
+    depth: int,
+    cache_root: str,
+    checkpoint_root: str,
+    resume: bool,
+    model: Output[Model],
+):
+    from components.arguments import train
 
-    from emotion_ai import model_steps
-    from emotion_ai.config import TrainSettings
-    from emotion_ai.model_steps import TrainControl
-    from emotion_ai.tracking import TrackingSettings
-
-    settings = TrainSettings.scaled(epochs, batch_size, learning_rate, seed, width, depth)
-    model_steps.train_keypoints(Path(data.path), Path(model.path), settings,
-                      TrackingSettings(tracking_uri, experiment_name, artifact_location), parent_run_id,
-                      TrainControl(cache_root, checkpoint_root, resume))
+    train("train_keypoints", locals())

@@ -1,4 +1,5 @@
-"""Compiles the pipeline to KFP IR YAML for Kubeflow Pipelines: `python -m pipelines.compile OUT.yaml`."""
+"""Compiles the pipeline to KFP IR YAML for Kubeflow Pipelines: `python -m pipelines.compile
+OUT.yaml`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The emotion-ai pipeline: ingest -> validate -> (train_keypoints || train_emotion) -> evaluate -> register.
+"""The emotion-ai pipeline: ingest -> validate -> (train_keypoints || train_emotion) -> evaluate ->
+register.
 
 One factory for every orchestrator: `pipelines.local_runner` runs it through kfp.local,
 `pipelines.compile` writes the KFP IR YAML for a Kubeflow cluster. Resources, retries and
@@ -17,8 +18,19 @@ from components.register import register
 from components.train_emotion import train_emotion
 from components.train_keypoints import train_keypoints
 from components.validate import validate
+from emotion_ai.settings import (
+    DEFAULT_DEPTH,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_WIDTH,
+    GateSettings,
+    ReleaseSettings,
+    SourceSettings,
+    SplitSettings,
+    TrainSettings,
+    ValidationSettings,
+)
 
-PIPELINE_NAME = "emotion-ai"
+PIPELINE_NAME = DEFAULT_EXPERIMENT
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -59,65 +71,114 @@ def build_pipeline(training_gpus: int = 0):
     """The pipeline function, its training tasks asking for `training_gpus` GPUs each."""
     policies = task_policies(training_gpus)
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate and publish the keypoint and emotion models.")
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Train, evaluate, gate and publish the keypoint and emotion models.",
+    )
     def emotion_ai_pipeline(
         tracking_uri: str,
         model_base_path: str,
-        keypoints_source: str = "",
-        fer_source: str = "",
-        experiment_name: str = "emotion-ai",
+        keypoints_source: str = SourceSettings.keypoints_source,
+        fer_source: str = SourceSettings.fer_source,
+        experiment_name: str = DEFAULT_EXPERIMENT,
         artifact_location: str = "",
         parent_run_id: str = "",
-        seed: int = 0,
-        synthetic_rows: int = 600,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        split_by_usage: bool = False,
-        min_rows_per_class: int = 1,
-        max_duplicate_rate: float = 0.1,
-        epochs: int = 5,
-        batch_size: int = 32,
-        learning_rate: float = 0.002,
-        width: int = 16,
-        depth: int = 1,
-        max_keypoint_rmse_px: float = 12.0,
-        min_emotion_accuracy: float = 0.3,
-        significance: float = 0.05,
-        keep_versions: int = 3,
+        seed: int = SourceSettings.seed,
+        synthetic_rows: int = SourceSettings.synthetic_rows,
+        val_fraction: float = SplitSettings.val_fraction,
+        test_fraction: float = SplitSettings.test_fraction,
+        split_by_usage: bool = SplitSettings.use_fer_usage,
+        min_rows_per_class: int = ValidationSettings.min_rows_per_class,
+        max_duplicate_rate: float = ValidationSettings.max_duplicate_rate,
+        epochs: int = TrainSettings.epochs,
+        batch_size: int = TrainSettings.batch_size,
+        learning_rate: float = TrainSettings.learning_rate,
+        width: int = DEFAULT_WIDTH,
+        depth: int = DEFAULT_DEPTH,
+        max_keypoint_rmse_px: float = GateSettings.max_keypoint_rmse_px,
+        min_emotion_accuracy: float = GateSettings.min_emotion_accuracy,
+        significance: float = GateSettings.significance,
+        keep_versions: int = ReleaseSettings.keep_versions,
         cache_root: str = "",
         checkpoint_root: str = "",
         resume: bool = False,
         trigger: str = "manual",
     ):
-        """Empty data sources mean synthetic data in the Kaggle formats; an empty cache_root turns our
+        """Empty data sources mean synthetic data in the Kaggle formats; an empty cache_root turns
+        our
         content-addressed step cache off (KFP's own caching still applies on a cluster); with a
         checkpoint_root, training checkpoints every epoch there and `resume` continues from it."""
-        tracking = {"tracking_uri": tracking_uri, "experiment_name": experiment_name,
-                    "artifact_location": artifact_location}
-        ingested = policies["ingest"].apply(ingest(
-            keypoints_source=keypoints_source, fer_source=fer_source, parent_run_id=parent_run_id,
-            seed=seed, synthetic_rows=synthetic_rows, trigger=trigger, **tracking))
+        tracking = {
+            "tracking_uri": tracking_uri,
+            "experiment_name": experiment_name,
+            "artifact_location": artifact_location,
+        }
+        ingested = policies["ingest"].apply(
+            ingest(
+                keypoints_source=keypoints_source,
+                fer_source=fer_source,
+                parent_run_id=parent_run_id,
+                seed=seed,
+                synthetic_rows=synthetic_rows,
+                trigger=trigger,
+                **tracking,
+            )
+        )
         run = {**tracking, "parent_run_id": ingested.outputs["Output"]}
-        validated = policies["validate"].apply(validate(
-            keypoints_raw=ingested.outputs["keypoints_raw"], fer_raw=ingested.outputs["fer_raw"], seed=seed,
-            val_fraction=val_fraction, test_fraction=test_fraction, split_by_usage=split_by_usage,
-            min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate, cache_root=cache_root,
-            **run))
-        training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-                    "width": width, "depth": depth, "cache_root": cache_root, "checkpoint_root": checkpoint_root,
-                    "resume": resume, **run}
+        validated = policies["validate"].apply(
+            validate(
+                keypoints_raw=ingested.outputs["keypoints_raw"],
+                fer_raw=ingested.outputs["fer_raw"],
+                seed=seed,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                split_by_usage=split_by_usage,
+                min_rows_per_class=min_rows_per_class,
+                max_duplicate_rate=max_duplicate_rate,
+                cache_root=cache_root,
+                **run,
+            )
+        )
+        training = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "width": width,
+            "depth": depth,
+            "cache_root": cache_root,
+            "checkpoint_root": checkpoint_root,
+            "resume": resume,
+            **run,
+        }
         keypoints = policies["train_keypoints"].apply(
-            train_keypoints(data=validated.outputs["keypoints_data"], **training))
-        emotion = policies["train_emotion"].apply(train_emotion(data=validated.outputs["emotion_data"], **training))
-        evaluated = policies["evaluate"].apply(evaluate(
-            keypoints_data=validated.outputs["keypoints_data"], emotion_data=validated.outputs["emotion_data"],
-            keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
-            max_keypoint_rmse_px=max_keypoint_rmse_px, min_emotion_accuracy=min_emotion_accuracy,
-            significance=significance, **run))
-        policies["register"].apply(register(
-            keypoint_model=keypoints.outputs["model"], emotion_model=emotion.outputs["model"],
-            report=evaluated.outputs["report"], model_base_path=model_base_path, keep_versions=keep_versions,
-            **run))
+            train_keypoints(data=validated.outputs["keypoints_data"], **training)
+        )
+        emotion = policies["train_emotion"].apply(
+            train_emotion(data=validated.outputs["emotion_data"], **training)
+        )
+        evaluated = policies["evaluate"].apply(
+            evaluate(
+                keypoints_data=validated.outputs["keypoints_data"],
+                emotion_data=validated.outputs["emotion_data"],
+                keypoint_model=keypoints.outputs["model"],
+                emotion_model=emotion.outputs["model"],
+                max_keypoint_rmse_px=max_keypoint_rmse_px,
+                min_emotion_accuracy=min_emotion_accuracy,
+                significance=significance,
+                **run,
+            )
+        )
+        policies["register"].apply(
+            register(
+                keypoint_model=keypoints.outputs["model"],
+                emotion_model=emotion.outputs["model"],
+                report=evaluated.outputs["report"],
+                model_base_path=model_base_path,
+                keep_versions=keep_versions,
+                **run,
+            )
+        )
 
     return emotion_ai_pipeline
 

@@ -13,8 +13,12 @@ from pipelines.compile import compile_pipeline
 from pipelines.pipeline import PIPELINE_NAME
 
 DEFAULT_EXPERIMENT = PIPELINE_NAME
-_CASTS = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float,
-          "BOOLEAN": lambda text: text.lower() in {"1", "true", "yes"}}
+_CASTS = {
+    "STRING": str,
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "BOOLEAN": lambda text: text.lower() in {"1", "true", "yes"},
+}
 
 
 def declared_parameters(package: Path) -> dict[str, dict]:
@@ -23,7 +27,8 @@ def declared_parameters(package: Path) -> dict[str, dict]:
 
 
 def parse_parameters(pairs: list[str], declared: dict[str, dict]) -> dict[str, object]:
-    """`name=value` pairs cast to the declared types; unknown or missing required names and bad values
+    """`name=value` pairs cast to the declared types; unknown or missing required names and bad
+    values
     are refused."""
     arguments: dict[str, object] = {}
     for pair in pairs:
@@ -31,13 +36,18 @@ def parse_parameters(pairs: list[str], declared: dict[str, dict]) -> dict[str, o
         if not separator:
             raise ValueError(f"pipeline parameter {pair!r} is not of the form name=value")
         if name not in declared:
-            raise ValueError(f"unknown pipeline parameter {name!r}; the pipeline takes: {', '.join(sorted(declared))}")
+            raise ValueError(
+                f"unknown pipeline parameter {name!r}; the pipeline takes: "
+                f"{', '.join(sorted(declared))}"
+            )
         kind = declared[name]["parameterType"]
         try:
             arguments[name] = _CASTS[kind](text)
         except ValueError as error:
             raise ValueError(f"pipeline parameter {name!r} must be {kind}, not {text!r}") from error
-    if missing := sorted(n for n, d in declared.items() if not d.get("isOptional") and n not in arguments):
+    if missing := sorted(
+        n for n, d in declared.items() if not d.get("isOptional") and n not in arguments
+    ):
         raise ValueError(f"missing required pipeline parameter(s): {', '.join(missing)}")
     return arguments
 
@@ -46,7 +56,9 @@ def kfp_cron(expression: str) -> str:
     """KFP's cron has a leading seconds field: a five-field crontab line runs at second 0."""
     fields = expression.split()
     if len(fields) not in (5, 6):
-        raise ValueError(f"cron expression {expression!r} must have 5 fields (or 6 with seconds first)")
+        raise ValueError(
+            f"cron expression {expression!r} must have 5 fields (or 6 with seconds first)"
+        )
     return " ".join(["0", *fields] if len(fields) == 5 else fields)
 
 
@@ -57,24 +69,42 @@ class Cluster:
         self.host, self.namespace, self.training_gpus = host, namespace, training_gpus
 
     def _client(self) -> kfp.Client:
-        return kfp.Client(host=self.host, **({"namespace": self.namespace} if self.namespace else {}))
+        return kfp.Client(
+            host=self.host, **({"namespace": self.namespace} if self.namespace else {})
+        )
 
     def _compiled(self, scratch: str, parameters: list[str]) -> tuple[Path, dict[str, object]]:
-        """The compiled package and its checked arguments (refused before the cluster is contacted)."""
+        """The compiled package and its checked arguments (refused before the cluster is
+        contacted)."""
         package = compile_pipeline(Path(scratch) / "emotion-ai-pipeline.yaml", self.training_gpus)
         return package, parse_parameters(parameters, declared_parameters(package))
 
-    def submit(self, parameters: list[str], experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None) -> str:
+    def submit(
+        self,
+        parameters: list[str],
+        experiment: str = DEFAULT_EXPERIMENT,
+        run_name: str | None = None,
+    ) -> str:
         """Starts one run of the pipeline; returns its run id."""
         with tempfile.TemporaryDirectory() as scratch:
             package, arguments = self._compiled(scratch, parameters)
             result = self._client().create_run_from_pipeline_package(
-                str(package), arguments=arguments, experiment_name=experiment,
-                run_name=run_name or f"{PIPELINE_NAME} {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}")
+                str(package),
+                arguments=arguments,
+                experiment_name=experiment,
+                run_name=run_name
+                or f"{PIPELINE_NAME} {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}",
+            )
         return result.run_id
 
-    def schedule(self, parameters: list[str], cron: str, name: str, experiment: str = DEFAULT_EXPERIMENT,
-                 max_concurrency: int = 1) -> str:
+    def schedule(
+        self,
+        parameters: list[str],
+        cron: str,
+        name: str,
+        experiment: str = DEFAULT_EXPERIMENT,
+        max_concurrency: int = 1,
+    ) -> str:
         """Creates a recurring run (no catch-up of missed runs); returns its id."""
         cron = kfp_cron(cron)
         with tempfile.TemporaryDirectory() as scratch:
@@ -82,6 +112,12 @@ class Cluster:
             client = self._client()
             experiment_id = client.create_experiment(experiment).experiment_id
             recurring = client.create_recurring_run(
-                experiment_id, name, cron_expression=cron, max_concurrency=max_concurrency,
-                no_catchup=True, params=arguments, pipeline_package_path=str(package))
+                experiment_id,
+                name,
+                cron_expression=cron,
+                max_concurrency=max_concurrency,
+                no_catchup=True,
+                params=arguments,
+                pipeline_package_path=str(package),
+            )
         return recurring.recurring_run_id

@@ -9,16 +9,25 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from emotion_ai.synthetic import write_fer_csv, write_keypoints_csv  # noqa: E402
 from servers import seaweedfs_s3  # noqa: E402
 
-S3_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+from emotion_ai.data.synthetic import write_fer_csv, write_keypoints_csv  # noqa: E402
+
+S3_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
-    """A real SeaweedFS S3 server on 127.0.0.1; boto3 in this process (and children) points at it."""
-    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as endpoint, pytest.MonkeyPatch.context() as patch:
+    """A real SeaweedFS S3 server on 127.0.0.1; boto3 in this process (and children) points at
+    it."""
+    with (
+        seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as endpoint,
+        pytest.MonkeyPatch.context() as patch,
+    ):
         for name, value in {**S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
             patch.setenv(name, value)
         yield endpoint
@@ -40,7 +49,8 @@ def fer_csv(data_dir: Path) -> Path:
 
 
 MLFLOW_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-"""`mlflow.set_tracking_uri` and `mlflow.set_experiment` export these, and the commands a test starts
+"""`mlflow.set_tracking_uri` and `mlflow.set_experiment` export these, and the commands a test
+starts
 (`emotion-ai ...`, `mlflow run`) would follow them into another test's store."""
 
 

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-CREATED_IDS = {"/apis/v2beta1/experiments": {"experiment_id": "experiment-1"},
-               "/apis/v2beta1/runs": {"run_id": "run-1"},
-               "/apis/v2beta1/recurringruns": {"recurring_run_id": "recurring-1"}}
+CREATED_IDS = {
+    "/apis/v2beta1/experiments": {"experiment_id": "experiment-1"},
+    "/apis/v2beta1/runs": {"run_id": "run-1"},
+    "/apis/v2beta1/recurringruns": {"recurring_run_id": "recurring-1"},
+}
 
 
 class _KfpApiHandler(BaseHTTPRequestHandler):

@@ -40,9 +40,15 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout_s: float = START_
 
 
 @contextmanager
-def running(command: list[str], url: str, log: Path, env: dict[str, str] | None = None,
-            stop_timeout_s: float = 30) -> Iterator[subprocess.Popen]:
-    """The server `command`, up once `url` answers; stopped with SIGTERM, killed after `stop_timeout_s`."""
+def running(
+    command: list[str],
+    url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    stop_timeout_s: float = 30,
+) -> Iterator[subprocess.Popen]:
+    """The server `command`, up once `url` answers; stopped with SIGTERM, killed after
+    `stop_timeout_s`."""
     with open(log, "wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         try:
@@ -66,7 +72,9 @@ def wait_for_version(model_url: str, version: str, timeout_s: float = SWAP_TIMEO
     """Polls the status route until the model serves `version`; fails after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while served_version(model_url) != version:
-        assert time.monotonic() < deadline, f"still serving {served_version(model_url)}, expected {version}"
+        assert time.monotonic() < deadline, (
+            f"still serving {served_version(model_url)}, expected {version}"
+        )
         time.sleep(0.25)
 
 
@@ -85,9 +93,18 @@ def seaweedfs_s3(data_dir: Path) -> Iterator[str]:
     """A real S3 endpoint (SeaweedFS master, volume, filer and S3 gateway) on 127.0.0.1."""
     weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
     master, volume, filer, s3 = _unused_ports(4)
-    command = [weed, "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-               "-s3", f"-s3.port={s3}"]
+    command = [
+        weed,
+        "server",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-s3",
+        f"-s3.port={s3}",
+    ]
     endpoint = f"http://127.0.0.1:{s3}"
     with running(command, endpoint, data_dir / "weed.log", stop_timeout_s=SEAWEEDFS_STOP_TIMEOUT_S):
         _wait_for_buckets(endpoint)
@@ -95,12 +112,18 @@ def seaweedfs_s3(data_dir: Path) -> Iterator[str]:
 
 
 def _wait_for_buckets(endpoint: str) -> None:
-    """The S3 gateway answers before the filer behind it is ready: wait until a bucket can be made."""
+    """The S3 gateway answers before the filer behind it is ready: wait until a bucket can be
+    made."""
     import boto3
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:

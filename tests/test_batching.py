@@ -1,4 +1,5 @@
-"""Server-side batching: concurrent requests share model calls, and each gets its own outputs back."""
+"""Server-side batching: concurrent requests share model calls, and each gets its own outputs
+back."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from emotion_ai.batching import Batcher, BatchSettings
+from emotion_ai.serving.batching import Batcher
+from emotion_ai.settings import BatchSettings
 
 
 class SlowDouble:
@@ -32,26 +34,34 @@ async def _one_then_the_rest(batcher: Batcher, requests: list) -> list:
     """The first request alone, the others while the model is busy with it."""
     first = asyncio.create_task(batcher(requests[0]))
     await asyncio.sleep(0.01)
-    rest = await asyncio.gather(*(batcher(request) for request in requests[1:]), return_exceptions=True)
+    rest = await asyncio.gather(
+        *(batcher(request) for request in requests[1:]), return_exceptions=True
+    )
     return [await first, *rest]
 
 
 def test_requests_that_arrive_while_the_model_is_busy_join_one_call_and_get_their_own_outputs():
     model = SlowDouble()
     requests = [np.full((1, 3), index, dtype=np.float32) for index in range(10)]
-    outputs = asyncio.run(_one_then_the_rest(Batcher(model, BatchSettings(max_batch_size=32), "m"), requests))
-    assert model.batch_sizes == [1, 9], "the first request runs at once, the rest wait and run together"
-    for request, output in zip(requests, outputs):
+    outputs = asyncio.run(
+        _one_then_the_rest(Batcher(model, BatchSettings(max_batch_size=32), "m"), requests)
+    )
+    assert model.batch_sizes == [1, 9], (
+        "the first request runs at once, the rest wait and run together"
+    )
+    for request, output in zip(requests, outputs, strict=False):
         np.testing.assert_array_equal(output, request * 2)
 
 
 def test_batches_never_exceed_the_maximum_and_keep_multi_face_requests_whole():
     model = SlowDouble()
     requests = [np.full((size, 2), size, dtype=np.float32) for size in (1, 3, 2, 2, 1, 3)]
-    outputs = asyncio.run(_concurrently(Batcher(model, BatchSettings(max_batch_size=4), "m"), requests))
+    outputs = asyncio.run(
+        _concurrently(Batcher(model, BatchSettings(max_batch_size=4), "m"), requests)
+    )
     assert model.batch_sizes == [4, 4, 4]
     assert [len(output) for output in outputs] == [1, 3, 2, 2, 1, 3]
-    for request, output in zip(requests, outputs):
+    for request, output in zip(requests, outputs, strict=False):
         np.testing.assert_array_equal(output, request * 2)
 
 
@@ -77,7 +87,9 @@ def test_a_request_to_an_idle_model_never_waits_for_the_timeout():
     batcher = Batcher(model, BatchSettings(batch_timeout_micros=5_000_000), "m")
     started = time.perf_counter()
     asyncio.run(batcher(np.zeros((1, 1))))
-    assert time.perf_counter() - started < 2.5, "the lone request ran without waiting 5 s for company"
+    assert time.perf_counter() - started < 2.5, (
+        "the lone request ran without waiting 5 s for company"
+    )
 
 
 def test_a_failing_call_fails_every_request_of_its_batch_and_the_next_batch_still_runs():
@@ -97,13 +109,18 @@ def test_a_failing_call_fails_every_request_of_its_batch_and_the_next_batch_stil
 
     results, later = asyncio.run(scenario(Batcher(flaky, BatchSettings(), "m")))
     assert calls == [1, 3, 1] and isinstance(results[0], np.ndarray)
-    assert all(isinstance(result, RuntimeError) and "out of memory" in str(result) for result in results[1:])
+    assert all(
+        isinstance(result, RuntimeError) and "out of memory" in str(result)
+        for result in results[1:]
+    )
     np.testing.assert_array_equal(later, np.ones((1, 1)))
 
 
 def test_a_batch_of_one_runs_requests_one_by_one():
     model = SlowDouble()
-    asyncio.run(_concurrently(Batcher(model, BatchSettings(max_batch_size=1), "m"), [np.zeros((1, 1))] * 3))
+    asyncio.run(
+        _concurrently(Batcher(model, BatchSettings(max_batch_size=1), "m"), [np.zeros((1, 1))] * 3)
+    )
     assert model.batch_sizes == [1, 1, 1]
 
 
@@ -137,7 +154,9 @@ async def _in_waves(batcher: Batcher, waves: int, per_wave: int) -> list[np.ndar
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_up_to_num_batch_threads_calls_run_at_once_and_every_request_is_answered_once(threads):
     model = CountingConcurrency()
-    outputs = asyncio.run(_in_waves(Batcher(model, BatchSettings(num_batch_threads=threads), "m"), 6, 3))
+    outputs = asyncio.run(
+        _in_waves(Batcher(model, BatchSettings(num_batch_threads=threads), "m"), 6, 3)
+    )
     assert model.most_running == threads, "a new call starts while another runs, up to the limit"
     assert sum(model.batch_sizes) == 18 and len(outputs) == 18
     np.testing.assert_array_equal(np.concatenate(outputs).ravel(), np.repeat(np.arange(6) * 2, 3))

@@ -4,9 +4,9 @@ import shutil
 import numpy as np
 import pytest
 
-from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, DataFormatError, read_table
+from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, DataFormatError, read_table
+from emotion_ai.data.pixel_parser import CsvBlock, parse_csv_block
 from emotion_ai.faces import KEYPOINT_COLUMNS
-from emotion_ai.pixel_parser import CsvBlock, parse_csv_block
 
 
 def _parse(text: str, pixel_field: int, n_pixels: int) -> CsvBlock:
@@ -18,7 +18,9 @@ def test_compiled_parse_matches_a_plain_parse():
     images = rng.integers(0, 256, size=(7, 16))
     texts = [" ".join(map(str, row)) for row in images]
     texts[3] = "  " + texts[3].replace(" ", " \t ") + " "
-    parsed = _parse("".join(f"{label},{text},Training\n" for label, text in enumerate(texts)), 1, 16).pixels
+    parsed = _parse(
+        "".join(f"{label},{text},Training\n" for label, text in enumerate(texts)), 1, 16
+    ).pixels
     assert parsed.images is not None
     np.testing.assert_array_equal(parsed.images, images)
     np.testing.assert_array_equal(parsed.minimum, images.min(axis=1))
@@ -36,14 +38,27 @@ def test_a_line_without_its_pixel_field_has_no_pixels(line, count):
     assert _parse(line, 1, 2).pixels.count.tolist() == [count]
 
 
-@pytest.mark.parametrize("bad_row, problem", [
-    ("1 2 3", "count"), ("1 2 x 4", "non_numeric"), ("1 2 256 4", "range"), ("1 2 1000 4", "range"),
-    ("1 2 99999999999999999999 4", "range"), ("1 2 -3 4", "non_numeric"), ("1 2 3 4 5", "count"), ("", "count"),
-])
+@pytest.mark.parametrize(
+    "bad_row, problem",
+    [
+        ("1 2 3", "count"),
+        ("1 2 x 4", "non_numeric"),
+        ("1 2 256 4", "range"),
+        ("1 2 1000 4", "range"),
+        ("1 2 99999999999999999999 4", "range"),
+        ("1 2 -3 4", "non_numeric"),
+        ("1 2 3 4 5", "count"),
+        ("", "count"),
+    ],
+)
 def test_a_bad_row_is_flagged_on_its_own_row(bad_row, problem):
     parsed = _parse(f"0,9 9 9 9\n1,{bad_row}\n2,0 1 2 3\n", 1, 4).pixels
     assert parsed.images is None
-    flagged = {"count": parsed.count != 4, "non_numeric": parsed.non_numeric, "range": parsed.maximum > 255}[problem]
+    flagged = {
+        "count": parsed.count != 4,
+        "non_numeric": parsed.non_numeric,
+        "range": parsed.maximum > 255,
+    }[problem]
     assert flagged.tolist() == [False, True, False]
 
 
@@ -52,12 +67,14 @@ def test_a_row_with_too_many_fields_names_its_row(fer_csv, tmp_path):
     lines[3] += ",extra"
     path = tmp_path / "extra.csv"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataFormatError, match=r"extra.csv, row 4: has 4 fields where the header names 3"):
+    with pytest.raises(
+        DataFormatError, match=r"extra.csv, row 4: has 4 fields where the header names 3"
+    ):
         read_table(path, FER_FORMAT)
 
 
 def test_many_blocks_keep_rows_in_order(fer_csv, monkeypatch):
-    import emotion_ai.data_formats as data_formats
+    import emotion_ai.data.formats as data_formats
 
     whole = read_table(fer_csv, FER_FORMAT)
     monkeypatch.setattr(data_formats, "BLOCK_BYTES", 20_000)
@@ -68,7 +85,7 @@ def test_many_blocks_keep_rows_in_order(fer_csv, monkeypatch):
 
 
 def test_a_line_longer_than_a_block_is_read_whole(fer_csv, monkeypatch):
-    import emotion_ai.data_formats as data_formats
+    import emotion_ai.data.formats as data_formats
 
     whole = read_table(fer_csv, FER_FORMAT)
     monkeypatch.setattr(data_formats, "BLOCK_BYTES", 1000)
@@ -126,7 +143,9 @@ def test_reads_the_icml_variant_with_spaces_in_the_header(fer_csv, tmp_path):
     lines = fer_csv.read_text().splitlines()
     icml = tmp_path / "icml_face_data.csv"
     rows = [line.split(",") for line in lines[1:]]
-    icml.write_text("emotion, Usage, pixels\n" + "\n".join(f"{e}, {u}, {p}" for e, p, u in rows) + "\n")
+    icml.write_text(
+        "emotion, Usage, pixels\n" + "\n".join(f"{e}, {u}, {p}" for e, p, u in rows) + "\n"
+    )
     table = read_table(icml, FER_FORMAT)
     assert table.images.shape == (120, 2304)
     np.testing.assert_array_equal(table.images, read_table(fer_csv, FER_FORMAT).images)
@@ -134,11 +153,13 @@ def test_reads_the_icml_variant_with_spaces_in_the_header(fer_csv, tmp_path):
 
 
 def test_reads_fkd_test_csv(keypoints_csv, tmp_path):
-    from emotion_ai.data_formats import FKD_TEST_FORMAT
+    from emotion_ai.data.formats import FKD_TEST_FORMAT
 
     images = [line.rsplit(",", 1)[1] for line in keypoints_csv.read_text().splitlines()[1:4]]
     test_csv = tmp_path / "test.csv"
-    test_csv.write_text("ImageId,Image\n" + "\n".join(f"{i + 1},{image}" for i, image in enumerate(images)) + "\n")
+    test_csv.write_text(
+        "ImageId,Image\n" + "\n".join(f"{i + 1},{image}" for i, image in enumerate(images)) + "\n"
+    )
     table = read_table(test_csv, FKD_TEST_FORMAT)
     assert table.images.shape == (3, 9216) and table.rows["ImageId"].tolist() == [1, 2, 3]
 
@@ -146,7 +167,7 @@ def test_reads_fkd_test_csv(keypoints_csv, tmp_path):
 @pytest.mark.parametrize("label", ["nan", "three", "3.0.0"])
 def test_a_label_that_is_not_a_number_is_flagged_on_its_row(fer_csv, tmp_path, label):
     lines = fer_csv.read_text().splitlines()
-    lines[2] = label + lines[2][lines[2].index(","):]
+    lines[2] = label + lines[2][lines[2].index(",") :]
     path = tmp_path / "label.csv"
     path.write_text("\n".join(lines) + "\n")
     rows = read_table(path, FER_FORMAT).rows

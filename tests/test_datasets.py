@@ -1,8 +1,17 @@
 import numpy as np
 
-from emotion_ai.config import SplitSettings
-from emotion_ai.data_formats import FER_FORMAT, read_table
-from emotion_ai.datasets import TEST, TRAIN, VAL, FaceDataset, assign_splits, emotion_dataset, load_dataset, save_dataset
+from emotion_ai.data.datasets import (
+    TEST,
+    TRAIN,
+    VAL,
+    FaceDataset,
+    assign_splits,
+    emotion_dataset,
+    load_dataset,
+    save_dataset,
+)
+from emotion_ai.data.formats import FER_FORMAT, read_table
+from emotion_ai.settings import SplitSettings
 
 
 def test_fer_codes_map_to_five_classes_and_fear_neutral_are_dropped(fer_csv):
@@ -25,7 +34,9 @@ def test_splits_are_deterministic_stratified_and_sized():
     np.testing.assert_array_equal(split, assign_splits(images, labels, settings))
     for label in range(5):
         assert np.bincount(split[labels == label], minlength=3).tolist() == [60, 20, 20]
-    eighty_twenty = assign_splits(images, labels, SplitSettings(val_fraction=0.0, test_fraction=0.2))
+    eighty_twenty = assign_splits(
+        images, labels, SplitSettings(val_fraction=0.0, test_fraction=0.2)
+    )
     assert (eighty_twenty == VAL).sum() == 0 and (eighty_twenty == TEST).sum() == 100
 
 
@@ -45,8 +56,12 @@ def test_a_single_row_class_goes_to_train():
 
 
 def test_save_and_load_round_trip_without_pickles(tmp_path):
-    dataset = FaceDataset(np.zeros((3, 2, 2), np.uint8), np.array([1, 2, 3]), np.array([0, 1, 2], np.int8),
-                          {"kind": "emotion"})
+    dataset = FaceDataset(
+        np.zeros((3, 2, 2), np.uint8),
+        np.array([1, 2, 3]),
+        np.array([0, 1, 2], np.int8),
+        {"kind": "emotion"},
+    )
     path = save_dataset(dataset, tmp_path / "d.npz")
     loaded = load_dataset(path)
     assert loaded.metadata == {"kind": "emotion"} and loaded.targets.tolist() == [1, 2, 3]
@@ -57,14 +72,16 @@ def test_fer_usage_column_can_be_the_split(fer_csv):
     table = read_table(fer_csv, FER_FORMAT)
     dataset = emotion_dataset(table, SplitSettings(use_fer_usage=True), {})
     kept = ~table.rows["emotion"].isin([2, 6])
-    expected = table.rows["Usage"][kept].map({"Training": TRAIN, "PublicTest": VAL, "PrivateTest": TEST})
+    expected = table.rows["Usage"][kept].map(
+        {"Training": TRAIN, "PublicTest": VAL, "PrivateTest": TEST}
+    )
     np.testing.assert_array_equal(dataset.split, expected.to_numpy())
 
 
 def test_unknown_usage_value_names_its_row(fer_csv):
     import pytest
 
-    from emotion_ai.data_formats import DataFormatError
+    from emotion_ai.data.formats import DataFormatError
 
     table = read_table(fer_csv, FER_FORMAT)
     table.rows.loc[3, "Usage"] = "Holdout"

@@ -15,20 +15,28 @@ import requests
 from mlflow.tracking import MlflowClient
 from servers import free_port, running
 
+from emotion_ai.data.synthetic import synthetic_faces, write_keypoints_csv
 from emotion_ai.faces import EMOTIONS
-from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
-from emotion_ai.request_log import read_samples
-from emotion_ai.synthetic import synthetic_faces, write_keypoints_csv
-from emotion_ai.tracking import local_tracking, use_tracking
+from emotion_ai.monitoring.request_log import read_samples
+from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
+from emotion_ai.steps.tracking import local_tracking, use_tracking
 
-TINY_RUN = ["--synthetic-rows=120", "--epochs=1", "--width=16", "--batch-size=16", "--max-keypoint-rmse-px=96",
-            "--min-emotion-accuracy=0"]
+TINY_RUN = [
+    "--synthetic-rows=120",
+    "--epochs=1",
+    "--width=16",
+    "--batch-size=16",
+    "--max-keypoint-rmse-px=96",
+    "--min-emotion-accuracy=0",
+]
 STEPS = {"ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "register"}
 
 
 def emotion_ai(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "emotion_ai", *args, "--state-dir", str(state_dir)]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +50,9 @@ def incoming(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory, incoming) -> Path:
     state = tmp_path_factory.mktemp("state")
-    result = emotion_ai("run", *TINY_RUN, f"--keypoints-csv={incoming / 'training.csv'}", state_dir=state)
+    result = emotion_ai(
+        "run", *TINY_RUN, f"--keypoints-csv={incoming / 'training.csv'}", state_dir=state
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "make ui" in result.stdout and "127.0.0.1:8501" in result.stdout
     return state
@@ -63,7 +73,9 @@ def test_mlflow_has_a_parent_run_with_a_nested_run_per_step(client):
     runs = _runs(client)
     parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    children = [
+        run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id
+    ]
     assert {run.data.tags["emotion_ai.step"] for run in children} == STEPS
     assert all(run.info.status == "FINISHED" for run in children)
 
@@ -79,14 +91,25 @@ def test_runs_hold_params_metrics_and_plots(client):
     assert train.data.params["epochs"] == "1" and "loss" in train.data.metrics
     artifacts = {item.path for item in client.list_artifacts(train.info.run_id, "plots")}
     assert {"plots/learning_curves.png", "plots/emotions_on_faces.png"} <= artifacts
-    evaluate_plots = {item.path for item in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")}
+    evaluate_plots = {
+        item.path for item in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")
+    }
     assert "plots/confusion_matrix.png" in evaluate_plots
     validate = by_step["validate"]
-    assert validate.data.metrics["fer2013-content.failed"] == 0 and validate.data.metrics["fkd-content.passed"] > 30
+    assert (
+        validate.data.metrics["fer2013-content.failed"] == 0
+        and validate.data.metrics["fkd-content.passed"] > 30
+    )
     docs = {item.path for item in client.list_artifacts(validate.info.run_id, "data_docs")}
     assert "data_docs/index.html" in docs
     profile = mlflow.artifacts.load_dict(f"runs:/{validate.info.run_id}/data_profile.json")
-    assert set(profile["emotion"]["class_share"]) == {"Angry", "Disgust", "Sad", "Happy", "Surprise"}
+    assert set(profile["emotion"]["class_share"]) == {
+        "Angry",
+        "Disgust",
+        "Sad",
+        "Happy",
+        "Surprise",
+    }
     assert len(profile["keypoints"]["pixels"]["histogram"]) == 16
 
 
@@ -105,8 +128,18 @@ def test_both_models_are_registered_and_champions_are_exported(client, state_dir
 @pytest.fixture(scope="module")
 def server_url(state_dir):
     port = free_port()
-    command = [sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state_dir), "--rest-api-port", str(port),
-               "--request-sample-rate", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "emotion_ai",
+        "serve",
+        "--state-dir",
+        str(state_dir),
+        "--rest-api-port",
+        str(port),
+        "--request-sample-rate",
+        "1",
+    ]
     url = f"http://127.0.0.1:{port}"
     with running(command, f"{url}/v1/models/emotion-ai", state_dir / "server.log"):
         yield url
@@ -114,7 +147,9 @@ def server_url(state_dir):
 
 def test_served_request_returns_keypoints_and_emotion_probabilities(server_url):
     faces, _ = synthetic_faces(np.array([3]), np.random.default_rng(0))
-    response = requests.post(f"{server_url}/v1/models/emotion-ai:predict", json={"instances": faces.tolist()})
+    response = requests.post(
+        f"{server_url}/v1/models/emotion-ai:predict", json={"instances": faces.tolist()}
+    )
     assert response.status_code == 200, response.text
     answer = response.json()["predictions"][0]
     coordinates = [value for point in answer["keypoints"].values() for value in point]
@@ -122,15 +157,22 @@ def test_served_request_returns_keypoints_and_emotion_probabilities(server_url):
     assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     assert answer["emotion"] in answer["labels"]
     status = requests.get(f"{server_url}/v1/models/{EMOTION_MODEL}").json()
-    assert status["model_version_status"][0] == {"version": "1", "state": "AVAILABLE",
-                                                 "status": {"error_code": "OK", "error_message": ""}}
-    bad = requests.post(f"{server_url}/v1/models/{KEYPOINT_MODEL}:predict", json={"instances": [[1, 2]]})
+    assert status["model_version_status"][0] == {
+        "version": "1",
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
+    bad = requests.post(
+        f"{server_url}/v1/models/{KEYPOINT_MODEL}:predict", json={"instances": [[1, 2]]}
+    )
     assert bad.status_code == 400 and "96x96" in bad.json()["error"]
 
 
 def test_served_faces_are_sampled_for_drift_checks_without_the_faces(server_url, state_dir):
     faces, _ = synthetic_faces(np.array([0, 4]), np.random.default_rng(1))
-    response = requests.post(f"{server_url}/v1/models/emotion-ai:predict", json={"instances": faces.tolist()})
+    response = requests.post(
+        f"{server_url}/v1/models/emotion-ai:predict", json={"instances": faces.tolist()}
+    )
     assert response.status_code == 200, response.text
     samples = read_samples(state_dir / "requests" / "requests.jsonl")
     assert len(samples.means) >= 2 and samples.histograms.shape[1] == 16
@@ -147,8 +189,13 @@ def test_liveness_readiness_and_prometheus_metrics(server_url):
     assert ready.status_code == 200
     assert ready.json()["models"] == {KEYPOINT_MODEL: "1", EMOTION_MODEL: "1", "emotion-ai": "1.1"}
     metrics = requests.get(f"{server_url}/metrics").text
-    assert re.search(r'emotion_ai_predict_requests_total\{code="200",model="emotion-ai"\} [1-9]', metrics)
-    assert re.search(rf'emotion_ai_predict_requests_total\{{code="400",model="{KEYPOINT_MODEL}"\}} [1-9]', metrics)
+    assert re.search(
+        r'emotion_ai_predict_requests_total\{code="200",model="emotion-ai"\} [1-9]', metrics
+    )
+    assert re.search(
+        rf'emotion_ai_predict_requests_total\{{code="400",model="{KEYPOINT_MODEL}"\}} [1-9]',
+        metrics,
+    )
     assert f'emotion_ai_served_version{{model="{EMOTION_MODEL}"}} 1.0' in metrics
     assert 'emotion_ai_predict_seconds_count{model="emotion-ai"}' in metrics
 
@@ -160,38 +207,77 @@ def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir,
     result = emotion_ai("run", *TINY_RUN, "--fer-csv", str(bad_csv), state_dir=state_dir)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "no_pixels.csv" in output and "column 'pixels'" in output and "Inner task failed: 'validate'" in \
-        output.replace("\x1b[96m", "").replace("\x1b[0m", "")
-    failed = [run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == "validate"
-              and run.info.status == "FAILED"]
+    assert (
+        "no_pixels.csv" in output
+        and "column 'pixels'" in output
+        and "Inner task failed: 'validate'" in output.replace("\x1b[96m", "").replace("\x1b[0m", "")
+    )
+    failed = [
+        run
+        for run in _runs(client)
+        if run.data.tags.get("emotion_ai.step") == "validate" and run.info.status == "FAILED"
+    ]
     assert len(failed) == 1
     assert failed[0].data.metrics["fer2013-schema.failed"] == 1
-    assert "data_docs/index.html" in {item.path for item in client.list_artifacts(failed[0].info.run_id, "data_docs")}
-    assert not [run for run in _runs(client) if run.data.tags.get("emotion_ai.step", "").startswith("train")
-                and run.info.start_time > failed[0].info.start_time]
+    assert "data_docs/index.html" in {
+        item.path for item in client.list_artifacts(failed[0].info.run_id, "data_docs")
+    }
+    assert not [
+        run
+        for run in _runs(client)
+        if run.data.tags.get("emotion_ai.step", "").startswith("train")
+        and run.info.start_time > failed[0].info.start_time
+    ]
     for name in (KEYPOINT_MODEL, EMOTION_MODEL):
         assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
-    assert sorted(p.relative_to(state_dir) for p in (state_dir / "serving").rglob("*")) == served_before
+    assert (
+        sorted(p.relative_to(state_dir) for p in (state_dir / "serving").rglob("*"))
+        == served_before
+    )
 
 
-def test_new_data_triggers_a_run_that_reuses_unchanged_steps_and_says_why(state_dir, client, incoming):
-    first = {run.data.tags["emotion_ai.step"]: run.info.run_id for run in _runs(client)
-             if run.data.tags.get("emotion_ai.cache") == "miss"}
-    result = emotion_ai("watch", "--once", f"--data-uri={incoming}", *[f"--run-arg={a}" for a in TINY_RUN],
-                        state_dir=state_dir)
+def test_new_data_triggers_a_run_that_reuses_unchanged_steps_and_says_why(
+    state_dir, client, incoming
+):
+    first = {
+        run.data.tags["emotion_ai.step"]: run.info.run_id
+        for run in _runs(client)
+        if run.data.tags.get("emotion_ai.cache") == "miss"
+    }
+    result = emotion_ai(
+        "watch",
+        "--once",
+        f"--data-uri={incoming}",
+        *[f"--run-arg={a}" for a in TINY_RUN],
+        state_dir=state_dir,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "trigger new data: training.csv" in result.stdout
-    pipelines = sorted((run for run in _runs(client) if "mlflow.parentRunId" not in run.data.tags
-                        and run.data.tags.get("emotion_ai.orchestrator")), key=lambda run: run.info.start_time)
+    pipelines = sorted(
+        (
+            run
+            for run in _runs(client)
+            if "mlflow.parentRunId" not in run.data.tags
+            and run.data.tags.get("emotion_ai.orchestrator")
+        ),
+        key=lambda run: run.info.start_time,
+    )
     assert pipelines[-1].data.tags["emotion_ai.trigger"] == "new data: training.csv"
     assert pipelines[0].data.tags["emotion_ai.trigger"] == "manual"
     for step in ("validate", "train_keypoints", "train_emotion"):
-        assert f"[cache] {step}: inputs, parameters and code unchanged" in result.stdout + result.stderr
-        latest = max((run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == step),
-                     key=lambda run: run.info.start_time)
+        assert (
+            f"[cache] {step}: inputs, parameters and code unchanged"
+            in result.stdout + result.stderr
+        )
+        latest = max(
+            (run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == step),
+            key=lambda run: run.info.start_time,
+        )
         assert latest.data.tags["emotion_ai.cache"] == "hit"
         assert latest.data.tags["emotion_ai.cache.source_run_id"] == first[step]
     rerun = client.get_model_version(EMOTION_MODEL, "2")
-    assert rerun.tags["train_run_id"] == first["train_emotion"] and rerun.tags["decision"] == "reject"
+    assert (
+        rerun.tags["train_run_id"] == first["train_emotion"] and rerun.tags["decision"] == "reject"
+    )
     assert str(client.get_model_version_by_alias(EMOTION_MODEL, "champion").version) == "1"

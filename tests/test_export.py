@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emotion_ai.config import ResNetConfig
-from emotion_ai.export import export_saved_model, prune_versions, versions
-from emotion_ai.models import build_emotion_model
+from emotion_ai.modeling.networks import build_emotion_model
+from emotion_ai.release.model_repository import (
+    export_saved_model,
+    prune_versions,
+    versions,
+)
+from emotion_ai.settings import ResNetConfig
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 
@@ -20,7 +24,9 @@ def test_export_writes_a_servable_numbered_version(tmp_path):
     assert versions(tmp_path, "emotion") == [3]
     loaded = tf.saved_model.load(str(path))
     served = loaded.serve(tf.zeros((1, 96, 96, 1))).numpy()
-    np.testing.assert_allclose(served, model.predict(np.zeros((1, 96, 96, 1)), verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        served, model.predict(np.zeros((1, 96, 96, 1)), verbose=0), rtol=1e-5
+    )
 
 
 def test_a_failed_export_leaves_no_version_behind(tmp_path):

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from emotion_ai.config import GateSettings
-from emotion_ai.evaluation import gate_emotion, gate_keypoints, keypoint_metrics
+from emotion_ai.modeling.metrics import keypoint_metrics
+from emotion_ai.release.gate import gate_emotion, gate_keypoints
+from emotion_ai.settings import GateSettings
 
 GATE = GateSettings(max_keypoint_rmse_px=5.0, min_emotion_accuracy=0.5)
 
@@ -24,7 +25,9 @@ def test_worse_challenger_keeps_the_champion():
     champion = rng.uniform(1, 2, 200)
     assert not gate_keypoints(champion + 0.5, champion, GATE, "k").promote
     champion_correct = rng.random(200) < 0.8
-    assert not gate_emotion(champion_correct & (rng.random(200) < 0.8), champion_correct, GATE, "e").promote
+    assert not gate_emotion(
+        champion_correct & (rng.random(200) < 0.8), champion_correct, GATE, "e"
+    ).promote
 
 
 def test_insignificant_improvement_is_not_promoted():

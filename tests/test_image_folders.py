@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion_ai.config import SplitSettings, ValidationSettings
-from emotion_ai.data_formats import FER_FORMAT, DataFormatError
-from emotion_ai.datasets import emotion_dataset
-from emotion_ai.sources import fetch
-from emotion_ai.validation import validate_file
+from emotion_ai.data.datasets import emotion_dataset
+from emotion_ai.data.formats import FER_FORMAT, DataFormatError
+from emotion_ai.data.sources import fetch
+from emotion_ai.data.validation import validate_file
+from emotion_ai.settings import SplitSettings, ValidationSettings
 
 
 def _write_faces(root, folder, count, size, mode="RGB", suffix=".png"):
@@ -24,10 +24,15 @@ def test_image_folders_become_a_valid_fer_csv(tmp_path):
     _write_faces(root, "neutral", 1, (64, 64))
     fingerprint = fetch(str(root), tmp_path / "fer.csv")
     assert len(fingerprint.sha256) == 64 and fingerprint.source == str(root)
-    table, _ = validate_file(tmp_path / "fer.csv", FER_FORMAT, ValidationSettings(min_rows_per_class=0))
+    table, _ = validate_file(
+        tmp_path / "fer.csv", FER_FORMAT, ValidationSettings(min_rows_per_class=0)
+    )
     assert sorted(table.rows["emotion"].astype(int)) == [3, 3, 3, 4, 4, 6]
     dataset = emotion_dataset(table, SplitSettings(val_fraction=0, test_fraction=0), {})
-    assert sorted(dataset.targets.tolist()) == [2, 2, 3, 3, 3] and dataset.images.shape[1:] == (48, 48)
+    assert sorted(dataset.targets.tolist()) == [2, 2, 3, 3, 3] and dataset.images.shape[1:] == (
+        48,
+        48,
+    )
 
 
 def test_unreadable_image_names_the_file(tmp_path):

@@ -2,9 +2,13 @@ import keras
 import numpy as np
 import pytest
 
-from emotion_ai.blocks import convolution_block, identity_block
-from emotion_ai.config import ResNetConfig
-from emotion_ai.models import build_emotion_model, build_keypoint_model, masked_keypoint_loss
+from emotion_ai.modeling.blocks import convolution_block, identity_block
+from emotion_ai.modeling.networks import (
+    build_emotion_model,
+    build_keypoint_model,
+    masked_keypoint_loss,
+)
+from emotion_ai.settings import ResNetConfig
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16, 32), identity_blocks=1)
 
@@ -39,13 +43,15 @@ def test_masked_loss_ignores_missing_keypoints():
 
 
 def test_saved_model_reloads_in_safe_mode(tmp_path):
-    from emotion_ai.training import load_model, save_model
+    from emotion_ai.modeling.training import load_model, save_model
 
     model = build_keypoint_model(TINY)
     save_model(model, tmp_path)
     reloaded = load_model(tmp_path)
     faces = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 1)).astype(np.float32)
-    np.testing.assert_allclose(reloaded.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        reloaded.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-5
+    )
 
 
 def test_too_narrow_a_network_is_refused_with_the_reason(monkeypatch):
@@ -59,9 +65,16 @@ def test_too_narrow_a_network_is_refused_with_the_reason(monkeypatch):
 def test_mixed_precision_only_on_a_gpu_and_outputs_stay_float32():
     import keras
 
-    from emotion_ai.models import build_emotion_model, build_keypoint_model, precision_policy
+    from emotion_ai.modeling.networks import (
+        build_emotion_model,
+        build_keypoint_model,
+        precision_policy,
+    )
 
-    assert precision_policy([]) == "float32" and precision_policy(["/physical_device:GPU:0"]) == "mixed_float16"
+    assert (
+        precision_policy([]) == "float32"
+        and precision_policy(["/physical_device:GPU:0"]) == "mixed_float16"
+    )
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         for model in (build_keypoint_model(TINY), build_emotion_model(TINY)):
@@ -72,7 +85,7 @@ def test_mixed_precision_only_on_a_gpu_and_outputs_stay_float32():
 
 
 def test_balanced_class_weights_favour_rare_classes_but_are_capped():
-    from emotion_ai.training import MAX_CLASS_WEIGHT, balanced_class_weights
+    from emotion_ai.modeling.training import MAX_CLASS_WEIGHT, balanced_class_weights
 
     labels = np.array([0] * 100 + [1] + [2] * 50 + [3] * 200 + [4] * 49)
     weights = balanced_class_weights(labels)

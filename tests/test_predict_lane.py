@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from emotion_ai.serving import PredictLane
+from emotion_ai.serving.rest import PredictLane
 
 FACE = json.dumps({"instances": [np.zeros((96, 96)).tolist()]}).encode()
 
@@ -33,12 +33,19 @@ async def _passed_on(scope, receive, send):
     await send({"type": "http.response.body", "body": b"app"})
 
 
-def call(path: str, chunks: list[bytes], method: str = "POST", declared: int | None = None,
-         limit: int = 1 << 20) -> tuple[int, bytes]:
+def call(
+    path: str,
+    chunks: list[bytes],
+    method: str = "POST",
+    declared: int | None = None,
+    limit: int = 1 << 20,
+) -> tuple[int, bytes]:
     headers = [] if declared is None else [(b"content-length", str(declared).encode())]
     scope = {"type": "http", "method": method, "path": path, "headers": headers}
-    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-                for i, chunk in enumerate(chunks)]
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
     sent = []
 
     async def receive():
@@ -52,18 +59,23 @@ def call(path: str, chunks: list[bytes], method: str = "POST", declared: int | N
 
 
 def test_predict_is_answered_in_the_lane_with_the_version_or_label_asked_for():
-    for path, target in (("/v1/models/ok:predict", "default"), ("/v1/models/ok/versions/3:predict", "3"),
-                         ("/v1/models/ok/labels/canary:predict", "canary")):
+    for path, target in (
+        ("/v1/models/ok:predict", "default"),
+        ("/v1/models/ok/versions/3:predict", "3"),
+        ("/v1/models/ok/labels/canary:predict", "canary"),
+    ):
         status, body = call(path, [FACE[:100], FACE[100:]])
         assert status == 200 and json.loads(body) == {"predictions": [[0.0, target]]}
 
 
 def test_errors_have_tf_servings_shape_and_status():
-    cases = [(("/v1/models/nope:predict", [FACE]), 404, "Latest(nope)"),
-             (("/v1/models/ok/versions/9:predict", [FACE]), 404, "Specific(ok, 9)"),
-             (("/v1/models/ok:predict", [b'{"instances": [[1, 2]]}']), 400, "96x96"),
-             (("/v1/models/ok:predict", [b"{"]), 400, "not JSON"),
-             (("/v1/models/broken:predict", [FACE]), 500, "the model broke")]
+    cases = [
+        (("/v1/models/nope:predict", [FACE]), 404, "Latest(nope)"),
+        (("/v1/models/ok/versions/9:predict", [FACE]), 404, "Specific(ok, 9)"),
+        (("/v1/models/ok:predict", [b'{"instances": [[1, 2]]}']), 400, "96x96"),
+        (("/v1/models/ok:predict", [b"{"]), 400, "not JSON"),
+        (("/v1/models/broken:predict", [FACE]), 500, "the model broke"),
+    ]
     for (path, chunks), code, words in cases:
         status, body = call(path, chunks)
         assert status == code and words in json.loads(body)["error"], (path, status, body)

@@ -15,13 +15,19 @@ from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
 from servers import free_port, running, seaweedfs_s3, served_version, wait_for_version
 
-from emotion_ai import registry
-from emotion_ai.config import ResNetConfig
-from emotion_ai.export import LABELS_FILE, read_labels, versions
-from emotion_ai.models import build_emotion_model
-from emotion_ai.promotion import PREVIOUS_CHAMPION_TAG, follow_champion, label, publish, rollback
-from emotion_ai.tracking import TrackingSettings, local_tracking, use_tracking
-from emotion_ai.training import log_keras_model
+from emotion_ai.modeling.networks import build_emotion_model
+from emotion_ai.modeling.training import log_keras_model
+from emotion_ai.release import registry
+from emotion_ai.release.model_repository import LABELS_FILE, read_labels, versions
+from emotion_ai.release.publishing import (
+    PREVIOUS_CHAMPION_TAG,
+    follow_champion,
+    label,
+    publish,
+    rollback,
+)
+from emotion_ai.settings import ResNetConfig
+from emotion_ai.steps.tracking import TrackingSettings, local_tracking, use_tracking
 
 NAME = "emotion-ai-emotion"
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
@@ -30,17 +36,34 @@ FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """`emotion-ai tracking-server` on 127.0.0.1: SQLite backend, artifacts proxied to a SeaweedFS S3 bucket."""
+    """`emotion-ai tracking-server` on 127.0.0.1: SQLite backend, artifacts proxied to a SeaweedFS
+    S3 bucket."""
     root = tmp_path_factory.mktemp("mlflow-server")
     (root / "s3").mkdir()
     with seaweedfs_s3(root / "s3") as endpoint:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         s3.create_bucket(Bucket="mlflow")
         port = free_port()
-        command = [sys.executable, "-m", "emotion_ai", "tracking-server", "--port", str(port),
-                   "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                   "--artifacts-destination", "s3://mlflow/artifacts", "--workers", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "emotion_ai",
+            "tracking-server",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            "s3://mlflow/artifacts",
+            "--workers",
+            "1",
+        ]
         env = {**os.environ, **S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
         with running(command, f"http://127.0.0.1:{port}/health", root / "mlflow.log", env):
             yield f"http://127.0.0.1:{port}", s3
@@ -91,7 +114,9 @@ def test_publish_promote_and_rollback_move_alias_and_serving_together(store, tmp
         assert any(key.endswith("model.keras") for key in keys), "model artifacts live on S3"
 
 
-def test_a_failed_alias_move_withdraws_the_export_and_keeps_the_champion(store, tmp_path, monkeypatch):
+def test_a_failed_alias_move_withdraws_the_export_and_keeps_the_champion(
+    store, tmp_path, monkeypatch
+):
     served = tmp_path / "serving"
     v1, v2 = _register_versions(2)
     publish(NAME, v1, served)
@@ -104,7 +129,9 @@ def test_a_failed_alias_move_withdraws_the_export_and_keeps_the_champion(store, 
         publish(NAME, v2, served)
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
     assert versions(served, NAME) == [v1]
-    assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE], "no half-published version"
+    assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE], (
+        "no half-published version"
+    )
     assert read_labels(served, NAME) == {"stable": v1}
 
 
@@ -136,21 +163,33 @@ def test_cli_promote_and_rollback(tmp_path):
     v1, v2 = _register_versions(2)
     cli = [sys.executable, "-m", "emotion_ai"]
     for args in (["promote", NAME, str(v1)], ["promote", NAME, str(v2)], ["rollback", NAME]):
-        result = subprocess.run([*cli, *args, "--state-dir", str(state)], capture_output=True, text=True)
+        result = subprocess.run(
+            [*cli, *args, "--state-dir", str(state)], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr[-2000:]
     assert "rolled back: version 1" in result.stdout
     assert int(MlflowClient().get_model_version_by_alias(NAME, "champion").version) == v1
     assert versions(state / "serving", NAME) == [v1]
-    canary = subprocess.run([*cli, "label", NAME, "canary", str(v2), "--state-dir", str(state)],
-                            capture_output=True, text=True)
+    canary = subprocess.run(
+        [*cli, "label", NAME, "canary", str(v2), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+    )
     assert canary.returncode == 0, canary.stderr[-2000:]
     assert versions(state / "serving", NAME) == [v1, v2]
     assert read_labels(state / "serving", NAME) == {"stable": v1, "canary": v2}
-    refused = subprocess.run([*cli, "label", NAME, "stable", str(v2), "--state-dir", str(state)],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [*cli, "label", NAME, "stable", str(v2), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 1 and "promote" in refused.stdout
-    table = subprocess.run([*cli, "models", "--state-dir", str(state)], capture_output=True, text=True,
-                           env={**os.environ, "COLUMNS": "200"}).stdout
+    table = subprocess.run(
+        [*cli, "models", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
     assert "champion" in table and NAME in table
 
 
@@ -172,16 +211,32 @@ def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_pat
 
 
 def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
-    """As when someone moves `champion` in the MLflow UI: `serve --follow-champion` exports and serves it."""
+    """As when someone moves `champion` in the MLflow UI: `serve --follow-champion` exports and
+    serves it."""
     state = tmp_path / "state"
     use_tracking(local_tracking(state))
     v1, v2 = _register_versions(2)
     publish(NAME, v1, state / "serving")
     assert follow_champion(NAME, state / "serving") is None, "already served"
-    assert follow_champion("emotion-ai-keypoints", state / "serving") is None, "no champion: nothing to do"
+    assert follow_champion("emotion-ai-keypoints", state / "serving") is None, (
+        "no champion: nothing to do"
+    )
     port = free_port()
-    command = [sys.executable, "-m", "emotion_ai", "serve", "--state-dir", str(state), "--model-name", NAME,
-               "--rest-api-port", str(port), "--file-system-poll-wait-seconds", "0.5", "--follow-champion"]
+    command = [
+        sys.executable,
+        "-m",
+        "emotion_ai",
+        "serve",
+        "--state-dir",
+        str(state),
+        "--model-name",
+        NAME,
+        "--rest-api-port",
+        str(port),
+        "--file-system-poll-wait-seconds",
+        "0.5",
+        "--follow-champion",
+    ]
     url = f"http://127.0.0.1:{port}/v1/models/{NAME}"
     with running(command, url, tmp_path / "server.log"):
         assert served_version(url) == str(v1)

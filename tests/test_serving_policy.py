@@ -1,4 +1,5 @@
-"""Which versions a model keeps loaded, and which one a request gets: newest N, labels, refused versions."""
+"""Which versions a model keeps loaded, and which one a request gets: newest N, labels, refused
+versions."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import asyncio
 
 import pytest
 
-from emotion_ai.config import ResNetConfig
-from emotion_ai.export import LABELS_FILE, export_saved_model, set_label
-from emotion_ai.models import build_emotion_model, build_keypoint_model
-from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
-from emotion_ai.serving import FaceServable, SavedModelServable, ServingOptions
-from emotion_ai.serving_requests import faces_from_request
+from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
+from emotion_ai.release.model_repository import (
+    LABELS_FILE,
+    export_saved_model,
+    set_label,
+)
+from emotion_ai.serving.face_requests import faces_from_request
+from emotion_ai.serving.servables import FaceServable, SavedModelServable
+from emotion_ai.settings import (
+    EMOTION_MODEL,
+    KEYPOINT_MODEL,
+    ResNetConfig,
+    ServingOptions,
+)
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACES = faces_from_request({"instances": [[0] * 9216, [255] * 9216]})
@@ -47,7 +56,9 @@ def test_the_newest_versions_and_labelled_ones_stay_loaded_and_stable_answers_by
     assert _versions(servable, "1") == [None], "an unlabelled old version is unloaded"
 
 
-def test_a_refused_version_leaves_the_next_newest_serving_and_a_broken_labels_file_changes_nothing(base):
+def test_a_refused_version_leaves_the_next_newest_serving_and_a_broken_labels_file_changes_nothing(
+    base,
+):
     servable = SavedModelServable(EMOTION_MODEL, base)
     servable.load()
     corrupt = base / EMOTION_MODEL / "4"
@@ -66,8 +77,10 @@ def test_a_refused_version_leaves_the_next_newest_serving_and_a_broken_labels_fi
 
 
 def test_the_combined_model_names_its_versions_keypoints_dot_emotion(base):
-    keypoints, emotion = (SavedModelServable(name, base, ServingOptions(num_versions=3))
-                          for name in (KEYPOINT_MODEL, EMOTION_MODEL))
+    keypoints, emotion = (
+        SavedModelServable(name, base, ServingOptions(num_versions=3))
+        for name in (KEYPOINT_MODEL, EMOTION_MODEL)
+    )
     keypoints.load()
     emotion.load()
     combined = FaceServable(keypoints, emotion)

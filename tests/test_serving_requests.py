@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from emotion_ai.serving_requests import (
+from emotion_ai.serving.face_requests import (
     InvalidInput,
     describe_face,
     faces_from_request,
@@ -28,7 +28,12 @@ def _body(payload) -> bytes:
 
 def test_plain_pixel_arrays_are_read_straight_from_the_body_like_any_other():
     face = np.arange(96 * 96, dtype=np.float32).reshape(96, 96) % 256
-    for instances in ([face.tolist()], [face.reshape(-1).tolist()] * 2, [face[..., None].tolist()], [(face / 255).tolist()]):
+    for instances in (
+        [face.tolist()],
+        [face.reshape(-1).tolist()] * 2,
+        [face[..., None].tolist()],
+        [(face / 255).tolist()],
+    ):
         for key in ("instances", "inputs"):
             fast = pixel_array_request(_body({key: instances}))
             general = faces_from_request({key: instances})
@@ -48,33 +53,43 @@ def test_a_ragged_array_with_the_right_number_of_pixels_is_refused():
         read_face_request(_body({"instances": [rows]}))
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"", "not JSON"), (b"{", "not JSON"),
-    (b'{"instances": [[' + b",".join([b"1"] * 9215) + b', NaN]]}', "finite"),
-    (b'{"instances": [[' + b",".join([b"1"] * 9215) + b', "x"]]}', "numbers"),
-    (b'{"instances": [[' + b",".join([b"1"] * 9215) + b', null]]}', "numbers"),
-    (b'{"instances": [[' + b",".join([b"300"] * 9216) + b"]]}", "0..255"),
-    (b'{"instances": [[' + b",".join([b"1"] * 9216) + b'], [1]], "extra": 1}', "equally shaped"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"", "not JSON"),
+        (b"{", "not JSON"),
+        (b'{"instances": [[' + b",".join([b"1"] * 9215) + b", NaN]]}", "finite"),
+        (b'{"instances": [[' + b",".join([b"1"] * 9215) + b', "x"]]}', "numbers"),
+        (b'{"instances": [[' + b",".join([b"1"] * 9215) + b", null]]}", "numbers"),
+        (b'{"instances": [[' + b",".join([b"300"] * 9216) + b"]]}", "0..255"),
+        (
+            b'{"instances": [[' + b",".join([b"1"] * 9216) + b'], [1]], "extra": 1}',
+            "equally shaped",
+        ),
+    ],
+)
 def test_bad_bodies_get_a_clear_reason(body, words):
     with pytest.raises(InvalidInput, match=words):
         read_face_request(body)
 
 
-@pytest.mark.parametrize("payload, words", [
-    ({"faces": []}, '"instances"'),
-    ([1, 2], '"instances"'),
-    ({"instances": []}, "non-empty"),
-    ({"instances": [{"b64": "not base64!"}]}, "PNG or JPEG"),
-    ({"instances": [{"b64": "aGVsbG8="}]}, "PNG or JPEG"),
-    ({"instances": [[1, 2, 3]]}, "96x96"),
-    ({"instances": [[[0] * 96] * 95]}, "96x96"),
-    ({"instances": [[0] * 9216, [0] * 9215]}, "equally shaped"),
-    ({"instances": [["a"] * 9216]}, "numbers"),
-    ({"instances": [[300] * 9216]}, "0..255"),
-    ({"instances": [[-1] * 9216]}, "0..255"),
-    ({"instances": [[float("nan")] * 9216]}, "finite"),
-])
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        ({"faces": []}, '"instances"'),
+        ([1, 2], '"instances"'),
+        ({"instances": []}, "non-empty"),
+        ({"instances": [{"b64": "not base64!"}]}, "PNG or JPEG"),
+        ({"instances": [{"b64": "aGVsbG8="}]}, "PNG or JPEG"),
+        ({"instances": [[1, 2, 3]]}, "96x96"),
+        ({"instances": [[[0] * 96] * 95]}, "96x96"),
+        ({"instances": [[0] * 9216, [0] * 9215]}, "equally shaped"),
+        ({"instances": [["a"] * 9216]}, "numbers"),
+        ({"instances": [[300] * 9216]}, "0..255"),
+        ({"instances": [[-1] * 9216]}, "0..255"),
+        ({"instances": [[float("nan")] * 9216]}, "finite"),
+    ],
+)
 def test_bad_requests_get_a_clear_reason(payload, words):
     with pytest.raises(InvalidInput, match=words):
         faces_from_request(payload)

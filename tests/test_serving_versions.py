@@ -1,4 +1,5 @@
-"""The server follows the served layout: new versions swap in, rollbacks swap back, corrupt ones are refused."""
+"""The server follows the served layout: new versions swap in, rollbacks swap back, corrupt ones are
+refused."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import time
 
 import pytest
 import requests
-
-from emotion_ai.config import ResNetConfig
-from emotion_ai.export import export_saved_model, remove_version, set_label
-from emotion_ai.models import build_emotion_model, build_keypoint_model
-from emotion_ai.registry import EMOTION_MODEL, KEYPOINT_MODEL
 from servers import free_port, running, served_version, wait_for_version
+
+from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
+from emotion_ai.release.model_repository import (
+    export_saved_model,
+    remove_version,
+    set_label,
+)
+from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, ResNetConfig
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = [[0] * 9216]
@@ -25,9 +29,21 @@ def served(tmp_path_factory):
     export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 1)
     export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 1)
     port = free_port()
-    command = [sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", str(base),
-               "--rest-api-port", str(port), "--file-system-poll-wait-seconds", "0.5"]
-    with running(command, f"http://127.0.0.1:{port}/v1/models/{EMOTION_MODEL}", base / "server.log"):
+    command = [
+        sys.executable,
+        "-m",
+        "emotion_ai",
+        "serve",
+        "--model-base-path",
+        str(base),
+        "--rest-api-port",
+        str(port),
+        "--file-system-poll-wait-seconds",
+        "0.5",
+    ]
+    with running(
+        command, f"http://127.0.0.1:{port}/v1/models/{EMOTION_MODEL}", base / "server.log"
+    ):
         yield base, f"http://127.0.0.1:{port}/v1/models"
 
 
@@ -36,7 +52,9 @@ def test_new_version_swaps_in_and_rollback_swaps_back(served):
     assert served_version(f"{url}/{EMOTION_MODEL}") == "1"
     export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 2)
     wait_for_version(f"{url}/{EMOTION_MODEL}", "2")
-    assert requests.post(f"{url}/{EMOTION_MODEL}:predict", json={"instances": FACE}).status_code == 200
+    assert (
+        requests.post(f"{url}/{EMOTION_MODEL}:predict", json={"instances": FACE}).status_code == 200
+    )
     remove_version(base, EMOTION_MODEL, 2)
     wait_for_version(f"{url}/{EMOTION_MODEL}", "1")
     combined = requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"]
@@ -51,28 +69,51 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
     time.sleep(3)
     assert served_version(f"{url}/{EMOTION_MODEL}") == "1"
     response = requests.post(f"{url}/emotion-ai:predict", json={"instances": FACE})
-    assert response.status_code == 200 and len(response.json()["predictions"][0]["probabilities"]) == 5
+    assert (
+        response.status_code == 200 and len(response.json()["predictions"][0]["probabilities"]) == 5
+    )
     assert "refused emotion-ai-emotion version 7" in (base / "server.log").read_text()
 
 
 def test_version_routes_metadata_and_body_limit(served):
     _, url = served
     version = served_version(f"{url}/{EMOTION_MODEL}")
-    assert requests.get(f"{url}/{EMOTION_MODEL}/versions/{version}").json()["model_version_status"][0]["state"] == \
-        "AVAILABLE"
+    assert (
+        requests.get(f"{url}/{EMOTION_MODEL}/versions/{version}").json()["model_version_status"][0][
+            "state"
+        ]
+        == "AVAILABLE"
+    )
     assert requests.get(f"{url}/{EMOTION_MODEL}/versions/99").status_code == 404
-    answer = requests.post(f"{url}/{EMOTION_MODEL}/versions/{version}:predict", json={"inputs": FACE})
+    answer = requests.post(
+        f"{url}/{EMOTION_MODEL}/versions/{version}:predict", json={"inputs": FACE}
+    )
     assert answer.status_code == 200 and len(answer.json()["outputs"][0]) == 5
-    assert requests.post(f"{url}/{EMOTION_MODEL}/versions/99:predict", json={"instances": FACE}).status_code == 404
-    bad = requests.post(f"{url}/{EMOTION_MODEL}/versions/{version}:predict", json={"instances": [[1]]})
+    assert (
+        requests.post(
+            f"{url}/{EMOTION_MODEL}/versions/99:predict", json={"instances": FACE}
+        ).status_code
+        == 404
+    )
+    bad = requests.post(
+        f"{url}/{EMOTION_MODEL}/versions/{version}:predict", json={"instances": [[1]]}
+    )
     assert bad.status_code == 400 and "96x96" in bad.json()["error"]
-    signature = requests.get(f"{url}/{EMOTION_MODEL}/metadata").json()["metadata"]["signature_def"]["signature_def"]
+    signature = requests.get(f"{url}/{EMOTION_MODEL}/metadata").json()["metadata"]["signature_def"][
+        "signature_def"
+    ]
     outputs = signature["serving_default"]["outputs"]
     assert [d["size"] for d in next(iter(outputs.values()))["tensor_shape"]["dim"]] == ["-1", "5"]
-    huge = requests.post(f"{url}/{EMOTION_MODEL}:predict", data=b"0" * (17 * 1024 * 1024),
-                         headers={"content-type": "application/json"})
+    huge = requests.post(
+        f"{url}/{EMOTION_MODEL}:predict",
+        data=b"0" * (17 * 1024 * 1024),
+        headers={"content-type": "application/json"},
+    )
     assert huge.status_code == 413 and "larger than" in huge.json()["error"]
-    assert _metric(url, f'emotion_ai_predict_requests_total{{code="413",model="{EMOTION_MODEL}"}}') == 1
+    assert (
+        _metric(url, f'emotion_ai_predict_requests_total{{code="413",model="{EMOTION_MODEL}"}}')
+        == 1
+    )
 
 
 def test_no_request_fails_while_versions_swap_under_load(served):
@@ -82,9 +123,16 @@ def test_no_request_fails_while_versions_swap_under_load(served):
     def client(model: str) -> None:
         with requests.Session() as session:
             while not stop.is_set():
-                codes.append(session.post(f"{url}/{model}:predict", json={"instances": FACE}, timeout=30).status_code)
+                codes.append(
+                    session.post(
+                        f"{url}/{model}:predict", json={"instances": FACE}, timeout=30
+                    ).status_code
+                )
 
-    clients = [threading.Thread(target=client, args=(model,)) for model in [EMOTION_MODEL, "emotion-ai"] * 4]
+    clients = [
+        threading.Thread(target=client, args=(model,))
+        for model in [EMOTION_MODEL, "emotion-ai"] * 4
+    ]
     for thread in clients:
         thread.start()
     try:
@@ -100,12 +148,16 @@ def test_no_request_fails_while_versions_swap_under_load(served):
     batches = _metric(url, f'emotion_ai_batch_size_count{{model="{EMOTION_MODEL}"}}')
     faces = _metric(url, f'emotion_ai_batch_size_sum{{model="{EMOTION_MODEL}"}}')
     assert faces > batches > 0, "concurrent requests were batched into fewer model calls"
-    assert ":predict HTTP/1.1" not in (base / "server.log").read_text(), "no access log unless asked for"
+    assert ":predict HTTP/1.1" not in (base / "server.log").read_text(), (
+        "no access log unless asked for"
+    )
 
 
 def _metric(url: str, sample: str) -> float:
     metrics = requests.get(url.replace("/v1/models", "/metrics"), timeout=5).text
-    return float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith(sample + " ")))
+    return float(
+        next(line.split()[-1] for line in metrics.splitlines() if line.startswith(sample + " "))
+    )
 
 
 def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
@@ -117,17 +169,29 @@ def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
         wait_for_version(f"{url}/{EMOTION_MODEL}", "1")
         statuses = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"]
         assert [status["version"] for status in statuses] == ["1", newest]
-        assert requests.get(f"{url}/{EMOTION_MODEL}/labels/canary").json()["model_version_status"][0]["version"] \
+        assert (
+            requests.get(f"{url}/{EMOTION_MODEL}/labels/canary").json()["model_version_status"][0][
+                "version"
+            ]
             == newest
-        canary = requests.post(f"{url}/{EMOTION_MODEL}/labels/canary:predict", json={"instances": FACE})
+        )
+        canary = requests.post(
+            f"{url}/{EMOTION_MODEL}/labels/canary:predict", json={"instances": FACE}
+        )
         assert canary.status_code == 200 and len(canary.json()["predictions"][0]) == 5
         metadata = requests.get(f"{url}/{EMOTION_MODEL}/labels/stable/metadata").json()
         assert metadata["model_spec"]["version"] == "1"
-        missing = requests.post(f"{url}/{EMOTION_MODEL}/labels/shadow:predict", json={"instances": FACE})
+        missing = requests.post(
+            f"{url}/{EMOTION_MODEL}/labels/shadow:predict", json={"instances": FACE}
+        )
         assert missing.status_code == 404 and "shadow" in missing.json()["error"]
-        assert requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"] == "1.1"
+        assert (
+            requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"] == "1.1"
+        )
     finally:
         set_label(base, EMOTION_MODEL, "stable", None)
         set_label(base, EMOTION_MODEL, "canary", None)
     wait_for_version(f"{url}/{EMOTION_MODEL}", newest)
-    assert requests.get(f"{url}/{EMOTION_MODEL}/versions/1").status_code == 404, "version 1 is unloaded again"
+    assert requests.get(f"{url}/{EMOTION_MODEL}/versions/1").status_code == 404, (
+        "version 1 is unloaded again"
+    )

@@ -1,4 +1,5 @@
-"""Sources: local, s3:// on a real SeaweedFS server, https:// on a local HTTP server; fingerprints."""
+"""Sources: local, s3:// on a real SeaweedFS server, https:// on a local HTTP server;
+fingerprints."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from functools import partial
 import boto3
 import pytest
 
-from emotion_ai.data_formats import DataFormatError
-from emotion_ai.sources import fetch
+from emotion_ai.data.formats import DataFormatError
+from emotion_ai.data.sources import fetch
 
 
 @pytest.fixture(scope="module")

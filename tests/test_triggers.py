@@ -1,4 +1,5 @@
-"""Retraining triggers: new data, drift of served faces, a schedule; one run at a time, reason in MLflow."""
+"""Retraining triggers: new data, drift of served faces, a schedule; one run at a time, reason in
+MLflow."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ import mlflow
 import numpy as np
 import pytest
 
-from emotion_ai.datasets import FaceDataset
-from emotion_ai.drift import DriftThresholds, detect_drift, population_stability_index
-from emotion_ai.profiles import data_profile
-from emotion_ai.request_log import RequestSampler, read_samples
-from emotion_ai.synthetic import synthetic_faces, write_fer_csv, write_keypoints_csv
-from emotion_ai.tracking import TRIGGER_TAG, local_tracking, use_tracking
-from emotion_ai.triggers import CommandLauncher, WatchSettings, Watcher
+from emotion_ai.data.datasets import FaceDataset
+from emotion_ai.data.profiles import data_profile
+from emotion_ai.data.synthetic import (
+    synthetic_faces,
+    write_fer_csv,
+    write_keypoints_csv,
+)
+from emotion_ai.monitoring.drift import (
+    DriftThresholds,
+    detect_drift,
+    population_stability_index,
+)
+from emotion_ai.monitoring.request_log import RequestSampler, read_samples
+from emotion_ai.monitoring.triggers import CommandLauncher, Watcher, WatchSettings
+from emotion_ai.steps.tracking import TRIGGER_TAG, local_tracking, use_tracking
 
 FACES = 120
 
@@ -31,7 +40,9 @@ def _faces(seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def reference() -> dict:
     faces, labels = _faces(seed=0)
-    return data_profile(FaceDataset(faces, labels, np.zeros(FACES, int), {"kind": "emotion", "split": {}}))
+    return data_profile(
+        FaceDataset(faces, labels, np.zeros(FACES, int), {"kind": "emotion", "split": {}})
+    )
 
 
 def _served(log: Path, faces: np.ndarray, classes: np.ndarray) -> None:
@@ -40,7 +51,11 @@ def _served(log: Path, faces: np.ndarray, classes: np.ndarray) -> None:
 
 def test_psi_is_zero_for_equal_mixes_and_grows_with_the_shift():
     assert population_stability_index([0.5, 0.5], [50, 50]) == pytest.approx(0)
-    assert 0 < population_stability_index([0.5, 0.5], [60, 40]) < population_stability_index([0.5, 0.5], [90, 10])
+    assert (
+        0
+        < population_stability_index([0.5, 0.5], [60, 40])
+        < population_stability_index([0.5, 0.5], [90, 10])
+    )
 
 
 def test_faces_like_the_training_data_do_not_drift_and_changed_ones_do(reference, tmp_path):
@@ -60,7 +75,10 @@ def test_faces_like_the_training_data_do_not_drift_and_changed_ones_do(reference
 def test_too_few_sampled_faces_are_not_judged(reference, tmp_path):
     faces, labels = _faces(seed=1)
     _served(tmp_path / "few.jsonl", faces[:10], labels[:10])
-    assert detect_drift(reference, read_samples(tmp_path / "few.jsonl"), DriftThresholds(min_faces=50)) is None
+    assert (
+        detect_drift(reference, read_samples(tmp_path / "few.jsonl"), DriftThresholds(min_faces=50))
+        is None
+    )
 
 
 def test_a_half_written_last_line_is_left_for_the_next_read(tmp_path):
@@ -79,9 +97,11 @@ class Recorder:
 
     def __init__(self, folder: Path, seconds: float = 0.0) -> None:
         self.file = folder / "launches.txt"
-        self.command = (f'{sys.executable} -c "import os, time; time.sleep({seconds}); '
-                        f"open(r'{self.file}', 'a').write(os.environ['EMOTION_AI_TRIGGER'] + '|' + "
-                        f"os.environ['EMOTION_AI_FER_CSV'] + chr(10))\"")
+        self.command = (
+            f'{sys.executable} -c "import os, time; time.sleep({seconds}); '
+            f"open(r'{self.file}', 'a').write(os.environ['EMOTION_AI_TRIGGER'] + '|' + "
+            f"os.environ['EMOTION_AI_FER_CSV'] + chr(10))\""
+        )
 
     def launches(self) -> list[str]:
         return self.file.read_text().splitlines() if self.file.is_file() else []
@@ -96,8 +116,11 @@ def data_folder(tmp_path) -> Path:
 
 
 def _watcher(tmp_path: Path, recorder: Recorder, **settings) -> Watcher:
-    return Watcher(WatchSettings(tmp_path / "state", **settings), CommandLauncher(recorder.command),
-                   local_tracking(tmp_path / "state"))
+    return Watcher(
+        WatchSettings(tmp_path / "state", **settings),
+        CommandLauncher(recorder.command),
+        local_tracking(tmp_path / "state"),
+    )
 
 
 def test_new_data_triggers_exactly_one_run_and_changed_data_another(tmp_path, data_folder):
@@ -115,7 +138,9 @@ def test_new_data_triggers_exactly_one_run_and_changed_data_another(tmp_path, da
 
 def test_drift_triggers_undrifted_does_not_and_the_reason_is_in_mlflow(tmp_path, reference):
     recorder, log = Recorder(tmp_path), tmp_path / "requests.jsonl"
-    watcher = _watcher(tmp_path, recorder, request_log=log, reference_profile=reference, debounce_seconds=0)
+    watcher = _watcher(
+        tmp_path, recorder, request_log=log, reference_profile=reference, debounce_seconds=0
+    )
     faces, labels = _faces(seed=4)
     _served(log, faces, labels)
     assert watcher.check_once().triggers == [] and recorder.launches() == []
@@ -123,38 +148,80 @@ def test_drift_triggers_undrifted_does_not_and_the_reason_is_in_mlflow(tmp_path,
     outcome = watcher.check_once()
     assert [t.kind for t in outcome.triggers] == ["drift"] and len(recorder.launches()) == 1
     experiment_id = use_tracking(local_tracking(tmp_path / "state"))
-    runs = mlflow.search_runs([experiment_id], filter_string="tags.emotion_ai.step = 'watch'", output_format="list")
-    assert len(runs) == 1 and runs[0].data.tags[TRIGGER_TAG].startswith("drift of served faces (120 sampled)")
+    runs = mlflow.search_runs(
+        [experiment_id], filter_string="tags.emotion_ai.step = 'watch'", output_format="list"
+    )
+    assert len(runs) == 1 and runs[0].data.tags[TRIGGER_TAG].startswith(
+        "drift of served faces (120 sampled)"
+    )
     assert runs[0].data.metrics["drift.pixel_psi"] > 0.2 and runs[0].info.status == "FINISHED"
-    assert watcher.check_once().triggers == [], "the drifted faces were consumed by the run they triggered"
+    assert watcher.check_once().triggers == [], (
+        "the drifted faces were consumed by the run they triggered"
+    )
 
 
-def test_triggers_at_once_start_one_run_and_debounce_defers_without_dropping(tmp_path, data_folder, reference):
+def test_triggers_at_once_start_one_run_and_debounce_defers_without_dropping(
+    tmp_path, data_folder, reference
+):
     recorder, log = Recorder(tmp_path), tmp_path / "requests.jsonl"
     faces, labels = _faces(seed=5)
     _served(log, 255 - faces, labels)
-    watcher = _watcher(tmp_path, recorder, data_uri=str(data_folder), request_log=log,
-                       reference_profile=reference, schedule="* * * * *", debounce_seconds=600)
+    watcher = _watcher(
+        tmp_path,
+        recorder,
+        data_uri=str(data_folder),
+        request_log=log,
+        reference_profile=reference,
+        schedule="* * * * *",
+        debounce_seconds=600,
+    )
     now = 1_800_000_000.0
     both = watcher.check_once(now)
     assert {t.kind for t in both.triggers} == {"new_data", "drift"}
-    assert len(recorder.launches()) == 1 and "new data" in recorder.launches()[0] and "drift" in recorder.launches()[0]
+    assert (
+        len(recorder.launches()) == 1
+        and "new data" in recorder.launches()[0]
+        and "drift" in recorder.launches()[0]
+    )
     write_fer_csv(data_folder / "fer2013.csv", 60, seed=6)
     deferred = watcher.check_once(now + 120)
-    assert {t.kind for t in deferred.triggers} == {"new_data", "schedule"} and "deferred" in deferred.note
+    assert {t.kind for t in deferred.triggers} == {
+        "new_data",
+        "schedule",
+    } and "deferred" in deferred.note
     assert len(recorder.launches()) == 1
     later = watcher.check_once(now + 700)
-    assert {t.kind for t in later.triggers} == {"new_data", "schedule"} and len(recorder.launches()) == 2
+    assert {t.kind for t in later.triggers} == {"new_data", "schedule"} and len(
+        recorder.launches()
+    ) == 2
 
 
 def test_two_watchers_at_once_start_one_run(tmp_path, data_folder):
     recorder = Recorder(tmp_path, seconds=4)
-    command = [sys.executable, "-m", "emotion_ai", "watch", "--once", "--data-uri", str(data_folder),
-               "--reference-profile", str(_write_profile(tmp_path)), "--launch", "command",
-               "--launch-command", recorder.command, "--state-dir", str(tmp_path / "state")]
+    command = [
+        sys.executable,
+        "-m",
+        "emotion_ai",
+        "watch",
+        "--once",
+        "--data-uri",
+        str(data_folder),
+        "--reference-profile",
+        str(_write_profile(tmp_path)),
+        "--launch",
+        "command",
+        "--launch-command",
+        recorder.command,
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
     environment = {**os.environ, "COLUMNS": "200"}
-    watchers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
-                for _ in range(2)]
+    watchers = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment
+        )
+        for _ in range(2)
+    ]
     outputs = [watcher.communicate(timeout=120)[0] for watcher in watchers]
     assert all(watcher.returncode == 0 for watcher in watchers), outputs
     assert len(recorder.launches()) == 1
@@ -163,8 +230,9 @@ def test_two_watchers_at_once_start_one_run(tmp_path, data_folder):
 
 def _write_profile(tmp_path: Path) -> Path:
     faces, labels = _faces(seed=0)
-    profile = data_profile(FaceDataset(faces, labels, np.zeros(FACES, int), {"kind": "emotion", "split": {}}))
+    profile = data_profile(
+        FaceDataset(faces, labels, np.zeros(FACES, int), {"kind": "emotion", "split": {}})
+    )
     path = tmp_path / "profile.json"
     path.write_text(__import__("json").dumps({"emotion": profile}))
     return path
-

@@ -8,22 +8,43 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-from emotion_ai.tracking import local_tracking, use_tracking
+from emotion_ai.steps.tracking import local_tracking, use_tracking
 
 
 def test_tune_runs_trials_as_nested_runs_and_records_the_best(tmp_path):
-    command = [sys.executable, "-m", "emotion_ai", "tune", "emotion", "--trials", "2", "--epochs", "1",
-               "--workdir", str(tmp_path / "work"), "--state-dir", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    command = [
+        sys.executable,
+        "-m",
+        "emotion_ai",
+        "tune",
+        "emotion",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--state-dir",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment_id = use_tracking(local_tracking(tmp_path))
     client = MlflowClient()
     runs = client.search_runs([experiment_id])
     parent = next(run for run in runs if run.data.tags.get("emotion_ai.step") == "tune")
-    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-              and run.data.tags.get("emotion_ai.step") == "tune_trial"]
+    trials = [
+        run
+        for run in runs
+        if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        and run.data.tags.get("emotion_ai.step") == "tune_trial"
+    ]
     assert parent.info.status == "FINISHED" and len(trials) == 2
-    assert len({run.data.params["learning_rate"] for run in trials}) == 2, "each trial tries other settings"
+    assert len({run.data.params["learning_rate"] for run in trials}) == 2, (
+        "each trial tries other settings"
+    )
     best = min(run.data.metrics["best_val_loss"] for run in trials)
     assert parent.data.metrics["best_val_loss"] == best
     assert int(parent.data.params["best.width"]) in (16, 24, 32)

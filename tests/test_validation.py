@@ -4,9 +4,9 @@ import gzip
 
 import pytest
 
-from emotion_ai.config import ValidationSettings
-from emotion_ai.data_formats import FER_FORMAT, FKD_FORMAT, DataFormatError
-from emotion_ai.validation import DataValidationError, validate_file
+from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, DataFormatError
+from emotion_ai.data.validation import DataValidationError, validate_file
+from emotion_ai.settings import ValidationSettings
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,9 @@ def _with_row(lines: list[str], index: int, new_row: str) -> str:
     return "\n".join(changed) + "\n"
 
 
-def _expect_failure(tmp_path, content, table_format, error, *patterns, settings=ValidationSettings()):
+def _expect_failure(
+    tmp_path, content, table_format, error, *patterns, settings=ValidationSettings()
+):
     path = tmp_path / "bad.csv"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -52,13 +54,20 @@ def test_empty_file(tmp_path):
 
 
 def test_header_only(tmp_path, fer_lines):
-    _expect_failure(tmp_path, fer_lines[0] + "\n", FER_FORMAT, DataValidationError,
-                    "expect_table_row_count_to_be_between")
+    _expect_failure(
+        tmp_path,
+        fer_lines[0] + "\n",
+        FER_FORMAT,
+        DataValidationError,
+        "expect_table_row_count_to_be_between",
+    )
 
 
 def test_wrong_delimiter(tmp_path, fer_lines):
     content = "\n".join(line.replace(",", ";") for line in fer_lines)
-    _expect_failure(tmp_path, content, FER_FORMAT, DataValidationError, "expect_column_to_exist", "'pixels'")
+    _expect_failure(
+        tmp_path, content, FER_FORMAT, DataValidationError, "expect_column_to_exist", "'pixels'"
+    )
 
 
 def test_missing_image_column(tmp_path, fkd_lines):
@@ -68,67 +77,128 @@ def test_missing_image_column(tmp_path, fkd_lines):
 
 def test_duplicate_column(tmp_path, fer_lines):
     content = "\n".join([fer_lines[0] + ",emotion", *(line + ",3" for line in fer_lines[1:])])
-    _expect_failure(tmp_path, content, FER_FORMAT, DataFormatError, "duplicated column", "'emotion'")
+    _expect_failure(
+        tmp_path, content, FER_FORMAT, DataFormatError, "duplicated column", "'emotion'"
+    )
 
 
 def test_one_pixel_short(tmp_path, fer_lines):
     label, pixels, usage = fer_lines[3].split(",")
     short = ",".join([label, pixels.rsplit(" ", 1)[0], usage])
-    _expect_failure(tmp_path, _with_row(fer_lines, 3, short), FER_FORMAT, DataValidationError,
-                    "column 'pixel_count'", "file row(s) [4]", "2303")
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 3, short),
+        FER_FORMAT,
+        DataValidationError,
+        "column 'pixel_count'",
+        "file row(s) [4]",
+        "2303",
+    )
 
 
 def test_fkd_image_with_9215_pixels(tmp_path, fkd_lines):
     short = fkd_lines[2].rsplit(" ", 1)[0]
-    _expect_failure(tmp_path, _with_row(fkd_lines, 2, short), FKD_FORMAT, DataValidationError,
-                    "column 'pixel_count'", "file row(s) [3]", "9215")
+    _expect_failure(
+        tmp_path,
+        _with_row(fkd_lines, 2, short),
+        FKD_FORMAT,
+        DataValidationError,
+        "column 'pixel_count'",
+        "file row(s) [3]",
+        "9215",
+    )
 
 
 def test_non_numeric_pixel(tmp_path, fer_lines):
     label, pixels, usage = fer_lines[5].split(",")
     bad = ",".join([label, "x" + pixels, usage])
-    _expect_failure(tmp_path, _with_row(fer_lines, 5, bad), FER_FORMAT, DataValidationError,
-                    "column 'pixel_non_numeric'", "file row(s) [6]")
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 5, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "column 'pixel_non_numeric'",
+        "file row(s) [6]",
+    )
 
 
 def test_pixel_256(tmp_path, fer_lines):
     label, pixels, usage = fer_lines[2].split(",")
     bad = ",".join([label, "256 " + pixels.split(" ", 1)[1], usage])
-    _expect_failure(tmp_path, _with_row(fer_lines, 2, bad), FER_FORMAT, DataValidationError,
-                    "column 'pixel_max'", "file row(s) [3]", "256")
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 2, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "column 'pixel_max'",
+        "file row(s) [3]",
+        "256",
+    )
 
 
 def test_label_7(tmp_path, fer_lines):
     bad = "7," + fer_lines[4].split(",", 1)[1]
-    _expect_failure(tmp_path, _with_row(fer_lines, 4, bad), FER_FORMAT, DataValidationError,
-                    "column 'emotion'", "file row(s) [5]")
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 4, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "column 'emotion'",
+        "file row(s) [5]",
+    )
 
 
 def test_missing_label(tmp_path, fer_lines):
     bad = "," + fer_lines[4].split(",", 1)[1]
-    _expect_failure(tmp_path, _with_row(fer_lines, 4, bad), FER_FORMAT, DataValidationError,
-                    "expect_column_values_to_not_be_null", "column 'emotion'", "file row(s) [5]")
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 4, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "expect_column_values_to_not_be_null",
+        "column 'emotion'",
+        "file row(s) [5]",
+    )
 
 
 def test_constant_image(tmp_path, fer_lines):
     label, pixels, usage = fer_lines[1].split(",")
     bad = ",".join([label, " ".join(["128"] * 2304), usage])
-    _expect_failure(tmp_path, _with_row(fer_lines, 1, bad), FER_FORMAT, DataValidationError,
-                    "expect_column_pair_values_a_to_be_greater_than_b", "file row(s) [2]")
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 1, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "file row(s) [2]",
+    )
 
 
 def test_keypoint_outside_the_image(tmp_path, fkd_lines):
     fields = fkd_lines[1].split(",")
     fields[0] = "120.5"
-    _expect_failure(tmp_path, _with_row(fkd_lines, 1, ",".join(fields)), FKD_FORMAT, DataValidationError,
-                    "column 'left_eye_center_x'", "file row(s) [2]", "120.5")
+    _expect_failure(
+        tmp_path,
+        _with_row(fkd_lines, 1, ",".join(fields)),
+        FKD_FORMAT,
+        DataValidationError,
+        "column 'left_eye_center_x'",
+        "file row(s) [2]",
+        "120.5",
+    )
 
 
 def test_non_numeric_keypoint(tmp_path, fkd_lines):
     fields = fkd_lines[1].split(",")
     fields[3] = "abc"
-    _expect_failure(tmp_path, _with_row(fkd_lines, 1, ",".join(fields)), FKD_FORMAT, DataValidationError,
-                    "column 'keypoint_non_numeric'", "file row(s) [2]")
+    _expect_failure(
+        tmp_path,
+        _with_row(fkd_lines, 1, ",".join(fields)),
+        FKD_FORMAT,
+        DataValidationError,
+        "column 'keypoint_non_numeric'",
+        "file row(s) [2]",
+    )
 
 
 def test_truncated_gzip(tmp_path, fer_lines):
@@ -137,23 +207,38 @@ def test_truncated_gzip(tmp_path, fer_lines):
 
 
 def test_binary_garbage(tmp_path):
-    _expect_failure(tmp_path, bytes(range(256)) * 4, FER_FORMAT, (DataFormatError, DataValidationError))
+    _expect_failure(
+        tmp_path, bytes(range(256)) * 4, FER_FORMAT, (DataFormatError, DataValidationError)
+    )
 
 
 def test_too_few_rows_of_a_class_names_the_class(tmp_path, fer_lines):
-    _expect_failure(tmp_path, "\n".join(fer_lines) + "\n", FER_FORMAT, DataValidationError,
-                    "fer2013-class-counts", "column 'rows'", "'Angry'", settings=ValidationSettings(min_rows_per_class=50))
+    _expect_failure(
+        tmp_path,
+        "\n".join(fer_lines) + "\n",
+        FER_FORMAT,
+        DataValidationError,
+        "fer2013-class-counts",
+        "column 'rows'",
+        "'Angry'",
+        settings=ValidationSettings(min_rows_per_class=50),
+    )
 
 
 def test_too_many_duplicate_images(tmp_path, fer_lines):
     content = "\n".join([*fer_lines, *fer_lines[1:6]]) + "\n"
-    _expect_failure(tmp_path, content, FER_FORMAT, DataValidationError,
-                    "expect_column_mean_to_be_between on column 'duplicate_image'",
-                    settings=ValidationSettings(max_duplicate_rate=0.1))
+    _expect_failure(
+        tmp_path,
+        content,
+        FER_FORMAT,
+        DataValidationError,
+        "expect_column_mean_to_be_between on column 'duplicate_image'",
+        settings=ValidationSettings(max_duplicate_rate=0.1),
+    )
 
 
 def test_data_docs_are_built_for_every_suite(tmp_path, fer_csv):
-    from emotion_ai.validation import SuiteRunner
+    from emotion_ai.data.validation import SuiteRunner
 
     runner = SuiteRunner(tmp_path / "gx")
     validate_file(fer_csv, FER_FORMAT, runner=runner)

@@ -1,3 +1,7 @@
-"""emotion-ai: train, track, gate and serve face keypoint and emotion models."""
+"""emotion-ai: train, track, gate and serve face keypoint and emotion models.
 
-__version__ = "0.1.0"
+Stage packages: `data`, `modeling`, `release`, `serving`, `monitoring`, `steps`, `cli`. Shared by
+all
+and importing none of them: `faces` (what a face is), `settings` (every default, once) and `storage`
+(atomic writes, URI schemes). The import rules are import-linter contracts in pyproject.toml.
+"""

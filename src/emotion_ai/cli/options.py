@@ -1,0 +1,110 @@
+"""Command-line options shared by the command groups, and the console they print to. Defaults are
+never
+stated here: each command takes its default from `emotion_ai.settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+DEFAULT_STATE_DIR = Path(".state")
+DEFAULT_REST_PORT = 8501
+DEFAULT_UI_PORT = 5000
+LOOPBACK = "127.0.0.1"
+console = Console()
+"""Only the CLI prints; the library logs."""
+
+StateDir = Annotated[
+    Path,
+    typer.Option(
+        help="Project-local state: MLflow database, artifacts, served models.",
+        envvar="EMOTION_AI_STATE_DIR",
+    ),
+]
+KeypointsCsv = Annotated[
+    Optional[str],
+    typer.Option(help="FKD training.csv: path, s3:// or https:// (default: synthetic faces)"),
+]
+FerCsv = Annotated[
+    Optional[str],
+    typer.Option(
+        help="fer2013.csv (emotion,pixels,Usage): path, s3:// or https:// "
+        "(default: synthetic faces)"
+    ),
+]
+Epochs = Annotated[int, typer.Option(help="Training epochs of each model.")]
+BatchSize = Annotated[int, typer.Option()]
+LearningRate = Annotated[float, typer.Option()]
+Width = Annotated[int, typer.Option(help="Filters of the first ResNet stage (doubling per stage).")]
+Depth = Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")]
+Seed = Annotated[int, typer.Option()]
+SyntheticRows = Annotated[
+    int, typer.Option(help="Rows of each synthetic data set, when no CSV is given.")
+]
+ValFraction = Annotated[float, typer.Option()]
+TestFraction = Annotated[float, typer.Option()]
+SplitByUsage = Annotated[bool, typer.Option(help="Split FER rows by their Usage column instead.")]
+MinRowsPerClass = Annotated[int, typer.Option(help="Fewest rows any emotion may have.")]
+MaxDuplicateRate = Annotated[float, typer.Option(help="Largest share of byte-identical images.")]
+MaxKeypointRmse = Annotated[float, typer.Option(help="Promotion floor: keypoint test RMSE.")]
+MinEmotionAccuracy = Annotated[float, typer.Option(help="Promotion floor: emotion test accuracy.")]
+Significance = Annotated[float, typer.Option(help="Level of the paired test against the champion.")]
+KeepVersions = Annotated[
+    int, typer.Option(help="Exported versions kept per model (the champion always).")
+]
+ModelBasePath = Annotated[
+    Optional[str],
+    typer.Option(
+        help="TF Serving layout <path>/<model>/<version>/, a "
+        "folder or s3://bucket/prefix (default: STATE_DIR/serving)."
+    ),
+]
+
+KfpHost = Annotated[
+    str,
+    typer.Option(
+        help="Kubeflow Pipelines endpoint, e.g. http://ml-pipeline-ui.kubeflow:80",
+        envvar="KFP_HOST",
+    ),
+]
+PipelineParams = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--param",
+        "-p",
+        help="Pipeline parameter name=value, repeatable; tracking_uri and model_base_path are "
+        "required "
+        "(see `emotion-ai pipeline compile` output for all names).",
+    ),
+]
+KfpExperiment = Annotated[str, typer.Option(help="KFP experiment the run belongs to.")]
+KfpNamespace = Annotated[Optional[str], typer.Option(help="Kubernetes namespace (multi-user KFP).")]
+TrainingGpus = Annotated[
+    int, typer.Option(help="GPUs each training task asks for (use the GPU image).")
+]
+
+
+def absolute_source(source: str | None) -> str:
+    """Local paths made absolute (steps run elsewhere); URLs and empty sources kept."""
+    if not source or "://" in source:
+        return source or ""
+    return str(Path(source).resolve())
+
+
+def serving_dir(state_dir: Path) -> str:
+    return str((state_dir / "serving").resolve())
+
+
+def default_request_log(state_dir: Path) -> Path:
+    """Where `emotion-ai serve` samples requests to and `emotion-ai watch` reads them from."""
+    return state_dir.resolve() / "requests" / "requests.jsonl"
+
+
+def tracking_settings(state_dir: Path):
+    """MLFLOW_TRACKING_URI when set, else MLflow on SQLite under STATE_DIR."""
+    from emotion_ai.steps.tracking import tracking_from_environment
+
+    return tracking_from_environment(state_dir)

@@ -1,0 +1,218 @@
+"""`emotion-ai run` (the whole pipeline on this machine) and `emotion-ai pipeline ...` (Kubeflow
+clusters)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from emotion_ai.cli.options import (
+    DEFAULT_REST_PORT,
+    DEFAULT_STATE_DIR,
+    DEFAULT_UI_PORT,
+    LOOPBACK,
+    BatchSize,
+    Depth,
+    Epochs,
+    FerCsv,
+    KeepVersions,
+    KeypointsCsv,
+    KfpExperiment,
+    KfpHost,
+    KfpNamespace,
+    LearningRate,
+    MaxDuplicateRate,
+    MaxKeypointRmse,
+    MinEmotionAccuracy,
+    MinRowsPerClass,
+    ModelBasePath,
+    PipelineParams,
+    Seed,
+    Significance,
+    SplitByUsage,
+    StateDir,
+    SyntheticRows,
+    TestFraction,
+    TrainingGpus,
+    ValFraction,
+    Width,
+    absolute_source,
+    console,
+    serving_dir,
+    tracking_settings,
+)
+from emotion_ai.cli.tracking import models
+from emotion_ai.settings import (
+    DEFAULT_DEPTH,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_WIDTH,
+    GateSettings,
+    ReleaseSettings,
+    SourceSettings,
+    SplitSettings,
+    TrainSettings,
+    ValidationSettings,
+)
+
+pipeline_app = typer.Typer(help="The KFP pipeline for Kubeflow clusters.", no_args_is_help=True)
+
+
+def run(
+    keypoints_csv: KeypointsCsv = None,
+    fer_csv: FerCsv = None,
+    epochs: Epochs = TrainSettings.epochs,
+    batch_size: BatchSize = TrainSettings.batch_size,
+    learning_rate: LearningRate = TrainSettings.learning_rate,
+    width: Width = DEFAULT_WIDTH,
+    depth: Depth = DEFAULT_DEPTH,
+    seed: Seed = SourceSettings.seed,
+    synthetic_rows: SyntheticRows = SourceSettings.synthetic_rows,
+    val_fraction: ValFraction = SplitSettings.val_fraction,
+    test_fraction: TestFraction = SplitSettings.test_fraction,
+    split_by_usage: SplitByUsage = SplitSettings.use_fer_usage,
+    min_rows_per_class: MinRowsPerClass = ValidationSettings.min_rows_per_class,
+    max_duplicate_rate: MaxDuplicateRate = ValidationSettings.max_duplicate_rate,
+    max_keypoint_rmse_px: MaxKeypointRmse = GateSettings.max_keypoint_rmse_px,
+    min_emotion_accuracy: MinEmotionAccuracy = GateSettings.min_emotion_accuracy,
+    significance: Significance = GateSettings.significance,
+    keep_versions: KeepVersions = ReleaseSettings.keep_versions,
+    model_base_path: ModelBasePath = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse validate/train outputs when their inputs, parameters and "
+            "code are unchanged."
+        ),
+    ] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue training from the last epoch checkpoints of an "
+            "interrupted run (STATE_DIR/checkpoints)."
+        ),
+    ] = False,
+    trigger: Annotated[
+        str, typer.Option(help="Why this run started (tagged on the MLflow run).")
+    ] = "manual",
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
+    from emotion_ai.steps.tracking import TRIGGER_TAG, parent_run
+    from pipelines.local_runner import run_local
+
+    tracking = tracking_settings(state_dir)
+    run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
+    tags = {"emotion_ai.orchestrator": "kfp.local", TRIGGER_TAG: trigger}
+    with parent_run(tracking, run_name, tags) as parent_run_id:
+        console.print(
+            f"[bold]emotion-ai[/] pipeline run [cyan]{run_name}[/] (MLflow run {parent_run_id}, "
+            f"trigger: {trigger})"
+        )
+        run_local(
+            state_dir.resolve() / "kfp",
+            tracking_uri=tracking.tracking_uri,
+            experiment_name=tracking.experiment_name,
+            artifact_location=tracking.artifact_location,
+            parent_run_id=parent_run_id,
+            model_base_path=model_base_path or serving_dir(state_dir),
+            keypoints_source=absolute_source(keypoints_csv),
+            fer_source=absolute_source(fer_csv),
+            seed=seed,
+            synthetic_rows=synthetic_rows,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split_by_usage=split_by_usage,
+            min_rows_per_class=min_rows_per_class,
+            max_duplicate_rate=max_duplicate_rate,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            width=width,
+            depth=depth,
+            max_keypoint_rmse_px=max_keypoint_rmse_px,
+            min_emotion_accuracy=min_emotion_accuracy,
+            significance=significance,
+            keep_versions=keep_versions,
+            cache_root=str(state_dir.resolve() / "cache") if cache else "",
+            trigger=trigger,
+            checkpoint_root=str(state_dir.resolve() / "checkpoints"),
+            resume=resume,
+        )
+    _print_next_steps(state_dir)
+
+
+def _print_next_steps(state_dir: Path) -> None:
+    console.print("\n[bold green]Pipeline finished.[/]")
+    models(state_dir)
+    console.print(
+        "\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open "
+        f"http://{LOOPBACK}:{DEFAULT_UI_PORT}\n"
+        f"Serve:       [cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on "
+        f"http://{LOOPBACK}:{DEFAULT_REST_PORT}\n"
+        f"Query:       curl http://{LOOPBACK}:{DEFAULT_REST_PORT}/v1/models/emotion-ai  and see "
+        "README "
+        "'Query the served model'"
+    )
+
+
+@pipeline_app.command("compile")
+def compile_(
+    output: Annotated[Path, typer.Argument()] = Path("emotion-ai-pipeline.yaml"),
+    training_gpus: TrainingGpus = 0,
+) -> None:
+    """Write the KFP IR YAML of the pipeline."""
+    from pipelines.compile import compile_pipeline
+
+    console.print(compile_pipeline(output, training_gpus))
+
+
+def _cluster(host: str, namespace: str | None, training_gpus: int):
+    from pipelines.remote import Cluster
+
+    return Cluster(host, namespace, training_gpus)
+
+
+def _refuse_bad_parameters(action) -> str:
+    try:
+        return action()
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+
+
+@pipeline_app.command("submit")
+def submit(
+    host: KfpHost,
+    param: PipelineParams = None,
+    experiment: KfpExperiment = DEFAULT_EXPERIMENT,
+    run_name: Annotated[Optional[str], typer.Option()] = None,
+    namespace: KfpNamespace = None,
+    training_gpus: TrainingGpus = 0,
+) -> None:
+    """Compile the pipeline and start one run of it on Kubeflow Pipelines."""
+    cluster = _cluster(host, namespace, training_gpus)
+    run_id = _refuse_bad_parameters(lambda: cluster.submit(param or [], experiment, run_name))
+    console.print(f"KFP run {run_id} started in experiment {experiment}")
+
+
+@pipeline_app.command("schedule")
+def schedule(
+    host: KfpHost,
+    cron: Annotated[
+        str, typer.Option(help='Crontab line, e.g. "0 3 * * *" (5 fields, or 6 with seconds).')
+    ],
+    param: PipelineParams = None,
+    name: Annotated[str, typer.Option(help="Recurring run name.")] = "emotion-ai-retrain",
+    experiment: KfpExperiment = DEFAULT_EXPERIMENT,
+    namespace: KfpNamespace = None,
+    training_gpus: TrainingGpus = 0,
+) -> None:
+    """Create a KFP recurring run of the pipeline (one run at a time, no catch-up)."""
+    cluster = _cluster(host, namespace, training_gpus)
+    recurring_id = _refuse_bad_parameters(
+        lambda: cluster.schedule(param or [], cron, name, experiment)
+    )
+    console.print(f"KFP recurring run {recurring_id} ({cron}) created in experiment {experiment}")

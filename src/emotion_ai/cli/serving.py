@@ -1,0 +1,213 @@
+"""`emotion-ai serve`, `promote`, `rollback` and `label`: the model server and what it serves."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from emotion_ai.cli.options import (
+    DEFAULT_REST_PORT,
+    DEFAULT_STATE_DIR,
+    LOOPBACK,
+    KeepVersions,
+    ModelBasePath,
+    StateDir,
+    console,
+    default_request_log,
+    serving_dir,
+    tracking_settings,
+)
+from emotion_ai.monitoring.request_log import DEFAULT_SAMPLE_RATE
+from emotion_ai.settings import BatchSettings, ReleaseSettings, ServingOptions
+
+
+def serve(
+    model_base_path: ModelBasePath = None,
+    rest_api_port: Annotated[
+        int, typer.Option(help="TF Serving's --rest_api_port.")
+    ] = DEFAULT_REST_PORT,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback unless told otherwise).")
+    ] = LOOPBACK,
+    file_system_poll_wait_seconds: Annotated[
+        float, typer.Option(help="How often to look for new versions and labels.")
+    ] = 2.0,
+    model_name: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Serve only this model (TF Serving's --model_name): emotion-ai-keypoints, "
+            "emotion-ai-emotion or "
+            "emotion-ai (default: all three)."
+        ),
+    ] = None,
+    num_versions: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Newest versions kept loaded per model (TF Serving's `latest` version policy); "
+            "versions named "
+            "in <model>/labels.json (see `emotion-ai label`) are loaded too.",
+        ),
+    ] = ServingOptions.num_versions,
+    enable_batching: Annotated[
+        bool,
+        typer.Option(
+            help="Join concurrent requests into one model call (TF Serving's --enable_batching)."
+        ),
+    ] = True,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, help="Most faces in one batched call.")
+    ] = BatchSettings.max_batch_size,
+    batch_timeout_micros: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="How long a batch waits to fill up while another call runs (a request to an idle "
+            "model "
+            "runs at once).",
+        ),
+    ] = BatchSettings.batch_timeout_micros,
+    num_batch_threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Batched model calls run at once: while one batch computes, the next one gathers.",
+        ),
+    ] = BatchSettings.num_batch_threads,
+    request_log: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="JSON lines of sampled request statistics that `emotion-ai watch` checks for "
+            "drift "
+            "(default: STATE_DIR/requests/requests.jsonl)."
+        ),
+    ] = None,
+    request_sample_rate: Annotated[
+        float, typer.Option(help="Share of requests logged (0 turns logging off).")
+    ] = DEFAULT_SAMPLE_RATE,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Log one line per HTTP request (off by default, as in TF Serving; /metrics "
+            "counts requests)."
+        ),
+    ] = False,
+    follow_champion: Annotated[
+        bool,
+        typer.Option(
+            help="Also follow the registry's champion alias (MLFLOW_TRACKING_URI, else "
+            "STATE_DIR's): when it is "
+            "moved some other way than `emotion-ai promote` (in the MLflow UI, say), export that "
+            "version and "
+            "serve it as stable. It writes to the model base path: on a cluster, give it to one "
+            "replica."
+        ),
+    ] = False,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following
+    new versions.
+
+    Unversioned requests get the version labelled `stable` (the champion) when there is one, else
+    the newest;
+    /versions/<v>:predict and /labels/<label>:predict reach the others.
+    """
+    from emotion_ai.monitoring.request_log import RequestSampler
+    from emotion_ai.serving.server import serve_models
+
+    base_path = model_base_path or serving_dir(state_dir)
+    sampler = (
+        RequestSampler(request_log or default_request_log(state_dir), request_sample_rate)
+        if request_sample_rate > 0
+        else None
+    )
+    batching = (
+        BatchSettings(max_batch_size, batch_timeout_micros, num_batch_threads)
+        if enable_batching
+        else None
+    )
+    follow = None
+    if follow_champion:
+        from emotion_ai.release.publishing import follow_champion as follow_one
+        from emotion_ai.steps.tracking import use_tracking
+
+        use_tracking(tracking_settings(state_dir))
+        follow = partial(follow_one, base_path=base_path)
+    console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
+    serve_models(
+        base_path,
+        host,
+        rest_api_port,
+        file_system_poll_wait_seconds,
+        model_name,
+        ServingOptions(num_versions, batching),
+        sampler,
+        access_log,
+        follow,
+    )
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
+    version: Annotated[int, typer.Argument()],
+    model_base_path: ModelBasePath = None,
+    keep_versions: KeepVersions = ReleaseSettings.keep_versions,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Make VERSION the champion by hand (no gate); serving follows."""
+    from emotion_ai.release.publishing import publish
+    from emotion_ai.steps.tracking import use_tracking
+
+    use_tracking(tracking_settings(state_dir))
+    publish(name, version, model_base_path or serving_dir(state_dir), keep_versions)
+    console.print(f"{name} version {version} is champion and served")
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
+    model_base_path: ModelBasePath = None,
+    keep_versions: KeepVersions = ReleaseSettings.keep_versions,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Move the champion back to the one it replaced; serving follows."""
+    from emotion_ai.release.publishing import rollback as roll_back
+    from emotion_ai.steps.tracking import use_tracking
+
+    use_tracking(tracking_settings(state_dir))
+    try:
+        version = roll_back(name, model_base_path or serving_dir(state_dir), keep_versions)
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    console.print(f"{name} rolled back: version {version} is champion and served")
+
+
+def label(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
+    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="Version label, e.g. canary.")],
+    version: Annotated[
+        Optional[int], typer.Argument(help="Registered version the label points at.")
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the label instead.")] = False,
+    model_base_path: ModelBasePath = None,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Point a version label (e.g. canary) at a registered version, exporting it if needed; the
+    server then
+    answers /v1/models/NAME/labels/LABEL:predict with it. `stable` follows the champion."""
+    from emotion_ai.release.publishing import label as set_label
+    from emotion_ai.steps.tracking import use_tracking
+
+    if (version is None) != remove:
+        console.print("[red]give a VERSION, or --remove[/]")
+        raise typer.Exit(2)
+    use_tracking(tracking_settings(state_dir))
+    try:
+        labels = set_label(name, label_name, version, model_base_path or serving_dir(state_dir))
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    console.print(f"{name} labels: {labels or 'none'}")

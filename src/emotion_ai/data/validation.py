@@ -1,0 +1,274 @@
+"""Data validation with Great Expectations 1.x: a schema suite on the header, a content suite on the
+rows.
+
+Fails closed: any failed expectation raises DataValidationError naming the file, the
+expectation, the column and the first offending file rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emotion_ai.data.datasets import duplicate_groups
+from emotion_ai.data.formats import (
+    FER_FORMAT,
+    FKD_FORMAT,
+    Table,
+    TableFormat,
+    check_unique_columns,
+    read_header,
+    read_table,
+)
+from emotion_ai.faces import (
+    EMOTIONS,
+    FACE_SIZE,
+    FER_CODE_TO_CLASS,
+    FER_CODES,
+    KEYPOINT_COLUMNS,
+)
+from emotion_ai.settings import ValidationSettings
+
+EXAMPLE_ROWS = 5
+
+
+@dataclass
+class ValidationReport:
+    """What one suite run found: counts and the failures in words."""
+
+    source: str
+    suite: str
+    evaluated: int
+    passed: int
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+
+class DataValidationError(ValueError):
+    """Data that failed its expectations; the message lists every failure."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        listed = "\n  - ".join(report.failures)
+        super().__init__(
+            f"file {report.source} failed {len(report.failures)} of {report.evaluated} "
+            f"expectations of suite {report.suite!r}:\n  - {listed}"
+        )
+        self.report = report
+
+
+def _gx():
+    """Imports Great Expectations quietly (it is slow to import and chatty)."""
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    return gx
+
+
+def schema_expectations(table_format: TableFormat) -> list:
+    gx = _gx()
+    return [
+        gx.expectations.ExpectColumnToExist(column=name) for name in table_format.required_columns
+    ]
+
+
+def content_expectations(table_format: TableFormat, settings: ValidationSettings) -> list:
+    """Row expectations shared by both formats, then the format's own."""
+    gx = _gx()
+    expect = gx.expectations
+    common = [
+        expect.ExpectTableRowCountToBeBetween(min_value=settings.min_rows),
+        expect.ExpectColumnValuesToBeBetween(
+            column="pixel_count", min_value=table_format.n_pixels, max_value=table_format.n_pixels
+        ),
+        expect.ExpectColumnValuesToBeInSet(column="pixel_non_numeric", value_set=[False]),
+        expect.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=0, max_value=255),
+        expect.ExpectColumnPairValuesAToBeGreaterThanB(column_A="pixel_max", column_B="pixel_min"),
+        expect.ExpectColumnMeanToBeBetween(
+            column="duplicate_image", min_value=0, max_value=settings.max_duplicate_rate
+        ),
+    ]
+    if table_format is FKD_FORMAT:
+        return common + [
+            expect.ExpectColumnValuesToBeInSet(column="keypoint_non_numeric", value_set=[False]),
+            *(
+                expect.ExpectColumnValuesToBeBetween(column=name, min_value=0, max_value=FACE_SIZE)
+                for name in KEYPOINT_COLUMNS
+            ),
+        ]
+    return common + [
+        expect.ExpectColumnValuesToNotBeNull(column="emotion"),
+        expect.ExpectColumnValuesToBeInSet(column="emotion", value_set=sorted(FER_CODES)),
+    ]
+
+
+def class_count_expectations(settings: ValidationSettings) -> list:
+    gx = _gx()
+    return [
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="rows", min_value=settings.min_rows_per_class
+        )
+    ]
+
+
+class SuiteRunner:
+    """One Great Expectations file context; its Data Docs site collects every suite it runs."""
+
+    def __init__(self, root: Path) -> None:
+        gx = _gx()
+        self.root = root
+        self.context = gx.get_context(mode="file", project_root_dir=str(root))
+        self.data_source = self.context.data_sources.add_pandas("emotion-ai")
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.root / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+    def run(
+        self,
+        frame: pd.DataFrame,
+        name: str,
+        expectations: list,
+        source: str,
+        row_numbers: pd.Series | None = None,
+    ) -> ValidationReport:
+        """Validates `frame` against `expectations`; failures name file rows via `row_numbers`."""
+        gx = _gx()
+        batch_definition = self.data_source.add_dataframe_asset(
+            name=name
+        ).add_batch_definition_whole_dataframe("all rows")
+        suite = self.context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(data=batch_definition, suite=suite, name=name)
+        )
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                result_format="SUMMARY",
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data docs")],
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        results = next(iter(result.run_results.values())).results
+        failures = [
+            _describe_failure(item, row_numbers, frame) for item in results if not item.success
+        ]
+        return ValidationReport(source, name, len(results), len(results) - len(failures), failures)
+
+
+def _describe_failure(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
+    config = item.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    column = kwargs.pop("column", None)
+    text = (
+        f"{config.type}"
+        + (f" on column {column!r}" if column else "")
+        + (f" {kwargs}" if kwargs else "")
+    )
+    details = item.result or {}
+    if details.get("unexpected_count"):
+        text += f": {details['unexpected_count']} unexpected"
+        indexes = details.get("partial_unexpected_index_list") or []
+        if row_numbers is not None and indexes:
+            rows = [int(row_numbers.iloc[i]) for i in indexes[:EXAMPLE_ROWS]]
+            text += f", first at file row(s) {rows}"
+        elif "label" in frame.columns and indexes:
+            text += f" ({frame['label'].iloc[indexes[:EXAMPLE_ROWS]].tolist()})"
+        values = details.get("partial_unexpected_list") or []
+        if values:
+            text += f", values {values[:EXAMPLE_ROWS]}"
+    elif details.get("observed_value") is not None:
+        text += f": observed {details['observed_value']}"
+    return text
+
+
+def _raise_on_failure(report: ValidationReport) -> ValidationReport:
+    if not report.success:
+        raise DataValidationError(report)
+    return report
+
+
+def check_schema(path: Path, table_format: TableFormat, runner: SuiteRunner) -> ValidationReport:
+    """Checks the header: no duplicated column, every required column present."""
+    header = read_header(path)
+    check_unique_columns(path, header)
+    frame = pd.DataFrame(columns=header)
+    report = runner.run(
+        frame, f"{table_format.name}-schema", schema_expectations(table_format), str(path)
+    )
+    if not report.success:
+        report.failures.append(f"columns found: {header}")
+    return _raise_on_failure(report)
+
+
+def fer_class_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows per kept emotion class (FER codes mapped to our 5 classes)."""
+    labels = rows["emotion"].map(FER_CODE_TO_CLASS).dropna().astype(int)
+    counts = labels.value_counts().reindex(range(len(EMOTIONS)), fill_value=0)
+    return pd.DataFrame({"label": list(EMOTIONS), "rows": counts.to_numpy()})
+
+
+def content_frame(table: Table) -> pd.DataFrame:
+    """The per-row facts the content suite judges, with derived flags."""
+    rows = table.rows.copy()
+    if table.format is FKD_FORMAT:
+        flags = [f"{name}_non_numeric" for name in KEYPOINT_COLUMNS]
+        rows["keypoint_non_numeric"] = (
+            rows[flags].any(axis=1) if len(rows) else pd.Series(dtype=bool)
+        )
+    rows["duplicate_image"] = (
+        duplicate_flags(table.images)
+        if table.images is not None
+        else np.zeros(len(rows), dtype=bool)
+    )
+    return rows
+
+
+def duplicate_flags(images: np.ndarray) -> np.ndarray:
+    """True for each image byte-identical to an earlier one."""
+    group = duplicate_groups(images)
+    first = np.zeros(len(group), dtype=bool)
+    first[np.unique(group, return_index=True)[1]] = True
+    return ~first
+
+
+def validate_file(
+    path: Path,
+    table_format: TableFormat,
+    settings: ValidationSettings = ValidationSettings(),
+    runner: SuiteRunner | None = None,
+) -> tuple[Table, list[ValidationReport]]:
+    """Runs every suite on one file; returns the parsed table and the reports, or raises.
+
+    Without a `runner`, the suites run in a throw-away Great Expectations context.
+    """
+    if runner is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            return validate_file(path, table_format, settings, SuiteRunner(Path(scratch)))
+    reports = [check_schema(path, table_format, runner)]
+    table = read_table(path, table_format)
+    rows = content_frame(table)
+    expectations = content_expectations(table_format, settings)
+    reports.append(
+        _raise_on_failure(
+            runner.run(rows, f"{table_format.name}-content", expectations, str(path), rows["row"])
+        )
+    )
+    if table_format is FER_FORMAT:
+        counts = fer_class_counts(table.rows)
+        reports.append(
+            _raise_on_failure(
+                runner.run(
+                    counts, "fer2013-class-counts", class_count_expectations(settings), str(path)
+                )
+            )
+        )
+    return table, reports

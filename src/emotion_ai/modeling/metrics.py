@@ -1,0 +1,73 @@
+"""Scores of predictions on held-out faces: keypoint RMSE in pixels, emotion accuracy and per-class
+figures."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
+from emotion_ai.modeling.input_pipeline import as_model_input
+
+PREDICT_BATCH = 256
+WITHIN_PX = 2.0
+
+
+def predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return model.predict(as_model_input(images), batch_size=PREDICT_BATCH, verbose=0)
+
+
+def keypoint_squared_errors(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(n, 30) squared errors in px², NaN where the keypoint is missing."""
+    return (predicted - true) ** 2
+
+
+def per_image_rmse(squared_errors: np.ndarray) -> np.ndarray:
+    """RMSE in px of each image over its present keypoints."""
+    return np.sqrt(np.nanmean(squared_errors, axis=1))
+
+
+def keypoint_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    squared = keypoint_squared_errors(predicted, true)
+    point_distance = np.sqrt(squared[:, 0::2] + squared[:, 1::2])
+    metrics = {
+        "rmse_px": float(np.sqrt(np.nanmean(squared))),
+        "within_2px": float(
+            np.nanmean(point_distance <= WITHIN_PX) if np.isfinite(point_distance).any() else np.nan
+        ),
+    }
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a keypoint missing in every test image
+        per_point = np.sqrt(np.nanmean(squared[:, 0::2] + squared[:, 1::2], axis=0) / 2)
+    metrics.update(
+        {
+            f"rmse_px.{name}": float(value)
+            for name, value in zip(KEYPOINT_NAMES, per_point, strict=False)
+        }
+    )
+    return metrics
+
+
+def emotion_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    predicted = probabilities.argmax(axis=1)
+    classes = list(range(len(EMOTIONS)))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    metrics = {
+        "accuracy": float((predicted == labels).mean()),
+        "macro_f1": float(
+            f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)
+        ),
+    }
+    for index, name in enumerate(EMOTIONS):
+        metrics[f"precision.{name}"] = float(precision[index])
+        metrics[f"recall.{name}"] = float(recall[index])
+    return metrics
+
+
+def emotion_confusion(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return confusion_matrix(labels, probabilities.argmax(axis=1), labels=list(range(len(EMOTIONS))))

@@ -1,0 +1,71 @@
+"""The two face models, assembled from the residual blocks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
+from emotion_ai.modeling.blocks import face_input, resnet_features
+from emotion_ai.settings import ResNetConfig
+
+HALF_FACE = FACE_SIZE / 2
+
+
+def precision_policy(gpus: list) -> str:
+    """Mixed float16 on a GPU (tensor cores), float32 elsewhere; output layers stay float32 either
+    way."""
+    return "mixed_float16" if gpus else "float32"
+
+
+def build_keypoint_model(
+    config: ResNetConfig, mean_keypoints: np.ndarray | None = None
+) -> keras.Model:
+    """96x96x1 face (0..255) -> 30 keypoint coordinates in pixels.
+
+    The head starts at `mean_keypoints` (the training set's mean face) when given, so
+    training refines an average face instead of climbing from the image centre (the usual
+    output-bias initialisation; a zero kernel makes the start exact and still learns from step one).
+    """
+    inputs = face_input(FACE_SIZE)
+    start = (
+        np.zeros(N_COORDINATES)
+        if mean_keypoints is None
+        else (mean_keypoints - HALF_FACE) / HALF_FACE
+    )
+    centred = layers.Dense(
+        N_COORDINATES,
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(start.tolist()),
+        name="keypoints_centred",
+        dtype="float32",
+    )(resnet_features(inputs, config))
+    pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints", dtype="float32")(
+        centred
+    )
+    return keras.Model(inputs, pixels, name="keypoints")
+
+
+def build_emotion_model(config: ResNetConfig) -> keras.Model:
+    """96x96x1 face (0..255) -> probabilities of the 5 emotions."""
+    inputs = face_input(FACE_SIZE)
+    probabilities = layers.Dense(
+        len(EMOTIONS), activation="softmax", name="emotion", dtype="float32"
+    )(resnet_features(inputs, config))
+    return keras.Model(inputs, probabilities, name="emotion")
+
+
+@keras.saving.register_keras_serializable(package="emotion_ai")
+def masked_keypoint_loss(y_true, y_pred):
+    """Mean squared error over the keypoints present (NaN = missing), in half-face units."""
+    present = ops.logical_not(ops.isnan(y_true))
+    error = ops.where(present, (y_true - y_pred) / HALF_FACE, 0.0)
+    count = ops.maximum(ops.sum(ops.cast(present, "float32"), axis=-1), 1.0)
+    return ops.sum(ops.square(error), axis=-1) / count
+
+
+@keras.saving.register_keras_serializable(package="emotion_ai")
+def masked_rmse_px(y_true, y_pred):
+    """Root mean squared keypoint error in pixels over the keypoints present."""
+    return ops.sqrt(masked_keypoint_loss(y_true, y_pred)) * HALF_FACE

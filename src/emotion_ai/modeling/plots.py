@@ -1,0 +1,85 @@
+"""Figures people would rather see than read; each returns a matplotlib Figure for
+mlflow.log_figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from emotion_ai.faces import EMOTIONS  # noqa: E402
+
+GRID_COLUMNS = 6
+
+
+def learning_curves(history: dict[str, list[float]], title: str) -> Figure:
+    """Every metric of a Keras history against its epoch, train and validation together."""
+    names = sorted({name.removeprefix("val_") for name in history if name != "learning_rate"})
+    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=False):
+        for key, label in ((name, "train"), (f"val_{name}", "validation")):
+            if key in history:
+                axis.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=label)
+        axis.set(title=name, xlabel="epoch")
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def confusion_matrix_figure(matrix: np.ndarray, title: str) -> Figure:
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    axis.imshow(matrix, cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        axis.text(column, row, int(count), ha="center", va="center")
+    axis.set(
+        xticks=range(len(EMOTIONS)),
+        yticks=range(len(EMOTIONS)),
+        xticklabels=EMOTIONS,
+        yticklabels=EMOTIONS,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
+    figure.tight_layout()
+    return figure
+
+
+def _face_grid(n_faces: int) -> tuple[Figure, np.ndarray]:
+    rows = max(1, int(np.ceil(n_faces / GRID_COLUMNS)))
+    figure, axes = plt.subplots(
+        rows, GRID_COLUMNS, figsize=(2 * GRID_COLUMNS, 2.2 * rows), squeeze=False
+    )
+    for axis in axes.ravel():
+        axis.axis("off")
+    return figure, axes.ravel()
+
+
+def keypoints_on_faces(faces: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> Figure:
+    """Held-out faces with true (green) and predicted (red) keypoints."""
+    figure, axes = _face_grid(len(faces))
+    for axis, face, truth, guess in zip(axes, faces, true, predicted, strict=False):
+        axis.imshow(face, cmap="gray", vmin=0, vmax=255)
+        axis.scatter(truth[0::2], truth[1::2], s=8, c="lime", label="true")
+        axis.scatter(guess[0::2], guess[1::2], s=8, c="red", marker="x", label="predicted")
+    axes[0].legend(loc="lower left", fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def emotions_on_faces(faces: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> Figure:
+    """Held-out faces titled with true and predicted emotion (red when wrong)."""
+    figure, axes = _face_grid(len(faces))
+    for axis, face, truth, guess in zip(axes, faces, true, predicted, strict=False):
+        axis.imshow(face, cmap="gray", vmin=0, vmax=255)
+        axis.set_title(
+            f"{EMOTIONS[truth]} / {EMOTIONS[guess]}",
+            fontsize=8,
+            color="black" if truth == guess else "red",
+        )
+    figure.suptitle("true / predicted")
+    figure.tight_layout()
+    return figure

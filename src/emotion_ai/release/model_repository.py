@@ -1,0 +1,243 @@
+"""Export to serving: TF Serving's versioned layout `<model_base_path>/<model_name>/<version>/`.
+
+The base path is a local folder or `s3://bucket/prefix`. A half-written version is never
+visible: locally it is written under a dot-name (TF Serving and our server ignore names that
+are not numbers) and renamed into place; on S3, where nothing renames atomically, a version
+counts as complete only once its `saved_model.pb` exists, which is uploaded last and
+deleted first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emotion_ai.storage import (
+    Scheme,
+    atomic_path,
+    s3_client,
+    scheme,
+    split_s3_uri,
+    write_text_atomically,
+)
+
+if TYPE_CHECKING:
+    import keras
+
+SAVED_MODEL_FILE = "saved_model.pb"
+LABELS_FILE = "labels.json"
+"""`<model_base_path>/<model_name>/labels.json`: version labels such as `{"stable": 3, "canary": 4}`
+(TF Serving's `version_labels`), kept beside the versions so that every server reads the same
+ones."""
+STABLE = "stable"
+"""The label that follows the champion; our server answers requests naming no version with it."""
+
+
+class LocalLayout:
+    """Versions as folders under a local base path."""
+
+    def __init__(self, base_path: Path) -> None:
+        self.base_path = base_path
+
+    def versions(self, model_name: str) -> list[int]:
+        model_dir = self.base_path / model_name
+        if not model_dir.is_dir():
+            return []
+        return sorted(
+            int(entry.name)
+            for entry in model_dir.iterdir()
+            if entry.name.isdigit() and entry.is_dir()
+        )
+
+    def staging_dir(self, model_name: str) -> Path:
+        """Where a version is written before it is published (same file system: rename is
+        atomic)."""
+        staging = self.base_path / model_name / f".staging-{uuid.uuid4().hex[:8]}"
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        return staging
+
+    def publish(self, local_dir: Path, model_name: str, version: int) -> str:
+        target = self.base_path / model_name / str(version)
+        os.replace(local_dir, target)
+        return str(target)
+
+    def remove(self, model_name: str, version: int) -> None:
+        """Renamed aside first, so the version disappears at once."""
+        target = self.base_path / model_name / str(version)
+        if target.is_dir():
+            retired = self.base_path / model_name / f".{version}.retired-{uuid.uuid4().hex[:8]}"
+            os.replace(target, retired)
+            shutil.rmtree(retired, ignore_errors=True)
+
+    def local_copy(self, model_name: str, version: int) -> Path:
+        return self.base_path / model_name / str(version)
+
+    def read_labels(self, model_name: str) -> str | None:
+        path = self.base_path / model_name / LABELS_FILE
+        return path.read_text() if path.is_file() else None
+
+    def write_labels(self, model_name: str, text: str) -> None:
+        write_text_atomically(self.base_path / model_name / LABELS_FILE, text)
+
+
+class S3Layout:
+    """Versions as key prefixes under `s3://bucket/prefix` (boto3; endpoint from
+    AWS_ENDPOINT_URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.bucket, self.prefix = split_s3_uri(url)
+        self.client = s3_client()
+        self._cache: Path | None = None
+
+    def _key(self, *parts: object) -> str:
+        return "/".join(str(part) for part in (self.prefix, *parts) if str(part))
+
+    def versions(self, model_name: str) -> list[int]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(model_name) + "/"
+        )
+        complete = set()
+        for page in pages:
+            for item in page.get("Contents", []):
+                version, _, rest = item["Key"][len(self._key(model_name)) + 1 :].partition("/")
+                if version.isdigit() and rest == SAVED_MODEL_FILE:
+                    complete.add(int(version))
+        return sorted(complete)
+
+    def staging_dir(self, model_name: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{model_name}-"))
+
+    def publish(self, local_dir: Path, model_name: str, version: int) -> str:
+        files = sorted(path for path in local_dir.rglob("*") if path.is_file())
+        files.sort(key=lambda path: path.name == SAVED_MODEL_FILE)
+        for path in files:
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self._key(model_name, version, path.relative_to(local_dir).as_posix()),
+            )
+        return f"s3://{self.bucket}/{self._key(model_name, version)}"
+
+    def remove(self, model_name: str, version: int) -> None:
+        prefix = self._key(model_name, version) + "/"
+        self.client.delete_object(Bucket=self.bucket, Key=prefix + SAVED_MODEL_FILE)
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+
+    def local_copy(self, model_name: str, version: int) -> Path:
+        """Downloads a version once into a local cache (TF loads SavedModels from local files)."""
+        self._cache = self._cache or Path(tempfile.mkdtemp(prefix="emotion-ai-models-"))
+        target = self._cache / model_name / str(version)
+        if not target.is_dir():
+            prefix = self._key(model_name, version) + "/"
+            with atomic_path(target) as partial:
+                for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix
+                ):
+                    for item in page.get("Contents", []):
+                        destination = partial / item["Key"][len(prefix) :]
+                        destination.parent.mkdir(parents=True, exist_ok=True)
+                        self.client.download_file(self.bucket, item["Key"], str(destination))
+        return target
+
+    def read_labels(self, model_name: str) -> str | None:
+        try:
+            labels = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(model_name, LABELS_FILE)
+            )
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return labels["Body"].read().decode()
+
+    def write_labels(self, model_name: str, text: str) -> None:
+        """One PUT: S3 readers see the old object or the new one, never half of it."""
+        self.client.put_object(
+            Bucket=self.bucket, Key=self._key(model_name, LABELS_FILE), Body=text.encode()
+        )
+
+
+def layout(base_path: str | Path) -> LocalLayout | S3Layout:
+    return (
+        S3Layout(str(base_path)) if scheme(base_path) is Scheme.S3 else LocalLayout(Path(base_path))
+    )
+
+
+def read_labels(base_path: str | Path, model_name: str) -> dict[str, int]:
+    """The version labels of `model_name`, e.g. `{"stable": 3}` ({} when none are set)."""
+    text = layout(base_path).read_labels(model_name)
+    if text is None:
+        return {}
+    labels = json.loads(text)
+    if not isinstance(labels, dict) or not all(
+        isinstance(v, int) and v > 0 for v in labels.values()
+    ):
+        raise ValueError(
+            f"{base_path}/{model_name}/{LABELS_FILE} must map label names to version numbers"
+        )
+    return labels
+
+
+def set_label(
+    base_path: str | Path, model_name: str, label: str, version: int | None
+) -> dict[str, int]:
+    """Points `label` at `version` (None removes it); returns all labels."""
+    labels = {name: v for name, v in read_labels(base_path, model_name).items() if name != label}
+    if version is not None:
+        labels[label] = version
+    layout(base_path).write_labels(model_name, json.dumps(labels, indent=2, sort_keys=True))
+    return labels
+
+
+def versions(base_path: str | Path, model_name: str) -> list[int]:
+    """The complete versions under `<base_path>/<model_name>/`, oldest first."""
+    return layout(base_path).versions(model_name)
+
+
+def export_saved_model(
+    model: keras.Model, base_path: str | Path, model_name: str, version: int
+) -> str:
+    """Writes `model` as a SavedModel version; an existing version is left as it is."""
+    target = layout(base_path)
+    if version in target.versions(model_name):
+        return f"{base_path}/{model_name}/{version}"
+    staging = target.staging_dir(model_name)
+    try:
+        model.export(str(staging), format="tf_saved_model", verbose=False)
+        return target.publish(staging, model_name, version)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_version(base_path: str | Path, model_name: str, version: int) -> None:
+    """Withdraws a published version."""
+    layout(base_path).remove(model_name, version)
+
+
+def retire_versions_above(
+    base_path: str | Path, model_name: str, version: int, protected: set[int] = frozenset()
+) -> list[int]:
+    """Withdraws every published version newer than `version` (after a rollback), except protected
+    ones."""
+    newer = [v for v in versions(base_path, model_name) if v > version and v not in protected]
+    for doomed in newer:
+        remove_version(base_path, model_name, doomed)
+    return newer
+
+
+def prune_versions(
+    base_path: str | Path, model_name: str, keep: int, protected: set[int]
+) -> list[int]:
+    """Deletes all but the newest `keep` versions (never a protected one); returns those deleted."""
+    existing = versions(base_path, model_name)
+    doomed = [v for v in existing[:-keep] if v not in protected] if keep > 0 else []
+    for version in doomed:
+        remove_version(base_path, model_name, version)
+    return doomed

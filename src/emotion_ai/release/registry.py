@@ -1,0 +1,51 @@
+"""The MLflow model registry: versions, the `challenger` and `champion` aliases, loading
+champions."""
+
+from __future__ import annotations
+
+import keras
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def version_by_alias(name: str, alias: str) -> ModelVersion | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(name: str, alias_or_version: str) -> keras.Model:
+    """The Keras model behind `name@alias` or `name/version`, loaded in Keras safe mode."""
+    separator = "/" if alias_or_version.isdigit() else "@"
+    return mlflow.keras.load_model(
+        f"models:/{name}{separator}{alias_or_version}",
+        load_model_kwargs={"compile": False, "safe_mode": True},
+    )
+
+
+def load_champion(name: str) -> keras.Model | None:
+    """The current champion of `name`, or None before the first promotion."""
+    return load_version(name, CHAMPION) if version_by_alias(name, CHAMPION) is not None else None
+
+
+def register_version(model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
+    """Registers a logged model as a new version of `name` and marks it the challenger."""
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    MlflowClient().set_registered_model_alias(name, CHALLENGER, version.version)
+    return version
+
+
+def set_champion(name: str, version: str | int) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def tag_version(name: str, version: str | int, tags: dict[str, object]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))

@@ -1,0 +1,129 @@
+"""TF Serving's REST request and answer formats for faces: rows or columns, pixels or base64
+images."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from kserve.errors import InvalidInput
+from PIL import Image, UnidentifiedImageError
+
+from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+from emotion_ai.serving.json_arrays import read_number_array
+
+FACE_SHAPES = ((FACE_SIZE * FACE_SIZE,), (FACE_SIZE, FACE_SIZE), (FACE_SIZE, FACE_SIZE, 1))
+"""The shapes one face may have in a request: flat, rows, rows with a channel."""
+
+
+@dataclass
+class FaceRequest:
+    """Faces (n, 96, 96, 1) float32 in 0..255, and which TF Serving format asked for them."""
+
+    faces: np.ndarray
+    columnar: bool
+
+    def answer(self, predictions: list) -> dict:
+        """TF Serving answers the row format with "predictions", the columnar one with "outputs"."""
+        return {"outputs" if self.columnar else "predictions": predictions}
+
+
+def read_face_request(body: bytes) -> FaceRequest:
+    """A request body as faces: a plain pixel array straight from its bytes, anything else as JSON
+    through `faces_from_request`."""
+    request = pixel_array_request(body)
+    if request is not None:
+        return request
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise InvalidInput(f"the request body is not JSON ({error})") from error
+    return faces_from_request(payload)
+
+
+def pixel_array_request(body: bytes) -> FaceRequest | None:
+    """The faces of a body that is exactly `{"instances"|"inputs": <array of faces of
+    FACE_SHAPES>}`,
+    read in one compiled pass into an array without a Python object per pixel; None for any other
+    body. A ragged array is never read as faces (see `json_arrays`)."""
+    parsed = read_number_array(body)
+    if (
+        parsed is None
+        or parsed.key not in (b"instances", b"inputs")
+        or parsed.values.shape[1:] not in FACE_SHAPES
+    ):
+        return None
+    return FaceRequest(_checked_faces(parsed.values), parsed.key == b"inputs")
+
+
+def faces_from_request(payload: dict) -> FaceRequest:
+    """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request.
+
+    Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
+    0..1 when no value exceeds 1, or `{"b64": "..."}` holding a PNG or JPEG of any size.
+    """
+    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
+        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
+    columnar = "instances" not in payload
+    instances = payload["inputs"] if columnar else payload["instances"]
+    if isinstance(instances, dict) and len(instances) == 1:
+        instances = next(iter(instances.values()))
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput("instances must be a non-empty list of faces")
+    if all(isinstance(item, dict) and "b64" in item for item in instances):
+        return FaceRequest(
+            np.stack([_decode_image(item["b64"]) for item in instances])[..., np.newaxis], columnar
+        )
+    return FaceRequest(_pixel_faces(instances), columnar)
+
+
+def _pixel_faces(instances: list) -> np.ndarray:
+    try:
+        faces = np.asarray(instances, dtype=np.float32)
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(
+            f"instances must be equally shaped arrays of numbers ({error})"
+        ) from error
+    if faces.shape[1:] not in FACE_SHAPES:
+        raise InvalidInput(
+            f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
+            f"(got instances of shape {list(np.shape(instances))})"
+        )
+    return _checked_faces(faces)
+
+
+def _checked_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces of FACE_SHAPES as (n, 96, 96, 1), pixels in 0..255 (scaled up from 0..1 when no value
+    exceeds 1)."""
+    faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE, 1)
+    if not np.isfinite(faces).all() or faces.min() < 0 or faces.max() > 255:
+        raise InvalidInput("pixel values must be finite numbers in 0..255 (or 0..1)")
+    return faces * 255 if faces.max() <= 1 else faces
+
+
+def _decode_image(encoded: object) -> np.ndarray:
+    """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as image:
+            gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+    except (binascii.Error, UnidentifiedImageError, OSError) as error:
+        raise InvalidInput(f"b64 value is not a base64 PNG or JPEG image ({error})") from error
+    return np.asarray(gray, dtype=np.float32)
+
+
+def describe_face(coordinates: np.ndarray, probabilities: np.ndarray) -> dict:
+    """One face's answer: named keypoints (x, y) in pixels, the emotion and its probabilities."""
+    best = int(np.argmax(probabilities))
+    return {
+        "keypoints": {
+            name: coordinates[2 * i : 2 * i + 2].tolist() for i, name in enumerate(KEYPOINT_NAMES)
+        },
+        "emotion": EMOTIONS[best],
+        "emotion_id": best,
+        "probabilities": probabilities.tolist(),
+        "labels": list(EMOTIONS),
+    }

@@ -1,0 +1,71 @@
+"""Every tie to KServe's internals, in one place: `tests/test_kserve_bridge.py` fails loudly when a
+KServe
+upgrade changes what this module relies on.
+
+What it relies on beyond KServe's public API:
+- `kserve` parses `sys.argv` when imported, so it is imported with our command line hidden;
+- `kserve.model_server.app`, the module-level FastAPI app its REST server serves;
+- `RESTServer._add_middlewares`, overridden to leave out KServe's per-request timing;
+- `ModelServer._register_and_check_atleast_one_model_is_ready`, and the server's `dataplane`,
+  `model_repository_extension`, `grace_period` and `timeout_keep_alive` handed to `RESTServer`;
+- `RESTServer.config.host`, set after construction (KServe binds 0.0.0.0).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _import_kserve():
+    """Imports kserve with our own command line hidden (kserve parses sys.argv on import)."""
+    saved, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        import kserve
+        from kserve.model_server import app
+        from kserve.protocol.rest.server import RESTServer
+    finally:
+        sys.argv = saved
+    return kserve, app, RESTServer
+
+
+kserve, kserve_app, RESTServer = _import_kserve()
+Model = kserve.Model
+"""The base class of every servable."""
+
+
+class UntimedRESTServer(RESTServer):
+    """KServe's REST server without its per-request timing middleware, which logs three lines and
+    makes
+    four `getrusage` calls (each walks all of TensorFlow's threads) per request: a fifth of the
+    server's
+    time under load. Predict latency is on /metrics (`emotion_ai_predict_seconds`) instead."""
+
+    def _add_middlewares(self, app) -> None:
+        """None (KServe adds only its timing here, and the access-log format we never set)."""
+
+
+class LoopbackModelServer(kserve.ModelServer):
+    """KServe's ModelServer, REST only, bound to a chosen address (KServe binds 0.0.0.0)."""
+
+    def __init__(self, host: str, http_port: int) -> None:
+        super().__init__(http_port=http_port, enable_grpc=False, workers=1)
+        self.host = host
+
+    def rest_server(self, models: list[Model], add_routes, wrap_app) -> UntimedRESTServer:
+        """Registers `models` (at least one must be ready), calls `add_routes(app, repository)`
+        ahead of
+        KServe's own routes, and returns the REST server of `wrap_app(app, repository)`, the
+        outermost
+        ASGI app."""
+        self._register_and_check_atleast_one_model_is_ready(models)
+        add_routes(kserve_app, self.registered_models)
+        server = UntimedRESTServer(
+            wrap_app(kserve_app, self.registered_models),
+            self.dataplane,
+            self.model_repository_extension,
+            self.http_port,
+            grace_period=self.grace_period,
+            timeout_keep_alive=self.timeout_keep_alive,
+        )
+        server.config.host = self.host
+        return server

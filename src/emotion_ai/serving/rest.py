@@ -1,0 +1,221 @@
+"""TensorFlow Serving's REST protocol: predict answered by a pure ASGI lane, status and metadata by
+an
+endpoints class registered on the app's router.
+
+A request that names no version gets the model's default (`stable`, else the newest);
+`/versions/<v>`
+and `/labels/<label>` reach the others. Errors have TF Serving's shape, `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from kserve.errors import InvalidInput
+from starlette.requests import ClientDisconnect
+
+from emotion_ai.serving.face_requests import read_face_request
+from emotion_ai.serving.metrics import PREDICT_REQUESTS, PREDICT_SECONDS
+
+logger = logging.getLogger(__name__)
+MAX_BODY_BYTES = 16 * 1024 * 1024
+PREDICT_PATH = re.compile(
+    r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?:predict$"
+)
+
+
+def model_status(versions: list[str], ready: bool) -> dict:
+    """TF Serving's `GET /v1/models/<name>` answer."""
+    return {
+        "model_version_status": [
+            {
+                "version": version,
+                "state": "AVAILABLE" if ready else "LOADING",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+            for version in versions
+        ]
+    }
+
+
+def not_found_message(name: str, version: str | None = None, label: str | None = None) -> str:
+    """TF Serving's words for a model, version or label that is not served."""
+    wanted = (
+        f"Specific({name}, {version})"
+        if version
+        else f"Labelled({name}, {label})"
+        if label
+        else f"Latest({name})"
+    )
+    return f"Servable not found for request: {wanted}"
+
+
+def locate(repository, model_name: str, version: str | None, label: str | None):
+    """The model and the version a request names (None when either is not served)."""
+    model = repository.get_model(model_name)
+    return model, model.find(version, label) if model else None
+
+
+class PredictLane:
+    """ASGI middleware that answers TF Serving's predict requests itself and limits every body.
+
+    `POST .../:predict` is read, answered and counted for Prometheus (/metrics) here, past
+    Starlette's routing and FastAPI's request and response handling (under load those layers cost
+    more than reading the face) and ahead of KServe's own V1 routes, whose JSON differs. Any body
+    over `max_body_bytes` gets a 413. Plain ASGI rather than `BaseHTTPMiddleware`, which costs a
+    task and a response stream per request.
+    """
+
+    def __init__(self, app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.repository, self.max_body_bytes = app, repository, max_body_bytes
+        self.too_large = {"error": f"request body is larger than {max_body_bytes} bytes"}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        predict = PREDICT_PATH.match(scope["path"]) if scope["method"] == "POST" else None
+        if predict is not None:
+            return await self._answer_predict(predict, scope, receive, send)
+        if declared_length(scope) > self.max_body_bytes:
+            return await send_json(send, 413, self.too_large)
+        await self.app(scope, receive, send)
+
+    async def _answer_predict(self, predict: re.Match, scope, receive, send) -> None:
+        started = time.perf_counter()
+        try:
+            body = (
+                None
+                if declared_length(scope) > self.max_body_bytes
+                else await read_body(receive, self.max_body_bytes)
+            )
+        except ClientDisconnect:
+            return
+        status, answer = (
+            (413, self.too_large) if body is None else await self._predict(predict, body)
+        )
+        await send_json(send, status, answer)
+        PREDICT_REQUESTS.labels(predict["model"], str(status)).inc()
+        PREDICT_SECONDS.labels(predict["model"]).observe(time.perf_counter() - started)
+
+    async def _predict(self, predict: re.Match, body: bytes) -> tuple[int, dict]:
+        """The HTTP status and JSON answer to one predict request."""
+        model, target = locate(
+            self.repository, predict["model"], predict["version"], predict["label"]
+        )
+        if target is None:
+            return 404, {
+                "error": not_found_message(predict["model"], predict["version"], predict["label"])
+            }
+        try:
+            return 200, await model.answer(read_face_request(body), target)
+        except InvalidInput as error:
+            return 400, {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 - the client gets TF Serving's error shape, the log the trace
+            logger.exception("predict failed on %s", predict["model"])
+            return 500, {"error": f"{type(error).__name__}: {error}"}
+
+
+def declared_length(scope) -> int:
+    """The request's Content-Length (0 when it has none)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+async def read_body(receive, limit: int) -> bytes | None:
+    """An ASGI request's body, or None as soon as it passes `limit` bytes (the rest left unread)."""
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        parts.append(message.get("body", b""))
+        size += len(parts[-1])
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def send_json(send, status: int, payload: dict) -> None:
+    """Sends a whole JSON response through ASGI `send`."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class TFServingEndpoints:
+    """TF Serving's routes other than predict (which `PredictLane` answers in front of the app),
+    plus the
+    Kubernetes probes. Each method is one route."""
+
+    def __init__(self, repository) -> None:
+        self.repository = repository
+
+    async def liveness(self) -> dict:
+        return {"status": "alive"}
+
+    async def readiness(self) -> JSONResponse:
+        """200 once every model serves a version, else 503 (Kubernetes readiness probe)."""
+        models = self.repository.get_models()
+        ready = bool(models) and all(model.ready for model in models.values())
+        return JSONResponse(
+            {
+                "ready": ready,
+                "models": {name: str(model.version) for name, model in models.items()},
+            },
+            200 if ready else 503,
+        )
+
+    def status(self, model_name: str, version: str | None = None, label: str | None = None):
+        model, target = locate(self.repository, model_name, version, label)
+        if target is None:
+            return self._not_found(model_name, version, label)
+        return model_status(
+            model.versions() if version is None and label is None else [str(target.version)],
+            model.ready,
+        )
+
+    def metadata(self, model_name: str, version: str | None = None, label: str | None = None):
+        model, target = locate(self.repository, model_name, version, label)
+        if target is None:
+            return self._not_found(model_name, version, label)
+        return {
+            "model_spec": {
+                "name": model_name,
+                "signature_name": "",
+                "version": str(target.version),
+            },
+            "metadata": {"signature_def": {"signature_def": model.signature(target)}},
+        }
+
+    @staticmethod
+    def _not_found(name: str, version: str | None, label: str | None) -> JSONResponse:
+        return JSONResponse({"error": not_found_message(name, version, label)}, 404)
+
+
+def register_tf_serving_endpoints(app: FastAPI, repository) -> None:
+    """Adds the TF Serving routes ahead of KServe's own V1 routes (whose JSON differs)."""
+    endpoints = TFServingEndpoints(repository)
+    app.add_api_route("/healthz", endpoints.liveness, methods=["GET"])
+    app.add_api_route("/readyz", endpoints.readiness, methods=["GET"])
+    for suffix in ("", "/versions/{version}", "/labels/{label}"):
+        app.add_api_route(f"/v1/models/{{model_name}}{suffix}", endpoints.status, methods=["GET"])
+        app.add_api_route(
+            f"/v1/models/{{model_name}}{suffix}/metadata", endpoints.metadata, methods=["GET"]
+        )

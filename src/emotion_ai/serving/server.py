@@ -1,0 +1,102 @@
+"""The model server's lifecycle: load the servables, serve them over REST, and follow the layout
+(and,
+when asked, the registry's champion) while serving.
+
+Predict requests are answered by `PredictLane`, the outermost ASGI app, before FastAPI's middleware;
+the event loop is uvloop's. Uvicorn's access log (one line per request) is off unless asked for, as
+in TF Serving; /metrics counts requests by model and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import uvloop
+
+from emotion_ai.monitoring.request_log import RequestSampler
+from emotion_ai.serving.kserve_bridge import LoopbackModelServer
+from emotion_ai.serving.rest import PredictLane, register_tf_serving_endpoints
+from emotion_ai.serving.servables import (
+    SavedModelServable,
+    load_servables,
+    versioned_parts,
+)
+from emotion_ai.settings import ServingOptions
+
+logger = logging.getLogger(__name__)
+DEFAULT_POLL_SECONDS = 2.0
+"""How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
+
+
+def serve_models(
+    base_path: str | Path,
+    host: str,
+    port: int,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    model_name: str | None = None,
+    options: ServingOptions = ServingOptions(),
+    sampler: RequestSampler | None = None,
+    access_log: bool = False,
+    follow: Callable[[str], object] | None = None,
+) -> None:
+    """Loads the exported versions `options` keep and serves them until interrupted, following
+    changes
+    in the layout; `follow(model name)`, when given, is called every poll too (see
+    `follow_champion`)."""
+    servables = load_servables(base_path, model_name, options, sampler)
+    rest_server = LoopbackModelServer(host, port).rest_server(
+        servables, register_tf_serving_endpoints, PredictLane
+    )
+    gc.freeze()  # TensorFlow's long-lived objects leave the collector's rounds: no pauses
+    if not access_log:
+        _silence_access_log()
+    uvloop.run(_serve_and_watch(rest_server, versioned_parts(servables), poll_seconds, follow))
+
+
+async def _serve_and_watch(
+    rest_server,
+    servables: list[SavedModelServable],
+    poll_seconds: float,
+    follow: Callable[[str], object] | None,
+) -> None:
+    watchers = [asyncio.create_task(_watch_versions(servables, poll_seconds))]
+    if follow is not None:
+        names = [servable.name for servable in servables]
+        watchers.append(asyncio.create_task(_follow_registry(follow, names, poll_seconds)))
+    try:
+        await rest_server.start()
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+
+
+async def _watch_versions(servables: list[SavedModelServable], poll_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(poll_seconds)
+        for servable in servables:
+            await asyncio.to_thread(servable.refresh)
+
+
+async def _follow_registry(
+    follow: Callable[[str], object], names: list[str], poll_seconds: float
+) -> None:
+    """Calls `follow` for each model every poll, on its own (a slow registry never delays the
+    versions)."""
+    while True:
+        await asyncio.sleep(poll_seconds)
+        for name in names:
+            try:
+                await asyncio.to_thread(follow, name)
+            except Exception as error:  # noqa: BLE001 - the registry may be down; serving goes on
+                logger.error("could not follow the champion of %s: %s", name, error)
+
+
+def _silence_access_log() -> None:
+    """No handler for uvicorn's access logger, so uvicorn skips the per-request line altogether."""
+    access_logger = logging.getLogger("uvicorn.access")
+    access_logger.handlers.clear()
+    access_logger.propagate = False

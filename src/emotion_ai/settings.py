@@ -1,0 +1,187 @@
+"""Every setting of a pipeline run, as typed dataclasses passed down (never read from globals).
+
+Each default is stated here once. The CLI options, the KFP pipeline's parameters, the components and
+the generated MLproject read them from these classes (`TrainSettings.epochs` is the default of
+`--epochs`); `tests/test_settings.py` fails when any of them disagrees.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+KEYPOINT_MODEL = "emotion-ai-keypoints"
+EMOTION_MODEL = "emotion-ai-emotion"
+COMBINED_MODEL = "emotion-ai"
+"""The registered and served models; `emotion-ai` answers both for one face."""
+DEFAULT_EXPERIMENT = "emotion-ai"
+"""The MLflow experiment (and KFP experiment) runs go to."""
+
+MIN_FILTERS_WITH_ONEDNN = 16
+"""TF 2.21's oneDNN CPU kernels crash (segfault or double free) when training convolutions of 12 or
+fewer
+filters; narrower networks need TF_ENABLE_ONEDNN_OPTS=0 (about 1.5x slower training)."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where the two data sets come from: a path, s3:// or https:// URI each; empty means synthetic
+    faces in the exact Kaggle format, `synthetic_rows` of them."""
+
+    keypoints_source: str = ""
+    fer_source: str = ""
+    synthetic_rows: int = 600
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How rows are split: fractions of validation and test rows, or FER's own `Usage` column."""
+
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 0
+    use_fer_usage: bool = False
+    """FER's Training / PublicTest / PrivateTest rows become train / val / test."""
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Thresholds of the content suites."""
+
+    min_rows: int = 1
+    min_rows_per_class: int = 1
+    max_duplicate_rate: float = 0.1
+    """Share of rows whose image is byte-identical to an earlier row (FER2013 has about 5%)."""
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Size of a residual network: a strided stem, then stages of one convolution block
+    followed by `identity_blocks` identity blocks."""
+
+    stem_filters: int = 16
+    stage_filters: tuple[int, ...] = (16, 32, 64)
+    identity_blocks: int = 1
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        narrowest = min(self.stem_filters, *self.stage_filters)
+        if narrowest < MIN_FILTERS_WITH_ONEDNN and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+            raise ValueError(
+                f"network width {narrowest} is below {MIN_FILTERS_WITH_ONEDNN} filters: "
+                "TensorFlow's oneDNN "
+                "CPU kernels crash training such narrow convolutions; use a wider network or set "
+                "TF_ENABLE_ONEDNN_OPTS=0"
+            )
+
+    @classmethod
+    def scaled(cls, width: int, depth: int, stages: int = 3) -> ResNetConfig:
+        """`stages` stages doubling from `width` filters, each with `depth` identity blocks."""
+        return cls(
+            stem_filters=width,
+            stage_filters=tuple(width * 2**i for i in range(stages)),
+            identity_blocks=depth,
+        )
+
+
+DEFAULT_WIDTH = ResNetConfig.stem_filters
+"""Filters of the first ResNet stage (`--width`)."""
+DEFAULT_DEPTH = ResNetConfig.identity_blocks
+"""Identity blocks per ResNet stage (`--depth`)."""
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Random changes of training faces that keep their labels true (keypoints move with the
+    face)."""
+
+    rotation_degrees: float = 10.0
+    shift_px: float = 4.0
+    scale: float = 0.08
+    """Faces are scaled by 1 +- this."""
+    brightness: float = 20.0
+    """Pixel values are offset by +- this."""
+    contrast: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation of one model."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+    early_stopping_patience: int = 5
+    balance_classes: bool = True
+    """Weight emotion classes inversely to their frequency (rare Disgust counts more)."""
+    network: ResNetConfig = field(default_factory=ResNetConfig)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+
+    @classmethod
+    def scaled(
+        cls,
+        epochs: int = epochs,
+        batch_size: int = batch_size,
+        learning_rate: float = learning_rate,
+        seed: int = seed,
+        width: int = DEFAULT_WIDTH,
+        depth: int = DEFAULT_DEPTH,
+    ) -> TrainSettings:
+        """Settings of a network `width` filters wide with `depth` identity blocks per stage."""
+        return cls(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            network=ResNetConfig.scaled(width, depth),
+        )
+
+    def as_params(self) -> dict[str, object]:
+        """Flat key/value pairs for MLflow params."""
+        params = {k: v for k, v in asdict(self).items() if k not in ("network", "augment")}
+        params.update({f"network.{k}": v for k, v in asdict(self.network).items()})
+        params.update({f"augment.{k}": v for k, v in asdict(self.augment).items()})
+        return params
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """When a challenger may replace the champion: absolute floors and a paired test."""
+
+    max_keypoint_rmse_px: float = 12.0
+    min_emotion_accuracy: float = 0.3
+    significance: float = 0.05
+    min_keypoint_improvement_px: float = 0.0
+    min_emotion_improvement: float = 0.0
+    bootstrap_samples: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """What publishing keeps."""
+
+    keep_versions: int = 3
+    """Exported versions kept per model (the champion and labelled versions always)."""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """TF Serving's batching parameters that apply here."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 3000
+    """Only while another call runs: a request to an idle model runs at once."""
+    num_batch_threads: int = 2
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How many versions stay loaded (TF Serving's `latest` version policy) and how requests are
+    batched
+    (None: each request runs alone)."""
+
+    num_versions: int = 1
+    batching: BatchSettings | None = field(default_factory=BatchSettings)

@@ -1,0 +1,193 @@
+"""The data steps: ingest (fetch and fingerprint) and validate (check, split, profile).
+
+They never import TensorFlow, so their containers and subprocesses start quickly.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+
+from emotion_ai.data import synthetic
+from emotion_ai.data.datasets import emotion_dataset, keypoint_dataset, save_dataset
+from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, TableFormat
+from emotion_ai.data.profiles import data_profile
+from emotion_ai.data.sources import fetch
+from emotion_ai.data.validation import (
+    DataValidationError,
+    SuiteRunner,
+    ValidationReport,
+    validate_file,
+)
+from emotion_ai.settings import SourceSettings, SplitSettings, ValidationSettings
+from emotion_ai.steps.cache import cache_key
+from emotion_ai.steps.io import (
+    DATASET_FILE,
+    PROFILE_FILE,
+    RAW_FILE,
+    SOURCE_FILE,
+    remember_outputs,
+    reuse_cached,
+)
+from emotion_ai.steps.tracking import (
+    TRIGGER_TAG,
+    StepContext,
+    start_parent_run,
+    step_run,
+)
+from emotion_ai.storage import read_json, write_json
+
+
+def _ingest_one(source: str, out_dir: Path, write_synthetic, sources: SourceSettings) -> dict:
+    """Fetches one source (or writes synthetic data when `source` is empty) and fingerprints it."""
+    if not source:
+        rows, seed = sources.synthetic_rows, sources.seed
+        generated = write_synthetic(out_dir / "synthetic.csv", rows, seed=seed)
+        fingerprint = fetch(str(generated), out_dir / RAW_FILE).as_dict()
+        generated.unlink()
+        fingerprint["source"] = f"synthetic:{write_synthetic.__name__}(rows={rows}, seed={seed})"
+    else:
+        fingerprint = fetch(source, out_dir / RAW_FILE).as_dict()
+    write_json(out_dir / SOURCE_FILE, fingerprint)
+    return fingerprint
+
+
+def ingest(
+    sources: SourceSettings,
+    keypoints_raw: Path,
+    fer_raw: Path,
+    context: StepContext,
+    trigger: str = "manual",
+) -> str:
+    """Brings both data sets in and fingerprints them; returns the pipeline's parent run id
+    (a new one, tagged with why the run started, when the context has none)."""
+    parent_run_id = context.parent_run_id or start_parent_run(
+        context.tracking, "emotion-ai pipeline", {TRIGGER_TAG: trigger}
+    )
+    with step_run(context.tracking, parent_run_id, "ingest"):
+        for name, source, out_dir, writer in (
+            ("keypoints", sources.keypoints_source, keypoints_raw, synthetic.write_keypoints_csv),
+            ("fer", sources.fer_source, fer_raw, synthetic.write_fer_csv),
+        ):
+            fingerprint = _ingest_one(source, out_dir, writer, sources)
+            mlflow.log_params(
+                {f"{name}.source": fingerprint["source"], f"{name}.sha256": fingerprint["sha256"]}
+            )
+            mlflow.log_metric(f"{name}.size_bytes", fingerprint["size_bytes"])
+            mlflow.set_tag(f"data.{name}.sha256", fingerprint["sha256"])
+    return parent_run_id
+
+
+def _validate_one(
+    raw_dir: Path,
+    table_format: TableFormat,
+    validation: ValidationSettings,
+    build,
+    split: SplitSettings,
+    data_dir: Path,
+    runner: SuiteRunner,
+) -> dict:
+    """Validates one raw file and writes its data set and reference profile; returns the profile."""
+    provenance = read_json(raw_dir / SOURCE_FILE)
+    try:
+        table, reports = validate_file(raw_dir / RAW_FILE, table_format, validation, runner)
+    except DataValidationError as error:
+        _log_report(table_format, error.report)
+        raise
+    for report in reports:
+        _log_report(table_format, report)
+    dataset = build(table, split, provenance)
+    profile = data_profile(dataset)
+    save_dataset(dataset, data_dir / DATASET_FILE)
+    write_json(data_dir / PROFILE_FILE, profile)
+    return profile
+
+
+def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
+    mlflow.log_metrics(
+        {
+            f"{report.suite}.passed": report.passed,
+            f"{report.suite}.failed": report.evaluated - report.passed,
+        }
+    )
+    if report.failures:
+        mlflow.log_text("\n".join(report.failures), f"validation/{report.suite}-failures.txt")
+        mlflow.set_tag(f"validation.{table_format.name}", "failed")
+
+
+def _validate_both(
+    keypoints_raw: Path,
+    fer_raw: Path,
+    keypoints_data: Path,
+    emotion_data: Path,
+    split: SplitSettings,
+    validation: ValidationSettings,
+) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        runner = SuiteRunner(Path(scratch))
+        try:
+            return {
+                "keypoints": _validate_one(
+                    keypoints_raw,
+                    FKD_FORMAT,
+                    validation,
+                    keypoint_dataset,
+                    split,
+                    keypoints_data,
+                    runner,
+                ),
+                "emotion": _validate_one(
+                    fer_raw, FER_FORMAT, validation, emotion_dataset, split, emotion_data, runner
+                ),
+            }
+        finally:
+            if runner.docs_dir.is_dir():
+                mlflow.log_artifacts(str(runner.docs_dir), "data_docs")
+
+
+def validate(
+    keypoints_raw: Path,
+    fer_raw: Path,
+    keypoints_data: Path,
+    emotion_data: Path,
+    context: StepContext,
+    split: SplitSettings = SplitSettings(),
+    validation: ValidationSettings = ValidationSettings(),
+    cache_root: str = "",
+) -> dict:
+    """Validates both raw files (fails closed), writes the compact split data sets and their
+    profiles.
+
+    The Great Expectations Data Docs are logged to MLflow whether validation passes or fails.
+    With a `cache_root`, unchanged raw files and settings reuse the data sets written last time.
+    """
+    with step_run(context.tracking, context.parent_run_id, "validate"):
+        parameters = {
+            **{f"split.{k}": v for k, v in asdict(split).items()},
+            **{f"validation.{k}": v for k, v in asdict(validation).items()},
+        }
+        mlflow.log_params(parameters)
+        outputs = {"keypoints": keypoints_data, "emotion": emotion_data}
+        key = cache_key("validate", [keypoints_raw, fer_raw], parameters)
+        if reuse_cached(cache_root, "validate", key, outputs):
+            profiles = {name: read_json(folder / PROFILE_FILE) for name, folder in outputs.items()}
+        else:
+            profiles = _validate_both(
+                keypoints_raw, fer_raw, keypoints_data, emotion_data, split, validation
+            )
+            remember_outputs(cache_root, "validate", key, outputs)
+        mlflow.log_dict(profiles, "data_profile.json")
+        mlflow.log_metrics(
+            {
+                "keypoints.rows": profiles["keypoints"]["rows"],
+                "emotion.rows": profiles["emotion"]["rows"],
+                **{
+                    f"emotion.class_share.{k}": v
+                    for k, v in profiles["emotion"]["class_share"].items()
+                },
+            }
+        )
+    return profiles

@@ -1,0 +1,249 @@
+"""The model steps: train either model, evaluate challenger against champion, register and
+publish."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+
+from emotion_ai.data.datasets import TEST, load_dataset
+from emotion_ai.faces import EMOTIONS
+from emotion_ai.modeling import metrics, plots, training
+from emotion_ai.modeling.checkpoints import Checkpoints
+from emotion_ai.release import registry
+from emotion_ai.release.gate import gate_emotion, gate_keypoints
+from emotion_ai.release.model_card import model_card
+from emotion_ai.release.publishing import publish
+from emotion_ai.settings import (
+    EMOTION_MODEL,
+    KEYPOINT_MODEL,
+    GateSettings,
+    ReleaseSettings,
+    TrainSettings,
+)
+from emotion_ai.steps.cache import cache_key
+from emotion_ai.steps.io import (
+    DATASET_FILE,
+    DECISIONS_FILE,
+    LINEAGE_FILE,
+    remember_outputs,
+    reuse_cached,
+)
+from emotion_ai.steps.tracking import StepContext, source_commit, step_run
+from emotion_ai.storage import read_json, write_json
+
+
+@dataclass(frozen=True)
+class TrainControl:
+    """How a training step may skip or resume work: the step cache, and per-epoch checkpoints."""
+
+    cache_root: str = ""
+    checkpoint_root: str = ""
+    """Empty: no checkpoints. Else checkpoints go to CHECKPOINT_ROOT/<step>/ after every epoch."""
+    resume: bool = False
+    """Continue from the last checkpoint (and in the same MLflow run) instead of starting over."""
+
+    def checkpoints(self, step: str) -> Checkpoints | None:
+        if not self.checkpoint_root:
+            return None
+        checkpoints = Checkpoints(Path(self.checkpoint_root) / step)
+        if not self.resume:
+            checkpoints.clear()
+        return checkpoints
+
+
+TRAINERS = {
+    "train_keypoints": training.train_keypoint_model,
+    "train_emotion": training.train_emotion_model,
+}
+"""The two training steps, by name."""
+
+
+def train(
+    step: str,
+    data_dir: Path,
+    model_dir: Path,
+    settings: TrainSettings,
+    context: StepContext,
+    control: TrainControl = TrainControl(),
+) -> dict:
+    """Trains one model (or reuses the one trained on the same data and settings); returns its
+    lineage."""
+    checkpoints = control.checkpoints(step)
+    saved = checkpoints.saved() if checkpoints else None
+    with step_run(
+        context.tracking, context.parent_run_id, step, run_id=saved["run_id"] if saved else None
+    ) as run:
+        key = cache_key(step, [data_dir], settings.as_params())
+        if reuse_cached(control.cache_root, step, key, {"model": model_dir}):
+            return read_json(model_dir / LINEAGE_FILE)
+        dataset = load_dataset(data_dir / DATASET_FILE)
+        trained = TRAINERS[step](dataset, settings, checkpoints)
+        training.save_model(trained.model, model_dir)
+        lineage = {
+            "model_uri": trained.model_uri,
+            "train_run_id": run.info.run_id,
+            "data_source": dataset.metadata["source"],
+            "data_sha256": dataset.metadata["sha256"],
+            "final_metrics": {name: values[-1] for name, values in trained.history.items()},
+        }
+        write_json(model_dir / LINEAGE_FILE, lineage)
+        remember_outputs(control.cache_root, step, key, {"model": model_dir})
+    return lineage
+
+
+def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
+    dataset = load_dataset(data_dir / DATASET_FILE)
+    images, truth = dataset.part(TEST)
+    challenger = metrics.predict(training.load_model(model_dir), images)
+    champion_model = registry.load_champion(KEYPOINT_MODEL)
+    scores = metrics.keypoint_metrics(challenger, truth)
+    mlflow.log_metrics({f"keypoints.challenger.{k}": v for k, v in scores.items()})
+    challenger_rmse = metrics.per_image_rmse(metrics.keypoint_squared_errors(challenger, truth))
+    champion_rmse = None
+    if champion_model is not None:
+        champion = metrics.predict(champion_model, images)
+        mlflow.log_metrics(
+            {
+                f"keypoints.champion.{k}": v
+                for k, v in metrics.keypoint_metrics(champion, truth).items()
+            }
+        )
+        champion_rmse = metrics.per_image_rmse(metrics.keypoint_squared_errors(champion, truth))
+    decision = gate_keypoints(challenger_rmse, champion_rmse, gate, KEYPOINT_MODEL)
+    return {**decision.as_dict(), "metrics": scores, "data": dataset.metadata}
+
+
+def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
+    dataset = load_dataset(data_dir / DATASET_FILE)
+    images, labels = dataset.part(TEST)
+    challenger = metrics.predict(training.load_model(model_dir), images)
+    scores = metrics.emotion_metrics(challenger, labels)
+    mlflow.log_metrics({f"emotion.challenger.{k}": v for k, v in scores.items()})
+    matrix = metrics.emotion_confusion(challenger, labels)
+    mlflow.log_figure(
+        plots.confusion_matrix_figure(matrix, "challenger, test split"),
+        "plots/confusion_matrix.png",
+    )
+    mlflow.log_dict({"labels": list(EMOTIONS), "matrix": matrix.tolist()}, "confusion_matrix.json")
+    champion_model = registry.load_champion(EMOTION_MODEL)
+    champion_correct = None
+    if champion_model is not None:
+        champion = metrics.predict(champion_model, images)
+        mlflow.log_metrics(
+            {
+                f"emotion.champion.{k}": v
+                for k, v in metrics.emotion_metrics(champion, labels).items()
+            }
+        )
+        champion_correct = champion.argmax(axis=1) == labels
+    decision = gate_emotion(
+        challenger.argmax(axis=1) == labels, champion_correct, gate, EMOTION_MODEL
+    )
+    return {
+        **decision.as_dict(),
+        "metrics": scores,
+        "confusion_matrix": matrix.tolist(),
+        "data": dataset.metadata,
+    }
+
+
+def evaluate(
+    keypoints_data: Path,
+    emotion_data: Path,
+    keypoint_model: Path,
+    emotion_model: Path,
+    report_dir: Path,
+    context: StepContext,
+    gate: GateSettings = GateSettings(),
+) -> dict:
+    """Scores challenger and champion on the same test split and decides on promotion."""
+    with step_run(context.tracking, context.parent_run_id, "evaluate"):
+        mlflow.log_params({f"gate.{k}": v for k, v in asdict(gate).items()})
+        decisions = [
+            _evaluate_keypoints(keypoints_data, keypoint_model, gate),
+            _evaluate_emotion(emotion_data, emotion_model, gate),
+        ]
+        for decision in decisions:
+            mlflow.set_tag(
+                f"decision.{decision['model']}",
+                "promote" if decision["promote"] else "keep champion",
+            )
+            mlflow.set_tag(f"decision.{decision['model']}.reason", decision["reason"])
+        report = {decision["model"]: decision for decision in decisions}
+        mlflow.log_dict(report, DECISIONS_FILE)
+        write_json(report_dir / DECISIONS_FILE, report)
+    return report
+
+
+def _register_one(
+    name: str,
+    model_dir: Path,
+    decision: dict,
+    model_base_path: str | Path,
+    parent_run_id: str,
+    release: ReleaseSettings,
+) -> dict:
+    lineage = read_json(model_dir / LINEAGE_FILE)
+    tags = {
+        "data_sha256": lineage["data_sha256"],
+        "data_source": lineage["data_source"],
+        "git_commit": source_commit(),
+        "pipeline_run_id": parent_run_id,
+        "train_run_id": lineage["train_run_id"],
+        "decision": "promote" if decision["promote"] else "reject",
+        "decision_reason": decision["reason"],
+        "decision_test": decision["test"],
+        "decision_p_value": decision["p_value"],
+        "decision_interval": decision["interval"],
+        "test_score": decision["challenger_score"],
+        "test_score_interval": decision["score_interval"],
+    }
+    version = registry.register_version(
+        lineage["model_uri"], name, {k: str(v) for k, v in tags.items()}
+    )
+    card = model_card(name, int(version.version), decision, lineage)
+    mlflow.log_text(card.markdown, f"model_cards/{name}-v{version.version}.md")
+    mlflow.log_dict(card.facts, f"model_cards/{name}-v{version.version}.json")
+    registry.tag_version(
+        name,
+        version.version,
+        {"model_card": f"{mlflow.get_artifact_uri()}/model_cards/{name}-v{version.version}.md"},
+    )
+    if decision["promote"]:
+        publish(
+            name,
+            int(version.version),
+            model_base_path,
+            release.keep_versions,
+            model=training.load_model(model_dir),
+        )
+    return {"version": int(version.version), "champion": decision["promote"]}
+
+
+def register(
+    keypoint_model: Path,
+    emotion_model: Path,
+    report_dir: Path,
+    model_base_path: str | Path,
+    context: StepContext,
+    release: ReleaseSettings = ReleaseSettings(),
+) -> dict:
+    """Registers both challengers; exports and promotes those the gate passed."""
+    decisions = read_json(report_dir / DECISIONS_FILE)
+    with step_run(context.tracking, context.parent_run_id, "register"):
+        outcome = {
+            name: _register_one(
+                name, model_dir, decisions[name], model_base_path, context.parent_run_id, release
+            )
+            for name, model_dir in (
+                (KEYPOINT_MODEL, keypoint_model),
+                (EMOTION_MODEL, emotion_model),
+            )
+        }
+        mlflow.log_dict(outcome, "registered.json")
+        for name, result in outcome.items():
+            mlflow.log_metric(f"{name}.version", result["version"])
+    return outcome

@@ -1,0 +1,55 @@
+"""What `emotion_ai.serving.kserve_bridge` relies on in KServe's internals: this fails loudly when a
+KServe
+upgrade changes any of it."""
+
+import inspect
+
+from fastapi import FastAPI
+
+from emotion_ai.serving.kserve_bridge import (
+    LoopbackModelServer,
+    RESTServer,
+    UntimedRESTServer,
+    kserve,
+    kserve_app,
+)
+
+
+def test_kserve_still_has_the_internals_the_bridge_uses():
+    assert isinstance(kserve_app, FastAPI)
+    assert callable(
+        getattr(kserve.ModelServer, "_register_and_check_atleast_one_model_is_ready", None)
+    )
+    assert callable(getattr(RESTServer, "_add_middlewares", None))
+    parameters = list(inspect.signature(RESTServer.__init__).parameters)
+    assert parameters[1:5] == ["app", "data_plane", "model_repository_extension", "http_port"]
+    assert {"grace_period", "timeout_keep_alive"} <= set(parameters)
+
+
+def test_the_server_binds_loopback_and_builds_an_untimed_rest_server():
+    server = LoopbackModelServer("127.0.0.1", 18501)
+    for attribute in (
+        "dataplane",
+        "model_repository_extension",
+        "registered_models",
+        "grace_period",
+        "timeout_keep_alive",
+        "http_port",
+    ):
+        assert hasattr(server, attribute), attribute
+    added = []
+
+    class Ready(kserve.Model):
+        def __init__(self):
+            super().__init__("ready")
+            self.ready = True
+
+    rest = server.rest_server(
+        [Ready()], lambda app, repository: added.append(repository), lambda app, _: app
+    )
+    assert isinstance(rest, UntimedRESTServer) and rest.config.host == "127.0.0.1"
+    assert added and added[0].get_model("ready") is not None
+    assert not any(
+        "Timing" in type(middleware.cls).__name__ if hasattr(middleware, "cls") else False
+        for middleware in kserve_app.user_middleware
+    )
