@@ -10,6 +10,7 @@ deleted first.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +30,9 @@ from emotion_ai.storage import (
 if TYPE_CHECKING:
     import keras
 
+logger = logging.getLogger(__name__)
+_IGNORED_NAMES: set[str] = set()
+
 SAVED_MODEL_FILE = "saved_model.pb"
 LABELS_FILE = "labels.json"
 """`<model_base_path>/<model_name>/labels.json`: version labels such as `{"stable": 3, "canary": 4}`
@@ -36,6 +40,29 @@ LABELS_FILE = "labels.json"
 ones."""
 STABLE = "stable"
 """The label that follows the champion; our server answers requests naming no version with it."""
+
+
+def version_number(name: str) -> int | None:
+    """The version a folder name stands for: ASCII digits only (`"²".isdigit()` is true, yet no
+    version)."""
+    return int(name) if name.isascii() and name.isdigit() else None
+
+
+def _versions_among(model_name: str, names: list[str]) -> list[int]:
+    """The version numbers among a model's entry names; any other name that is no hidden or known
+    file is
+    ignored, with a warning the first time it is seen."""
+    numbers = []
+    for name in names:
+        number = version_number(name)
+        if number is not None:
+            numbers.append(number)
+        elif not name.startswith(".") and name != LABELS_FILE and name not in _IGNORED_NAMES:
+            _IGNORED_NAMES.add(name)
+            logger.warning(
+                "ignored %r under %s: a version folder is named by a number", name, model_name
+            )
+    return sorted(numbers)
 
 
 class LocalLayout:
@@ -48,10 +75,8 @@ class LocalLayout:
         model_dir = self.base_path / model_name
         if not model_dir.is_dir():
             return []
-        return sorted(
-            int(entry.name)
-            for entry in model_dir.iterdir()
-            if entry.name.isdigit() and entry.is_dir()
+        return _versions_among(
+            model_name, [entry.name for entry in model_dir.iterdir() if entry.is_dir()]
         )
 
     def staging_dir(self, model_name: str) -> Path:
@@ -101,13 +126,14 @@ class S3Layout:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._key(model_name) + "/"
         )
-        complete = set()
-        for page in pages:
-            for item in page.get("Contents", []):
-                version, _, rest = item["Key"][len(self._key(model_name)) + 1 :].partition("/")
-                if version.isdigit() and rest == SAVED_MODEL_FILE:
-                    complete.add(int(version))
-        return sorted(complete)
+        complete = {
+            version
+            for page in pages
+            for item in page.get("Contents", [])
+            for version, _, rest in [item["Key"][len(self._key(model_name)) + 1 :].partition("/")]
+            if rest == SAVED_MODEL_FILE
+        }
+        return _versions_among(model_name, sorted(complete))
 
     def staging_dir(self, model_name: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{model_name}-"))

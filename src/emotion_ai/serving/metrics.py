@@ -10,6 +10,11 @@ PREDICT_REQUESTS = Counter(
 PREDICT_SECONDS = Histogram(
     "emotion_ai_predict_seconds", "Predict request latency by model", ["model"]
 )
+LAST_REFRESH = Gauge(
+    "emotion_ai_last_refresh_timestamp_seconds",
+    "When each model last looked at its versions without an error (Unix time)",
+    ["model"],
+)
 SERVED_VERSION = Gauge(
     "emotion_ai_served_version", "Version each model serves by default", ["model"]
 )

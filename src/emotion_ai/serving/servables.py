@@ -20,7 +20,7 @@ import tensorflow as tf
 from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.release import model_repository
-from emotion_ai.release.model_repository import STABLE
+from emotion_ai.release.model_repository import STABLE, version_number
 from emotion_ai.serving.batching import Batcher
 from emotion_ai.serving.face_requests import (
     FaceRequest,
@@ -99,9 +99,7 @@ class ServedVersions:
         if label is not None:
             number = self.labels.get(label)
         else:
-            number = (
-                self.default if version is None else int(version) if version.isdigit() else None
-            )
+            number = self.default if version is None else version_number(version)
         return self.loaded.get(number)
 
 

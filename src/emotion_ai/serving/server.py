@@ -19,6 +19,7 @@ import uvloop
 
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.serving.kserve_bridge import LoopbackModelServer
+from emotion_ai.serving.metrics import LAST_REFRESH
 from emotion_ai.serving.rest import PredictLane, register_tf_serving_endpoints
 from emotion_ai.serving.servables import (
     SavedModelServable,
@@ -63,7 +64,7 @@ async def _serve_and_watch(
     poll_seconds: float,
     follow: Callable[[str], object] | None,
 ) -> None:
-    watchers = [asyncio.create_task(_watch_versions(servables, poll_seconds))]
+    watchers = [asyncio.create_task(watch_versions(servables, poll_seconds))]
     if follow is not None:
         names = [servable.name for servable in servables]
         watchers.append(asyncio.create_task(_follow_registry(follow, names, poll_seconds)))
@@ -74,11 +75,27 @@ async def _serve_and_watch(
             watcher.cancel()
 
 
-async def _watch_versions(servables: list[SavedModelServable], poll_seconds: float) -> None:
+MAX_BACKOFF_SECONDS = 60.0
+"""The longest wait between two looks at a layout that keeps failing (an S3 outage, say)."""
+
+
+async def watch_versions(servables: list[SavedModelServable], poll_seconds: float) -> None:
+    """Looks at each model's versions every poll; a look that fails is logged and retried after a
+    wait
+    that doubles up to `MAX_BACKOFF_SECONDS`, so the watcher never stops following (and never floods
+    the log)."""
+    wait = poll_seconds
     while True:
-        await asyncio.sleep(poll_seconds)
+        await asyncio.sleep(wait)
+        failed = False
         for servable in servables:
-            await asyncio.to_thread(servable.refresh)
+            try:
+                await asyncio.to_thread(servable.refresh)
+                LAST_REFRESH.labels(servable.name).set_to_current_time()
+            except Exception:  # noqa: BLE001 - any failure is retried; the versions served stay
+                failed = True
+                logger.exception("could not refresh the versions of %s; retrying", servable.name)
+        wait = min(2 * wait, MAX_BACKOFF_SECONDS) if failed else poll_seconds
 
 
 async def _follow_registry(
