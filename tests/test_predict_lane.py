@@ -1,11 +1,15 @@
 """PredictLane on its own: ASGI messages in, status and JSON out, with a stand-in repository."""
 
 import asyncio
+import base64
+import io
 import json
 
 import numpy as np
+from PIL import Image
 
 from emotion_ai.serving.rest import PredictLane
+from emotion_ai.settings import RequestLimits
 
 FACE = json.dumps({"instances": [np.zeros((96, 96)).tolist()]}).encode()
 
@@ -54,7 +58,10 @@ def call(
     async def send(message):
         sent.append(message)
 
-    asyncio.run(PredictLane(_passed_on, Repository(), max_body_bytes=limit)(scope, receive, send))
+    lane = PredictLane(
+        _passed_on, Repository(), RequestLimits(max_body_bytes=limit, max_instances=2)
+    )
+    asyncio.run(lane(scope, receive, send))
     return sent[0]["status"], b"".join(message.get("body", b"") for message in sent[1:])
 
 
@@ -90,3 +97,33 @@ def test_bodies_over_the_limit_get_413_declared_or_not():
 def test_other_requests_go_on_to_the_app():
     assert call("/v1/models/ok/metadata", [b""], method="GET") == (299, b"app")
     assert call("/v1/models/ok:predict", [b""], method="GET") == (299, b"app")
+
+
+def test_limits_get_413_and_image_bodies_are_decoded_off_the_event_loop():
+    png = io.BytesIO()
+    Image.new("L", (300, 200), 7).save(png, format="PNG")
+    image = {"b64": base64.b64encode(png.getvalue()).decode()}
+    status, body = call("/v1/models/ok:predict", [json.dumps({"instances": [image]}).encode()])
+    assert status == 200 and json.loads(body)["predictions"][0][0] == 7 * 96 * 96
+    three = json.dumps({"instances": [image] * 3}).encode()
+    status, body = call("/v1/models/ok:predict", [three])
+    assert status == 413 and "3 instances" in json.loads(body)["error"]
+
+
+def test_a_body_that_never_arrives_whole_gets_a_408():
+    scope = {"type": "http", "method": "POST", "path": "/v1/models/ok:predict", "headers": []}
+    sent = []
+
+    async def receive():
+        if not sent:
+            sent.append("first part")
+            return {"type": "http.request", "body": FACE[:100], "more_body": True}
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    lane = PredictLane(_passed_on, Repository(), RequestLimits(body_timeout_seconds=0.2))
+    asyncio.run(lane(scope, receive, send))
+    assert sent[1]["status"] == 408
+    assert "did not arrive within 0.2 s" in json.loads(sent[2]["body"])["error"]

@@ -1,17 +1,31 @@
 """Request validation of the TF Serving REST API (no server needed)."""
 
+import base64
+import io
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from emotion_ai.serving.face_requests import (
+    FaceRequest,
     InvalidInput,
+    RequestTooLarge,
     describe_face,
     faces_from_request,
+    json_face_request,
     pixel_array_request,
-    read_face_request,
 )
+from emotion_ai.settings import RequestLimits
+
+
+def read_face_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest:
+    """As the server reads a body: the compiled pixel-array pass, else JSON."""
+    request = pixel_array_request(body, limits)
+    return request if request is not None else json_face_request(body, limits)
 
 
 def test_accepts_96x96_faces_nested_flat_or_with_a_channel():
@@ -122,3 +136,51 @@ def test_base64_png_and_jpeg_of_any_size_become_96x96_gray_faces():
     faces = faces_from_request({"instances": encoded}).faces
     assert faces.shape == (2, 96, 96, 1)
     np.testing.assert_allclose(faces, 200, atol=2)
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels: an image bomb, never decoded
+    here."""
+    png = bytearray(_png(1, 1))
+    header = b"IHDR" + struct.pack(">II", width, height) + bytes(png[24:29])
+    png[12:29] = header
+    png[29:33] = struct.pack(">I", zlib.crc32(header))
+    return bytes(png)
+
+
+def _b64(*images: bytes) -> bytes:
+    return _body({"instances": [{"b64": base64.b64encode(image).decode()} for image in images]})
+
+
+def test_too_many_instances_are_refused_as_too_large_on_both_paths():
+    limits = RequestLimits(max_instances=3)
+    faces = np.zeros((4, 96, 96)).tolist()
+    with pytest.raises(RequestTooLarge, match="4 instances"):
+        read_face_request(_body({"instances": faces}), limits)
+    with pytest.raises(RequestTooLarge, match="4 instances"):
+        read_face_request(_b64(*[_png(2, 2)] * 4), limits)
+    assert len(read_face_request(_body({"instances": faces[:3]}), limits).faces) == 3
+
+
+def test_images_over_the_pixel_limits_are_refused_before_they_are_decoded():
+    limits = RequestLimits(max_image_pixels=100 * 100, max_request_pixels=150 * 100)
+    assert read_face_request(_b64(_png(100, 100)), limits).faces.shape == (1, 96, 96, 1)
+    with pytest.raises(RequestTooLarge, match="101x100 pixels"):
+        read_face_request(_b64(_png(101, 100)), limits)
+    with pytest.raises(RequestTooLarge, match="together"):
+        read_face_request(_b64(_png(100, 100), _png(100, 100)), limits)
+    with pytest.raises(RequestTooLarge, match="larger than the server takes"):
+        read_face_request(_b64(_png_claiming(20_000, 20_000)))
+
+
+def test_overflowing_numbers_and_deep_nesting_are_bad_requests():
+    with pytest.raises(InvalidInput, match="numbers"):
+        read_face_request(b'{"instances": [[1' + b"0" * 400 + b"]]}")
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        read_face_request(b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")

@@ -16,6 +16,7 @@ from emotion_ai.settings import (
     BatchSettings,
     GateSettings,
     ReleaseSettings,
+    RequestLimits,
     ServingOptions,
     SourceSettings,
     SplitSettings,
@@ -45,6 +46,16 @@ DEFAULTS = {
     "max_batch_size": BatchSettings.max_batch_size,
     "batch_timeout_micros": BatchSettings.batch_timeout_micros,
     "num_batch_threads": BatchSettings.num_batch_threads,
+    **{
+        name: getattr(RequestLimits, name)
+        for name in (
+            "max_body_bytes",
+            "max_instances",
+            "max_image_pixels",
+            "max_request_pixels",
+            "body_timeout_seconds",
+        )
+    },
 }
 
 

@@ -185,3 +185,23 @@ class ServingOptions:
 
     num_versions: int = 1
     batching: BatchSettings | None = field(default_factory=BatchSettings)
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask of the server. Memory stays bounded: at most `decode_workers`
+    requests
+    decode images at once, each image at most `max_image_pixels` (about 4 bytes a pixel while
+    decoding)."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_instances: int = 256
+    """Faces or photos in one request."""
+    max_image_pixels: int = 40_000_000
+    """Pixels of one encoded image (a 40-megapixel photo), checked before it is decoded."""
+    max_request_pixels: int = 120_000_000
+    """Pixels of all the images of one request together."""
+    body_timeout_seconds: float = 30.0
+    """A body not received whole within this time gets a 408."""
+    decode_workers: int = 2
+    """Threads that parse JSON and decode images, off the event loop."""

@@ -21,7 +21,7 @@ from emotion_ai.cli.options import (
     tracking_settings,
 )
 from emotion_ai.monitoring.request_log import DEFAULT_SAMPLE_RATE
-from emotion_ai.settings import BatchSettings, ReleaseSettings, ServingOptions
+from emotion_ai.settings import BatchSettings, ReleaseSettings, RequestLimits, ServingOptions
 
 
 def serve(
@@ -106,6 +106,21 @@ def serve(
             "replica."
         ),
     ] = False,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest request body (413 above).")
+    ] = RequestLimits.max_body_bytes,
+    max_instances: Annotated[
+        int, typer.Option(min=1, help="Most faces or photos in one request (413 above).")
+    ] = RequestLimits.max_instances,
+    max_image_pixels: Annotated[
+        int, typer.Option(min=1, help="Largest image, in pixels, checked before decoding (413).")
+    ] = RequestLimits.max_image_pixels,
+    max_request_pixels: Annotated[
+        int, typer.Option(min=1, help="Most image pixels in one request together (413).")
+    ] = RequestLimits.max_request_pixels,
+    body_timeout_seconds: Annotated[
+        float, typer.Option(min=0.001, help="Time a request body has to arrive whole (408).")
+    ] = RequestLimits.body_timeout_seconds,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following
@@ -141,12 +156,19 @@ def serve(
         base_path,
         host,
         rest_api_port,
-        file_system_poll_wait_seconds,
-        model_name,
-        ServingOptions(num_versions, batching),
-        sampler,
-        access_log,
-        follow,
+        poll_seconds=file_system_poll_wait_seconds,
+        model_name=model_name,
+        options=ServingOptions(num_versions, batching),
+        limits=RequestLimits(
+            max_body_bytes,
+            max_instances,
+            max_image_pixels,
+            max_request_pixels,
+            body_timeout_seconds,
+        ),
+        sampler=sampler,
+        access_log=access_log,
+        follow=follow,
     )
 
 

@@ -15,6 +15,12 @@ from PIL import Image, UnidentifiedImageError
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
 from emotion_ai.serving.json_arrays import read_number_array
+from emotion_ai.settings import RequestLimits
+
+
+class RequestTooLarge(InvalidInput):
+    """A request over one of the server's limits (HTTP 413)."""
+
 
 FACE_SHAPES = ((FACE_SIZE * FACE_SIZE,), (FACE_SIZE, FACE_SIZE), (FACE_SIZE, FACE_SIZE, 1))
 """The shapes one face may have in a request: flat, rows, rows with a channel."""
@@ -32,20 +38,26 @@ class FaceRequest:
         return {"outputs" if self.columnar else "predictions": predictions}
 
 
-def read_face_request(body: bytes) -> FaceRequest:
-    """A request body as faces: a plain pixel array straight from its bytes, anything else as JSON
-    through `faces_from_request`."""
-    request = pixel_array_request(body)
-    if request is not None:
-        return request
+def json_face_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest:
+    """A request body parsed as JSON (slower than `pixel_array_request`: run it off the event
+    loop)."""
     try:
         payload = json.loads(body)
+    except RecursionError as error:
+        raise InvalidInput("the request body's JSON is nested too deeply") from error
     except ValueError as error:
         raise InvalidInput(f"the request body is not JSON ({error})") from error
-    return faces_from_request(payload)
+    return faces_from_request(payload, limits)
 
 
-def pixel_array_request(body: bytes) -> FaceRequest | None:
+def _check_instances(count: int, limits: RequestLimits) -> None:
+    if count > limits.max_instances:
+        raise RequestTooLarge(
+            f"{count} instances in one request; the server takes at most {limits.max_instances}"
+        )
+
+
+def pixel_array_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest | None:
     """The faces of a body that is exactly `{"instances"|"inputs": <array of faces of
     FACE_SHAPES>}`,
     read in one compiled pass into an array without a Python object per pixel; None for any other
@@ -57,10 +69,11 @@ def pixel_array_request(body: bytes) -> FaceRequest | None:
         or parsed.values.shape[1:] not in FACE_SHAPES
     ):
         return None
+    _check_instances(len(parsed.values), limits)
     return FaceRequest(_checked_faces(parsed.values), parsed.key == b"inputs")
 
 
-def faces_from_request(payload: dict) -> FaceRequest:
+def faces_from_request(payload: dict, limits: RequestLimits = RequestLimits()) -> FaceRequest:
     """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request.
 
     Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
@@ -74,17 +87,18 @@ def faces_from_request(payload: dict) -> FaceRequest:
         instances = next(iter(instances.values()))
     if not isinstance(instances, list) or not instances:
         raise InvalidInput("instances must be a non-empty list of faces")
+    _check_instances(len(instances), limits)
     if all(isinstance(item, dict) and "b64" in item for item in instances):
-        return FaceRequest(
-            np.stack([_decode_image(item["b64"]) for item in instances])[..., np.newaxis], columnar
-        )
+        budget = PixelBudget(limits)
+        faces = [_decode_image(item["b64"], budget) for item in instances]
+        return FaceRequest(np.stack(faces)[..., np.newaxis], columnar)
     return FaceRequest(_pixel_faces(instances), columnar)
 
 
 def _pixel_faces(instances: list) -> np.ndarray:
     try:
         faces = np.asarray(instances, dtype=np.float32)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise InvalidInput(
             f"instances must be equally shaped arrays of numbers ({error})"
         ) from error
@@ -105,11 +119,36 @@ def _checked_faces(faces: np.ndarray) -> np.ndarray:
     return faces * 255 if faces.max() <= 1 else faces
 
 
-def _decode_image(encoded: object) -> np.ndarray:
+class PixelBudget:
+    """The decoded pixels one request may still spend, checked from each image's header before it is
+    decoded (so an image bomb costs nothing)."""
+
+    def __init__(self, limits: RequestLimits) -> None:
+        self.limits, self.left = limits, limits.max_request_pixels
+
+    def spend(self, width: int, height: int) -> None:
+        pixels = width * height
+        if pixels > self.limits.max_image_pixels:
+            raise RequestTooLarge(
+                f"an image of {width}x{height} pixels is larger than the server takes "
+                f"({self.limits.max_image_pixels} pixels)"
+            )
+        if pixels > self.left:
+            raise RequestTooLarge(
+                f"the request's images hold more than {self.limits.max_request_pixels} pixels "
+                "together"
+            )
+        self.left -= pixels
+
+
+def _decode_image(encoded: object, budget: PixelBudget) -> np.ndarray:
     """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
     try:
         with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as image:
+            budget.spend(*image.size)
             gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+    except Image.DecompressionBombError as error:
+        raise RequestTooLarge(f"the image is larger than the server takes ({error})") from error
     except (binascii.Error, UnidentifiedImageError, OSError) as error:
         raise InvalidInput(f"b64 value is not a base64 PNG or JPEG image ({error})") from error
     return np.asarray(gray, dtype=np.float32)

@@ -9,21 +9,28 @@ and `/labels/<label>` reach the others. Errors have TF Serving's shape, `{"error
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput
 from starlette.requests import ClientDisconnect
 
-from emotion_ai.serving.face_requests import read_face_request
+from emotion_ai.serving.face_requests import (
+    FaceRequest,
+    RequestTooLarge,
+    json_face_request,
+    pixel_array_request,
+)
 from emotion_ai.serving.metrics import PREDICT_REQUESTS, PREDICT_SECONDS
+from emotion_ai.settings import RequestLimits
 
 logger = logging.getLogger(__name__)
-MAX_BODY_BYTES = 16 * 1024 * 1024
 PREDICT_PATH = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?:predict$"
 )
@@ -66,14 +73,17 @@ class PredictLane:
 
     `POST .../:predict` is read, answered and counted for Prometheus (/metrics) here, past
     Starlette's routing and FastAPI's request and response handling (under load those layers cost
-    more than reading the face) and ahead of KServe's own V1 routes, whose JSON differs. Any body
-    over `max_body_bytes` gets a 413. Plain ASGI rather than `BaseHTTPMiddleware`, which costs a
-    task and a response stream per request.
+    more than reading the face) and ahead of KServe's own V1 routes, whose JSON differs. A plain
+    pixel array is read on the event loop by the compiled pass; any other body (JSON, images) is
+    parsed and decoded by a small thread pool, so a slow body never stalls other requests. Bodies
+    over `max_body_bytes` get a 413, bodies not received in `body_timeout_seconds` a 408. Plain ASGI
+    rather than `BaseHTTPMiddleware`, which costs a task and a response stream per request.
     """
 
-    def __init__(self, app, repository, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app, self.repository, self.max_body_bytes = app, repository, max_body_bytes
-        self.too_large = {"error": f"request body is larger than {max_body_bytes} bytes"}
+    def __init__(self, app, repository, limits: RequestLimits = RequestLimits()) -> None:
+        self.app, self.repository, self.limits = app, repository, limits
+        self.decoder = ThreadPoolExecutor(limits.decode_workers, thread_name_prefix="decode")
+        self.too_large = {"error": f"request body is larger than {limits.max_body_bytes} bytes"}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -81,26 +91,33 @@ class PredictLane:
         predict = PREDICT_PATH.match(scope["path"]) if scope["method"] == "POST" else None
         if predict is not None:
             return await self._answer_predict(predict, scope, receive, send)
-        if declared_length(scope) > self.max_body_bytes:
+        if declared_length(scope) > self.limits.max_body_bytes:
             return await send_json(send, 413, self.too_large)
         await self.app(scope, receive, send)
 
     async def _answer_predict(self, predict: re.Match, scope, receive, send) -> None:
         started = time.perf_counter()
         try:
-            body = (
-                None
-                if declared_length(scope) > self.max_body_bytes
-                else await read_body(receive, self.max_body_bytes)
-            )
+            status, answer = await self._read_and_predict(predict, scope, receive)
         except ClientDisconnect:
             return
-        status, answer = (
-            (413, self.too_large) if body is None else await self._predict(predict, body)
-        )
         await send_json(send, status, answer)
         PREDICT_REQUESTS.labels(predict["model"], str(status)).inc()
         PREDICT_SECONDS.labels(predict["model"]).observe(time.perf_counter() - started)
+
+    async def _read_and_predict(self, predict: re.Match, scope, receive) -> tuple[int, dict]:
+        if declared_length(scope) > self.limits.max_body_bytes:
+            return 413, self.too_large
+        try:
+            body = await asyncio.wait_for(
+                read_body(receive, self.limits.max_body_bytes), self.limits.body_timeout_seconds
+            )
+        except TimeoutError:
+            return 408, {
+                "error": f"the request body did not arrive within "
+                f"{self.limits.body_timeout_seconds:g} s"
+            }
+        return (413, self.too_large) if body is None else await self._predict(predict, body)
 
     async def _predict(self, predict: re.Match, body: bytes) -> tuple[int, dict]:
         """The HTTP status and JSON answer to one predict request."""
@@ -112,12 +129,22 @@ class PredictLane:
                 "error": not_found_message(predict["model"], predict["version"], predict["label"])
             }
         try:
-            return 200, await model.answer(read_face_request(body), target)
+            return 200, await model.answer(await self._faces(body), target)
+        except RequestTooLarge as error:
+            return 413, {"error": str(error)}
         except InvalidInput as error:
             return 400, {"error": str(error)}
         except Exception as error:  # noqa: BLE001 - the client gets TF Serving's error shape, the log the trace
             logger.exception("predict failed on %s", predict["model"])
             return 500, {"error": f"{type(error).__name__}: {error}"}
+
+    async def _faces(self, body: bytes) -> FaceRequest:
+        """The request's faces: a plain pixel array at once, anything else decoded off the loop."""
+        request = pixel_array_request(body, self.limits)
+        if request is not None:
+            return request
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.decoder, json_face_request, body, self.limits)
 
 
 def declared_length(scope) -> int:

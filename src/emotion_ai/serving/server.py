@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import uvloop
@@ -26,7 +27,7 @@ from emotion_ai.serving.servables import (
     load_servables,
     versioned_parts,
 )
-from emotion_ai.settings import ServingOptions
+from emotion_ai.settings import RequestLimits, ServingOptions
 
 logger = logging.getLogger(__name__)
 DEFAULT_POLL_SECONDS = 2.0
@@ -37,9 +38,11 @@ def serve_models(
     base_path: str | Path,
     host: str,
     port: int,
+    *,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     model_name: str | None = None,
     options: ServingOptions = ServingOptions(),
+    limits: RequestLimits = RequestLimits(),
     sampler: RequestSampler | None = None,
     access_log: bool = False,
     follow: Callable[[str], object] | None = None,
@@ -50,7 +53,7 @@ def serve_models(
     `follow_champion`)."""
     servables = load_servables(base_path, model_name, options, sampler)
     rest_server = LoopbackModelServer(host, port).rest_server(
-        servables, register_tf_serving_endpoints, PredictLane
+        servables, register_tf_serving_endpoints, partial(PredictLane, limits=limits)
     )
     gc.freeze()  # TensorFlow's long-lived objects leave the collector's rounds: no pauses
     if not access_log:
