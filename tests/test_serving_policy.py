@@ -89,3 +89,20 @@ def test_the_combined_model_names_its_versions_keypoints_dot_emotion(base):
     assert combined.find(label="canary") is None, "a label must be set on both models"
     answer = asyncio.run(combined.answer(FACES, combined.find("1.1")))
     assert set(answer["predictions"][0]) >= {"keypoints", "emotion", "probabilities"}
+
+
+def test_a_version_that_breaks_its_models_contract_is_refused_and_retried_once_it_changes(tmp_path):
+    export_saved_model(build_emotion_model(TINY), tmp_path, EMOTION_MODEL, 1)
+    export_saved_model(build_keypoint_model(TINY), tmp_path, EMOTION_MODEL, 2)
+    servable = SavedModelServable(EMOTION_MODEL, tmp_path)
+    servable.load()
+    assert servable.versions() == ["1"], "a keypoint model in the emotion folder must not serve"
+    answer = asyncio.run(servable.answer(FACES, servable.find()))
+    assert len(answer["predictions"][0]) == 5
+    assert not servable.refresh(), "a refused version is not retried while it is unchanged"
+    empty = tmp_path / EMOTION_MODEL / "3"
+    empty.mkdir()
+    assert not servable.refresh() and servable.version == 1, "a version still empty is refused"
+    empty.rmdir()
+    export_saved_model(build_emotion_model(TINY), tmp_path, EMOTION_MODEL, 3)
+    assert servable.refresh() and servable.version == 3, "once written, it is tried again"

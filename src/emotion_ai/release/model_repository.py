@@ -9,6 +9,7 @@ deleted first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -102,6 +103,17 @@ class LocalLayout:
     def local_copy(self, model_name: str, version: int) -> Path:
         return self.base_path / model_name / str(version)
 
+    def marker(self, model_name: str, version: int) -> tuple:
+        """What changes when a version's files change: each file's path, size and modification
+        time."""
+        root = self.base_path / model_name / str(version)
+        files = sorted(path for path in root.rglob("*") if path.is_file())
+        return tuple(
+            (path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns)
+            for path in files
+            for stat in [path.stat()]
+        )
+
     def read_labels(self, model_name: str) -> str | None:
         path = self.base_path / model_name / LABELS_FILE
         return path.read_text() if path.is_file() else None
@@ -158,20 +170,32 @@ class S3Layout:
             for item in page.get("Contents", []):
                 self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
 
+    def _objects(self, model_name: str, version: int) -> list[dict]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(model_name, version) + "/"
+        )
+        return [item for page in pages for item in page.get("Contents", [])]
+
+    def marker(self, model_name: str, version: int) -> tuple:
+        """What changes when a version's files change: each object's key and ETag."""
+        return tuple(
+            sorted((item["Key"], item["ETag"]) for item in self._objects(model_name, version))
+        )
+
     def local_copy(self, model_name: str, version: int) -> Path:
-        """Downloads a version once into a local cache (TF loads SavedModels from local files)."""
+        """Downloads a version into a local cache (TF loads SavedModels from local files), once for
+        each content: the cache folder is named by the version and its objects' ETags."""
         self._cache = self._cache or Path(tempfile.mkdtemp(prefix="emotion-ai-models-"))
-        target = self._cache / model_name / str(version)
+        objects = self._objects(model_name, version)
+        content = repr(sorted((item["Key"], item["ETag"]) for item in objects)).encode()
+        target = self._cache / model_name / f"{version}-{hashlib.sha256(content).hexdigest()[:12]}"
         if not target.is_dir():
             prefix = self._key(model_name, version) + "/"
             with atomic_path(target) as partial:
-                for page in self.client.get_paginator("list_objects_v2").paginate(
-                    Bucket=self.bucket, Prefix=prefix
-                ):
-                    for item in page.get("Contents", []):
-                        destination = partial / item["Key"][len(prefix) :]
-                        destination.parent.mkdir(parents=True, exist_ok=True)
-                        self.client.download_file(self.bucket, item["Key"], str(destination))
+                for item in objects:
+                    destination = partial / item["Key"][len(prefix) :]
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    self.client.download_file(self.bucket, item["Key"], str(destination))
         return target
 
     def read_labels(self, model_name: str) -> str | None:

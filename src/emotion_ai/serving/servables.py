@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
+from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES, N_COORDINATES
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.release import model_repository
 from emotion_ai.release.model_repository import STABLE, version_number
@@ -74,6 +74,39 @@ class LoadedVersion:
         }
 
 
+OUTPUT_SIZES = {KEYPOINT_MODEL: N_COORDINATES, EMOTION_MODEL: len(EMOTIONS)}
+"""Each model's contract: `serve` takes one float32 (n, 96, 96, 1) face batch and returns one
+float32
+(n, size) tensor."""
+FACE_BATCH = [FACE_SIZE, FACE_SIZE, 1]
+
+
+def _is_one_float32(specs: list, shape: list) -> bool:
+    """Whether `specs` is a single float32 tensor of `shape` after its batch dimension."""
+    return (
+        len(specs) == 1 and specs[0].dtype == tf.float32 and specs[0].shape.as_list()[1:] == shape
+    )
+
+
+def _described(specs: list) -> list[str]:
+    return [f"{spec.dtype.name} {spec.shape.as_list()}" for spec in specs]
+
+
+def contract_violation(model_name: str, saved_model) -> str | None:
+    """How a loaded SavedModel breaks its model's contract, or None when it keeps it."""
+    if not hasattr(saved_model, "serve") or "serving_default" not in saved_model.signatures:
+        return "it has no `serve` endpoint and `serving_default` signature"
+    function = saved_model.signatures["serving_default"]
+    inputs = list(function.structured_input_signature[1].values())
+    outputs = list(function.structured_outputs.values())
+    if not _is_one_float32(inputs, FACE_BATCH):
+        return f"it takes {_described(inputs)}, not one float32 [None, 96, 96, 1] face batch"
+    size = OUTPUT_SIZES[model_name]
+    if not _is_one_float32(outputs, [size]):
+        return f"it returns {_described(outputs)}, not one float32 [None, {size}]"
+    return None
+
+
 def _tensor_info(spec) -> dict:
     """TF Serving's `TensorInfo` of one tensor spec (unknown dimensions are -1)."""
     return {
@@ -117,7 +150,8 @@ class SavedModelServable(Model):
         self.base_path, self.options, self.sampler = base_path, options, sampler
         self.layout = model_repository.layout(base_path)
         self.served = ServedVersions()
-        self._refused: set[int] = set()
+        self._refused: dict[int, object] = {}
+        """Versions that failed to load, with the marker of their files then (see `_load`)."""
 
     @property
     def version(self) -> int | None:
@@ -139,6 +173,7 @@ class SavedModelServable(Model):
         wanted in its place. When nothing is left to serve, the versions served stay.
         """
         listed, labels = self.layout.versions(self.name), self._labels()
+        self._forget_changed_refusals(listed)
         loaded = dict(self.served.loaded)
         while True:
             available = [v for v in listed if v not in self._refused]
@@ -179,12 +214,22 @@ class SavedModelServable(Model):
             logger.error("ignored the labels of %s: %s", self.name, error)
             return self.served.labels
 
+    def _forget_changed_refusals(self, listed: list[int]) -> None:
+        """A refused version whose files changed since (one still being written, say) is tried
+        again."""
+        for version, marker in list(self._refused.items()):
+            if version in listed and self.layout.marker(self.name, version) != marker:
+                del self._refused[version]
+
     def _load(self, version: int) -> LoadedVersion | None:
+        marker = self.layout.marker(self.name, version)
         try:
             saved_model = tf.saved_model.load(str(self.layout.local_copy(self.name, version)))
+            if violation := contract_violation(self.name, saved_model):
+                raise ValueError(f"it breaks the {self.name} contract: {violation}")
             return LoadedVersion(self.name, version, saved_model, self.options.batching)
         except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
-            self._refused.add(version)
+            self._refused[version] = marker
             logger.error("refused %s version %s: %s", self.name, version, error)
             return None
 
