@@ -43,6 +43,7 @@ DEFAULTS = {
     "significance": GateSettings.significance,
     "keep_versions": ReleaseSettings.keep_versions,
     "num_versions": ServingOptions.num_versions,
+    "max_refresh_failure_seconds": ServingOptions.max_refresh_failure_seconds,
     "max_batch_size": BatchSettings.max_batch_size,
     "batch_timeout_micros": BatchSettings.batch_timeout_micros,
     "num_batch_threads": BatchSettings.num_batch_threads,

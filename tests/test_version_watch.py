@@ -4,12 +4,27 @@ warning, and a refresh that fails is logged and retried."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 import uuid
 
-from emotion_ai.release.model_repository import LocalLayout, version_number
-from emotion_ai.serving.servables import ServedVersions
+import pytest
+
+from emotion_ai.modeling.networks import build_emotion_model
+from emotion_ai.release.model_repository import (
+    LocalLayout,
+    export_saved_model,
+    set_label,
+    version_number,
+)
+from emotion_ai.release.publishing import check_published
+from emotion_ai.serving.rest import TFServingEndpoints
+from emotion_ai.serving.servables import SavedModelServable, ServedVersions
 from emotion_ai.serving.server import watch_versions
+from emotion_ai.settings import EMOTION_MODEL, ResNetConfig, ServingOptions
+
+TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 
 
 class Recorded(logging.Handler):
@@ -70,3 +85,42 @@ def test_the_version_watcher_survives_a_failing_refresh_and_keeps_looking():
 
     asyncio.run(watch_for_a_while())
     assert flaky.calls >= 3
+
+
+class Repository:
+    def __init__(self, **models) -> None:
+        self.models = models
+
+    def get_models(self) -> dict:
+        return self.models
+
+
+def test_readiness_fails_once_reading_the_versions_has_failed_for_too_long(tmp_path, monkeypatch):
+    export_saved_model(build_emotion_model(TINY), tmp_path, EMOTION_MODEL, 1)
+    servable = SavedModelServable(
+        EMOTION_MODEL, tmp_path, ServingOptions(max_refresh_failure_seconds=0.3)
+    )
+    servable.load()
+    endpoints = TFServingEndpoints(Repository(**{EMOTION_MODEL: servable}))
+    ready = asyncio.run(endpoints.readiness())
+    assert ready.status_code == 200
+
+    def unreachable(name):
+        raise OSError("the S3 endpoint is unreachable")
+
+    monkeypatch.setattr(servable.layout, "versions", unreachable)
+    with pytest.raises(OSError):
+        servable.refresh()
+    assert servable.find().version == 1, "the loaded version keeps serving"
+    time.sleep(0.4)
+    stale = asyncio.run(endpoints.readiness())
+    body = json.loads(stale.body)
+    assert stale.status_code == 503 and body["last_refresh_seconds_ago"][EMOTION_MODEL] >= 0.3
+
+
+def test_publishing_reads_the_layout_back_before_it_says_so(tmp_path):
+    export_saved_model(build_emotion_model(TINY), tmp_path, EMOTION_MODEL, 1)
+    set_label(tmp_path, EMOTION_MODEL, "stable", 1)
+    check_published(EMOTION_MODEL, 1, tmp_path)
+    with pytest.raises(RuntimeError, match="not published"):
+        check_published(EMOTION_MODEL, 2, tmp_path)

@@ -185,6 +185,8 @@ class ServingOptions:
 
     num_versions: int = 1
     batching: BatchSettings | None = field(default_factory=BatchSettings)
+    max_refresh_failure_seconds: float = 120.0
+    """Readiness fails once reading the model base path has failed for longer than this."""
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,13 @@ def serve(
             "replica."
         ),
     ] = False,
+    max_refresh_failure_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Readiness (/readyz) fails once reading the model base path has failed this long.",
+        ),
+    ] = ServingOptions.max_refresh_failure_seconds,
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest request body (413 above).")
     ] = RequestLimits.max_body_bytes,
@@ -158,7 +165,7 @@ def serve(
         rest_api_port,
         poll_seconds=file_system_poll_wait_seconds,
         model_name=model_name,
-        options=ServingOptions(num_versions, batching),
+        options=ServingOptions(num_versions, batching, max_refresh_failure_seconds),
         limits=RequestLimits(
             max_body_bytes,
             max_instances,
@@ -184,8 +191,9 @@ def promote(
     from emotion_ai.steps.tracking import use_tracking
 
     use_tracking(tracking_settings(state_dir))
-    publish(name, version, model_base_path or serving_dir(state_dir), keep_versions)
-    console.print(f"{name} version {version} is champion and served")
+    base_path = model_base_path or serving_dir(state_dir)
+    publish(name, version, base_path, keep_versions)
+    console.print(f"{name} version {version} is champion, published as stable in {base_path}")
 
 
 def rollback(
@@ -204,7 +212,7 @@ def rollback(
     except ValueError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error
-    console.print(f"{name} rolled back: version {version} is champion and served")
+    console.print(f"{name} rolled back: version {version} is champion, published as stable")
 
 
 def label(

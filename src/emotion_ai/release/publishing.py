@@ -70,8 +70,20 @@ def follow_champion(
 def _serve_as_stable(name: str, version: int, base_path: str | Path, keep: int) -> None:
     """Points `stable` at an exported version, retires newer unlabelled ones and prunes old ones."""
     labelled = set(model_repository.set_label(base_path, name, STABLE, version).values())
+    check_published(name, version, base_path)
     model_repository.retire_versions_above(base_path, name, version, protected=labelled)
     model_repository.prune_versions(base_path, name, keep, protected=labelled)
+
+
+def check_published(name: str, version: int, base_path: str | Path) -> None:
+    """Reads the layout back: `version` must be complete and labelled `stable`, which every server
+    following `base_path` then serves by default. Raises when it is not."""
+    labels = model_repository.read_labels(base_path, name)
+    if version not in model_repository.versions(base_path, name) or labels.get(STABLE) != version:
+        raise RuntimeError(
+            f"{name} version {version} is not published in {base_path}: the layout holds versions "
+            f"{model_repository.versions(base_path, name)} with labels {labels}"
+        )
 
 
 def rollback(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS) -> int:

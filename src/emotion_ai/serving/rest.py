@@ -198,13 +198,17 @@ class TFServingEndpoints:
         return {"status": "alive"}
 
     async def readiness(self) -> JSONResponse:
-        """200 once every model serves a version, else 503 (Kubernetes readiness probe)."""
-        models = self.repository.get_models()
-        ready = bool(models) and all(model.ready for model in models.values())
+        """200 while every model serves a version and has read its versions lately, else 503
+        (Kubernetes readiness probe)."""
+        models, now = self.repository.get_models(), time.time()
+        ready = bool(models) and all(model.ready and not model.stale() for model in models.values())
         return JSONResponse(
             {
                 "ready": ready,
                 "models": {name: str(model.version) for name, model in models.items()},
+                "last_refresh_seconds_ago": {
+                    name: round(now - model.refreshed_at, 1) for name, model in models.items()
+                },
             },
             200 if ready else 503,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from emotion_ai.serving.face_requests import (
     faces_from_request,
 )
 from emotion_ai.serving.kserve_bridge import Model
-from emotion_ai.serving.metrics import SERVED_VERSION
+from emotion_ai.serving.metrics import LAST_REFRESH, SERVED_VERSION
 from emotion_ai.settings import (
     COMBINED_MODEL,
     EMOTION_MODEL,
@@ -150,6 +151,8 @@ class SavedModelServable(Model):
         self.base_path, self.options, self.sampler = base_path, options, sampler
         self.layout = model_repository.layout(base_path)
         self.served = ServedVersions()
+        self.refreshed_at = 0.0
+        """When the layout was last read without an error (Unix time)."""
         self._refused: dict[int, object] = {}
         """Versions that failed to load, with the marker of their files then (see `_load`)."""
 
@@ -167,11 +170,20 @@ class SavedModelServable(Model):
 
     def refresh(self) -> bool:
         """Loads the versions the policy and labels want and drops the others; True if anything
-        changed.
+        changed. Raises when the layout cannot be read (the versions served stay)."""
+        changed = self._swap_versions()
+        self.refreshed_at = time.time()
+        LAST_REFRESH.labels(self.name).set(self.refreshed_at)
+        return changed
 
-        A version that fails to load is refused (logged, never retried) and the next older one is
-        wanted in its place. When nothing is left to serve, the versions served stay.
-        """
+    def stale(self) -> bool:
+        """Whether looking at the layout has failed for longer than the options allow."""
+        return time.time() - self.refreshed_at > self.options.max_refresh_failure_seconds
+
+    def _swap_versions(self) -> bool:
+        """A version that fails to load is refused (logged, and retried once its files change) and
+        the next older one is wanted in its place. When nothing is left to serve, the versions
+        served stay."""
         listed, labels = self.layout.versions(self.name), self._labels()
         self._forget_changed_refusals(listed)
         loaded = dict(self.served.loaded)
@@ -266,6 +278,13 @@ class FaceVersion:
     @property
     def version(self) -> str:
         return f"{self.keypoints.version}.{self.emotion.version}"
+
+    @property
+    def refreshed_at(self) -> float:
+        return min(self.keypoints.refreshed_at, self.emotion.refreshed_at)
+
+    def stale(self) -> bool:
+        return self.keypoints.stale() or self.emotion.stale()
 
 
 class FaceServable(Model):

@@ -20,7 +20,6 @@ import uvloop
 
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.serving.kserve_bridge import LoopbackModelServer
-from emotion_ai.serving.metrics import LAST_REFRESH
 from emotion_ai.serving.rest import PredictLane, register_tf_serving_endpoints
 from emotion_ai.serving.servables import (
     SavedModelServable,
@@ -94,7 +93,6 @@ async def watch_versions(servables: list[SavedModelServable], poll_seconds: floa
         for servable in servables:
             try:
                 await asyncio.to_thread(servable.refresh)
-                LAST_REFRESH.labels(servable.name).set_to_current_time()
             except Exception:  # noqa: BLE001 - any failure is retried; the versions served stay
                 failed = True
                 logger.exception("could not refresh the versions of %s; retrying", servable.name)
