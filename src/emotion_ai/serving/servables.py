@@ -279,13 +279,6 @@ class FaceVersion:
     def version(self) -> str:
         return f"{self.keypoints.version}.{self.emotion.version}"
 
-    @property
-    def refreshed_at(self) -> float:
-        return min(self.keypoints.refreshed_at, self.emotion.refreshed_at)
-
-    def stale(self) -> bool:
-        return self.keypoints.stale() or self.emotion.stale()
-
 
 class FaceServable(Model):
     """`emotion-ai`: 15 named keypoints and the emotion with its 5 probabilities, per face."""
@@ -303,6 +296,13 @@ class FaceServable(Model):
     @property
     def version(self) -> str:
         return f"{self.keypoints.version}.{self.emotion.version}"
+
+    @property
+    def refreshed_at(self) -> float:
+        return min(self.keypoints.refreshed_at, self.emotion.refreshed_at)
+
+    def stale(self) -> bool:
+        return self.keypoints.stale() or self.emotion.stale()
 
     def find(self, version: str | None = None, label: str | None = None) -> FaceVersion | None:
         """`version` is `k.e`; a label must be set on both models."""
