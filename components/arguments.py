@@ -8,6 +8,7 @@ from pathlib import Path
 from emotion_ai.logs import configure_logging
 from emotion_ai.settings import TrainSettings
 from emotion_ai.steps import model_steps
+from emotion_ai.steps.supervision import end_with_supervisor
 from emotion_ai.steps.tracking import StepContext, TrackingSettings
 
 
@@ -15,6 +16,7 @@ def step_context(arguments: dict) -> StepContext:
     """The tracking settings and parent run every component receives (and logging for the step's
     process)."""
     configure_logging()
+    end_with_supervisor()
     tracking = TrackingSettings(
         arguments["tracking_uri"], arguments["experiment_name"], arguments["artifact_location"]
     )

@@ -244,3 +244,31 @@ def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
         wait_for_version(url, str(v2))
     assert versions(state / "serving", NAME) == [v1, v2]
     assert read_labels(state / "serving", NAME) == {"stable": v2}
+
+
+def test_promote_with_the_tracking_server_down_fails_soon_with_one_line_and_changes_nothing(
+    tmp_path,
+):
+    served = tmp_path / "serving"
+    down = f"http://admin:s3cret@127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emotion_ai",
+            "promote",
+            NAME,
+            "1",
+            "--model-base-path",
+            str(served),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,  # a hang guard: bounded retries end it in seconds
+        env={**os.environ, "MLFLOW_TRACKING_URI": down, "COLUMNS": "200"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"promote {NAME} version 1 failed" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr and "admin:***@" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not served.exists(), "nothing was exported or labelled"

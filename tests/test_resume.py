@@ -13,6 +13,13 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from emotion_ai.data.datasets import emotion_dataset
+from emotion_ai.data.formats import FER_FORMAT, read_table
+from emotion_ai.modeling.checkpoints import Checkpoints
+from emotion_ai.modeling.networks import build_emotion_model
+from emotion_ai.modeling.training import train_emotion_model
+from emotion_ai.settings import ResNetConfig, SplitSettings, TrainSettings
+from emotion_ai.steps.model_steps import TrainControl, resumable
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
 EPOCHS = 6
@@ -65,10 +72,8 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_epoch_in_the_same_mlflo
 
     resumed = subprocess.run([*train, "--resume"], capture_output=True, text=True, env=environment)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    resumed_from = json.loads(state_file.read_text())
     assert "resuming from the checkpoint after epoch" in resumed.stdout + resumed.stderr
-    assert resumed_from["epoch"] == EPOCHS and resumed_from["run_id"] == run_id
-    assert len(resumed_from["history"]["loss"]) == EPOCHS
+    assert not state_file.parent.exists(), "checkpoints are removed once the step has finished"
     assert (tmp_path / "work" / "emotion_model" / "model.keras").is_file()
 
     use_tracking(local_tracking(tmp_path))
@@ -79,4 +84,50 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_epoch_in_the_same_mlflo
     assert "plots/learning_curves.png" in {
         a.path for a in MlflowClient().list_artifacts(run_id, "plots")
     }
+    mlflow.set_tracking_uri(None)
+
+
+def _checkpoint(folder: Path, epoch: int, run_id: str, fingerprint: str, model=None) -> Checkpoints:
+    """A checkpoint as training leaves it, of `model` (a stand-in file when None)."""
+    checkpoints = Checkpoints(folder, fingerprint)
+    if model is None:
+        folder.mkdir(parents=True)
+        (folder / "last.keras").write_bytes(b"a model")
+        (folder / "state.json").write_text(
+            json.dumps(
+                {"epoch": epoch, "history": {}, "run_id": run_id, "fingerprint": fingerprint}
+            )
+        )
+    else:
+        checkpoints.save(model, epoch, {"loss": [1.0] * epoch}, run_id)
+    return checkpoints
+
+
+def test_only_a_checkpoint_of_the_same_training_with_an_unfinished_run_is_resumed(tmp_path):
+    experiment = use_tracking(local_tracking(tmp_path))
+    client = MlflowClient()
+    killed = client.create_run(experiment).info.run_id
+    finished = client.create_run(experiment).info.run_id
+    client.set_terminated(finished, "FINISHED")
+    same = _checkpoint(tmp_path / "a", 2, killed, "key-1")
+    assert resumable("train_emotion", same)["run_id"] == killed
+    assert resumable("train_emotion", Checkpoints(same.folder, "key-2")) is None, "other data"
+    assert resumable("train_emotion", _checkpoint(tmp_path / "b", 2, finished, "key-1")) is None
+    assert resumable("train_emotion", _checkpoint(tmp_path / "c", 2, "no-such-run", "k")) is None
+    control = TrainControl(checkpoint_root=str(tmp_path / "roots"), resume=True)
+    _checkpoint(tmp_path / "roots" / "train_emotion", 2, finished, "key-1")
+    assert control.checkpoints("train_emotion", "key-1").saved() is None, "refused ones are cleared"
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_checkpoint_taken_after_the_last_epoch_finishes_the_step(tmp_path, fer_csv):
+    dataset = emotion_dataset(read_table(fer_csv, FER_FORMAT), SplitSettings(), {})
+    settings = TrainSettings(epochs=2, network=ResNetConfig(16, (16,), identity_blocks=0))
+    model = build_emotion_model(settings.network)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    use_tracking(local_tracking(tmp_path))
+    with mlflow.start_run() as run:
+        checkpoints = _checkpoint(tmp_path / "done", 2, run.info.run_id, "k", model=model)
+        trained = train_emotion_model(dataset, settings, checkpoints)
+    assert trained.history["loss"] == [1.0, 1.0], "the checkpoint's history, no epoch more"
     mlflow.set_tracking_uri(None)

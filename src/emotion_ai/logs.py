@@ -7,15 +7,46 @@ never wrap, so they stay whole for whoever searches them."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:@]*):[^/\s@]*@")
+
+
+def redact(text: str) -> str:
+    """`scheme://user:password@host` with the password hidden: `scheme://user:***@host`."""
+    return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
+
+
+def _redacting_factory(make_record):
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: logging reports it when it is emitted
+            return record
+        if "@" in message and "://" in message:
+            record.msg, record.args = redact(message), None
+        return record
+
+    return factory
+
+
+def redact_credentials_in_logs() -> None:
+    """Every log record of this process, any library's, has passwords in URIs hidden; once."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacts", False):
+        redacting = _redacting_factory(factory)
+        redacting.redacts = True
+        logging.setLogRecordFactory(redacting)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Routes the `emotion_ai.*` loggers at `level` to stderr, once per process. Only our own logger
-    gets a
+    """Routes the `emotion_ai.*` loggers at `level` to stderr, once per process, and hides passwords
+    in URIs in every log record. Only our own logger gets a
     handler: other libraries (KServe, uvicorn) keep configuring theirs as they would."""
+    redact_credentials_in_logs()
     ours = logging.getLogger("emotion_ai")
     if ours.handlers:
         return

@@ -55,7 +55,8 @@ def _s3_client(endpoint_url: str, access_key_id: str):
     return boto3.client("s3", endpoint_url=endpoint_url or None)
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Removes a file or a whole folder, whichever `path` is (nothing when it is gone)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -74,7 +75,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield partial
     except BaseException:
-        _remove(partial)
+        remove_path(partial)
         raise
     os.replace(partial, path)
 

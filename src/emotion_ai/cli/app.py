@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from emotion_ai.cli import data, pipeline, serving, tracking, tune, watch
+from emotion_ai.cli import data, doctor, pipeline, serving, tracking, tune, watch
 from emotion_ai.cli.steps import step_app
 from emotion_ai.logs import configure_logging
 
@@ -32,5 +32,6 @@ app.command()(serving.label)
 app.command()(watch.watch)
 app.command("generate-data")(data.generate_data)
 app.command("tune")(tune.tune)
+app.command()(doctor.doctor)
 app.add_typer(pipeline.pipeline_app, name="pipeline")
 app.add_typer(step_app, name="step")

@@ -4,6 +4,8 @@ stated here: each command takes its default from `emotion_ai.settings`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -108,3 +110,19 @@ def tracking_settings(state_dir: Path):
     from emotion_ai.steps.tracking import tracking_from_environment
 
     return tracking_from_environment(state_dir)
+
+
+@contextmanager
+def registry_errors(action: str) -> Iterator[None]:
+    """A registry that cannot be reached, or that refuses the change, ends the command with one
+    clear
+    line (passwords in URIs hidden) and exit status 1 instead of a trace."""
+    from mlflow.exceptions import MlflowException
+
+    from emotion_ai.logs import redact
+
+    try:
+        yield
+    except (MlflowException, ValueError, RuntimeError, OSError) as error:
+        console.print(f"[red]{action} failed: {redact(str(error))}[/]")
+        raise typer.Exit(1) from error

@@ -100,10 +100,14 @@ def run(
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
-    from emotion_ai.steps.tracking import TRIGGER_TAG, parent_run
+    from emotion_ai.steps.supervision import supervise_steps
+    from emotion_ai.steps.tracking import TRIGGER_TAG, fail_abandoned_runs, parent_run
     from pipelines.local_runner import run_local
 
     tracking = tracking_settings(state_dir)
+    for run_id in fail_abandoned_runs(tracking):
+        console.print(f"[yellow]marked MLflow run {run_id} FAILED: its process had ended[/]")
+    supervise_steps()
     run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
     tags = {"emotion_ai.orchestrator": "kfp.local", TRIGGER_TAG: trigger}
     with parent_run(tracking, run_name, tags) as parent_run_id:

@@ -17,6 +17,7 @@ from emotion_ai.cli.options import (
     StateDir,
     console,
     default_request_log,
+    registry_errors,
     serving_dir,
     tracking_settings,
 )
@@ -190,9 +191,10 @@ def promote(
     from emotion_ai.release.publishing import publish
     from emotion_ai.steps.tracking import use_tracking
 
-    use_tracking(tracking_settings(state_dir))
     base_path = model_base_path or serving_dir(state_dir)
-    publish(name, version, base_path, keep_versions)
+    with registry_errors(f"promote {name} version {version}"):
+        use_tracking(tracking_settings(state_dir))
+        publish(name, version, base_path, keep_versions)
     console.print(f"{name} version {version} is champion, published as stable in {base_path}")
 
 
@@ -206,12 +208,9 @@ def rollback(
     from emotion_ai.release.publishing import rollback as roll_back
     from emotion_ai.steps.tracking import use_tracking
 
-    use_tracking(tracking_settings(state_dir))
-    try:
+    with registry_errors(f"rollback of {name}"):
+        use_tracking(tracking_settings(state_dir))
         version = roll_back(name, model_base_path or serving_dir(state_dir), keep_versions)
-    except ValueError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from error
     console.print(f"{name} rolled back: version {version} is champion, published as stable")
 
 
@@ -226,18 +225,15 @@ def label(
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Point a version label (e.g. canary) at a registered version, exporting it if needed; the
-    server then
-    answers /v1/models/NAME/labels/LABEL:predict with it. `stable` follows the champion."""
+    server then answers /v1/models/NAME/labels/LABEL:predict with it. `stable` follows the
+    champion."""
     from emotion_ai.release.publishing import label as set_label
     from emotion_ai.steps.tracking import use_tracking
 
     if (version is None) != remove:
         console.print("[red]give a VERSION, or --remove[/]")
         raise typer.Exit(2)
-    use_tracking(tracking_settings(state_dir))
-    try:
+    with registry_errors(f"label {label_name} of {name}"):
+        use_tracking(tracking_settings(state_dir))
         labels = set_label(name, label_name, version, model_base_path or serving_dir(state_dir))
-    except ValueError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from error
     console.print(f"{name} labels: {labels or 'none'}")

@@ -1,5 +1,8 @@
-"""A checkpoint after every epoch (model with optimizer state, epochs done, history, MLflow run id),
-so training killed at any point (even `kill -9`) resumes from its last finished epoch."""
+"""A checkpoint after every epoch (model with optimizer state, epochs done, history, MLflow run id
+and
+the fingerprint of the data, settings and code it was trained on), so training killed at any point
+(even `kill -9`) resumes from its last finished epoch, and only the same training resumes from
+it."""
 
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ class Checkpoints:
     """The checkpoint folder of one training step."""
 
     folder: Path
+    fingerprint: str = ""
+    """What the training is (see `steps.cache.cache_key`): recorded with every checkpoint."""
 
     def saved(self) -> dict | None:
-        """`{"epoch", "history", "run_id"}` of the last finished epoch, or None."""
+        """`{"epoch", "history", "run_id", "fingerprint"}` of the last finished epoch, or None."""
         state = self.folder / STATE_FILE
         return (
             read_json(state) if state.is_file() and (self.folder / MODEL_FILE).is_file() else None
@@ -42,7 +47,13 @@ class Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / MODEL_FILE) as partial:
             model.save(partial)
-        write_json(self.folder / STATE_FILE, {"epoch": epoch, "history": history, "run_id": run_id})
+        state = {
+            "epoch": epoch,
+            "history": history,
+            "run_id": run_id,
+            "fingerprint": self.fingerprint,
+        }
+        write_json(self.folder / STATE_FILE, state)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -91,6 +91,9 @@ def _fit(
     returns the model and its whole history."""
     keras.utils.set_random_seed(settings.seed)
     saved = checkpoints.saved() if checkpoints else None
+    if saved and saved["epoch"] >= settings.epochs:
+        logger.info("the checkpoint holds all %s epochs: finishing the step", settings.epochs)
+        return checkpoints.load_model(), saved["history"]
     if saved:
         model = checkpoints.load_model()
         logger.info(

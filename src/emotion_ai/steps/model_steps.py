@@ -3,6 +3,7 @@ publish."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,8 +32,10 @@ from emotion_ai.steps.io import (
     remember_outputs,
     reuse_cached,
 )
-from emotion_ai.steps.tracking import StepContext, source_commit, step_run
+from emotion_ai.steps.tracking import StepContext, run_status, source_commit, step_run, use_tracking
 from emotion_ai.storage import read_json, write_json
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,40 @@ class TrainControl:
     resume: bool = False
     """Continue from the last checkpoint (and in the same MLflow run) instead of starting over."""
 
-    def checkpoints(self, step: str) -> Checkpoints | None:
+    def checkpoints(self, step: str, fingerprint: str) -> Checkpoints | None:
+        """The step's checkpoints, holding only one it may resume from (see `resumable`)."""
         if not self.checkpoint_root:
             return None
-        checkpoints = Checkpoints(Path(self.checkpoint_root) / step)
-        if not self.resume:
+        checkpoints = Checkpoints(Path(self.checkpoint_root) / step, fingerprint)
+        if not self.resume or resumable(step, checkpoints) is None:
             checkpoints.clear()
         return checkpoints
+
+
+def resumable(step: str, checkpoints: Checkpoints) -> dict | None:
+    """The checkpoint a step may resume from: one taken on the same data, settings and code, whose
+    MLflow run is unfinished. Any other is refused with the reason (a finished run is never
+    reopened)."""
+    saved = checkpoints.saved()
+    if saved is None:
+        return None
+    reason = _refusal(saved, checkpoints.fingerprint)
+    if reason:
+        logger.warning("%s: not resuming from the checkpoint, %s; starting afresh", step, reason)
+        return None
+    return saved
+
+
+def _refusal(saved: dict, fingerprint: str) -> str:
+    """Why a checkpoint may not be resumed from ('' when it may)."""
+    if saved.get("fingerprint") != fingerprint:
+        return "it was taken on other data, settings or code"
+    status = run_status(saved["run_id"])
+    if status is None:
+        return f"its MLflow run {saved['run_id']} no longer exists"
+    if status == "FINISHED":
+        return f"its MLflow run {saved['run_id']} is finished"
+    return ""
 
 
 TRAINERS = {
@@ -70,27 +100,48 @@ def train(
     control: TrainControl = TrainControl(),
 ) -> dict:
     """Trains one model (or reuses the one trained on the same data and settings); returns its
-    lineage."""
-    checkpoints = control.checkpoints(step)
+    lineage. Its checkpoints are removed once the step has finished."""
+    use_tracking(context.tracking)
+    key = cache_key(step, [data_dir], settings.as_params())
+    checkpoints = control.checkpoints(step, key)
     saved = checkpoints.saved() if checkpoints else None
     with step_run(
         context.tracking, context.parent_run_id, step, run_id=saved["run_id"] if saved else None
     ) as run:
-        key = cache_key(step, [data_dir], settings.as_params())
-        if reuse_cached(control.cache_root, step, key, {"model": model_dir}):
-            return read_json(model_dir / LINEAGE_FILE)
-        dataset = load_dataset(data_dir / DATASET_FILE)
-        trained = TRAINERS[step](dataset, settings, checkpoints)
-        training.save_model(trained.model, model_dir)
-        lineage = {
-            "model_uri": trained.model_uri,
-            "train_run_id": run.info.run_id,
-            "data_source": dataset.metadata["source"],
-            "data_sha256": dataset.metadata["sha256"],
-            "final_metrics": {name: values[-1] for name, values in trained.history.items()},
-        }
-        write_json(model_dir / LINEAGE_FILE, lineage)
+        lineage = _cached_lineage(control.cache_root, step, key, model_dir) or _train_and_save(
+            step, data_dir, model_dir, settings, checkpoints, run.info.run_id
+        )
         remember_outputs(control.cache_root, step, key, {"model": model_dir})
+    if checkpoints:
+        checkpoints.clear()
+    return lineage
+
+
+def _cached_lineage(cache_root: str, step: str, key: str, model_dir: Path) -> dict | None:
+    if reuse_cached(cache_root, step, key, {"model": model_dir}):
+        return read_json(model_dir / LINEAGE_FILE)
+    return None
+
+
+def _train_and_save(
+    step: str,
+    data_dir: Path,
+    model_dir: Path,
+    settings: TrainSettings,
+    checkpoints: Checkpoints | None,
+    run_id: str,
+) -> dict:
+    dataset = load_dataset(data_dir / DATASET_FILE)
+    trained = TRAINERS[step](dataset, settings, checkpoints)
+    training.save_model(trained.model, model_dir)
+    lineage = {
+        "model_uri": trained.model_uri,
+        "train_run_id": run_id,
+        "data_source": dataset.metadata["source"],
+        "data_sha256": dataset.metadata["sha256"],
+        "final_metrics": {name: values[-1] for name, values in trained.history.items()},
+    }
+    write_json(model_dir / LINEAGE_FILE, lineage)
     return lineage
 
 

@@ -4,6 +4,7 @@ step."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +13,16 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from emotion_ai.settings import DEFAULT_EXPERIMENT
+from emotion_ai.steps.supervision import alive
 
 STEP_TAG = "emotion_ai.step"
+PID_TAG, HOST_TAG = "emotion_ai.pid", "emotion_ai.host"
+"""The process that runs a run: a RUNNING run whose process has ended was abandoned."""
+FAILURE_REASON_TAG = "emotion_ai.failure_reason"
 TRIGGER_TAG = "emotion_ai.trigger"
 """Why a pipeline run started: manual, new data, drift, schedule."""
 
@@ -50,8 +56,28 @@ def local_tracking(state_dir: Path, experiment_name: str = DEFAULT_EXPERIMENT) -
     )
 
 
+TRACKING_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+"""MLflow's own retry settings, bounded: a refused connection fails in about 7 s (waits of 1, 2 and
+4 s), a server that hangs in about 2 minutes (4 tries of 30 s). MLflow's defaults (7 retries,
+backoff
+factor 2, 120 s timeouts) spent 12 to 16 minutes before a run failed. Set any of them to
+override."""
+
+
+def bound_tracking_retries() -> None:
+    """Applies `TRACKING_RETRIES` where the environment sets nothing (step processes inherit
+    them)."""
+    for name, value in TRACKING_RETRIES.items():
+        os.environ.setdefault(name, value)
+
+
 def use_tracking(settings: TrackingSettings) -> str:
     """Points MLflow at `settings` and returns the experiment id (created if new)."""
+    bound_tracking_retries()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
@@ -89,9 +115,43 @@ def start_parent_run(
     run = MlflowClient().create_run(
         experiment_id,
         run_name=run_name,
-        tags={"emotion_ai.git_commit": source_commit(), **(tags or {})},
+        tags={"emotion_ai.git_commit": source_commit(), **owner_tags(), **(tags or {})},
     )
     return run.info.run_id
+
+
+def owner_tags() -> dict[str, str]:
+    """This process, so that a run it leaves RUNNING when killed can be told apart and failed."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def fail_abandoned_runs(settings: TrackingSettings, repair: bool = True) -> list[str]:
+    """Marks FAILED, with the reason, every RUNNING run of the experiment whose process on this host
+    has ended (killed, say); returns their ids (only finds them unless `repair`). Runs of other
+    hosts
+    are left as they are."""
+    experiment_id, host, client = use_tracking(settings), socket.gethostname(), MlflowClient()
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=10_000
+    )
+    abandoned = []
+    for run in running:
+        pid = run.data.tags.get(PID_TAG, "")
+        if run.data.tags.get(HOST_TAG) == host and pid.isdigit() and not alive(int(pid)):
+            abandoned.append(run.info.run_id)
+            if repair:
+                reason = f"its process {pid} on {host} ended without finishing the run"
+                client.set_tag(run.info.run_id, FAILURE_REASON_TAG, reason)
+                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+    return abandoned
+
+
+def run_status(run_id: str) -> str | None:
+    """The run's status (RUNNING, FINISHED, FAILED, KILLED), or None when there is no such run."""
+    try:
+        return MlflowClient().get_run(run_id).info.status
+    except MlflowException:
+        return None
 
 
 def end_parent_run(settings: TrackingSettings, run_id: str, succeeded: bool) -> None:
@@ -147,9 +207,10 @@ def step_run(
     use_tracking(settings)
     if run_id:
         with mlflow.start_run(run_id=run_id) as run:
+            mlflow.set_tags(owner_tags())
             yield run
         return
     with mlflow.start_run(
-        run_name=step, parent_run_id=parent_run_id or None, tags={STEP_TAG: step}
+        run_name=step, parent_run_id=parent_run_id or None, tags={STEP_TAG: step, **owner_tags()}
     ) as run:
         yield run

@@ -1,0 +1,34 @@
+"""Passwords in URIs never reach a log line, whichever library logs them."""
+
+import logging
+
+from emotion_ai.logs import redact, redact_credentials_in_logs
+
+
+def test_passwords_in_uris_are_hidden():
+    assert (
+        redact("http://user:pw@host:5000/x and s3://k:s@b")
+        == "http://user:***@host:5000/x and s3://k:***@b"
+    )
+    assert (
+        redact("postgresql://mlflow@db/mlflow is fine") == "postgresql://mlflow@db/mlflow is fine"
+    )
+
+
+def test_every_log_record_of_the_process_is_redacted():
+    redact_credentials_in_logs()
+    redact_credentials_in_logs()
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    other = logging.getLogger("some.library")
+    other.addHandler(keep := Keep())
+    other.setLevel(logging.INFO)
+    try:
+        other.info("retrying %s after %d s", "http://alice:hunter2@mlflow:5000/api", 4)
+    finally:
+        other.removeHandler(keep)
+    assert records == ["retrying http://alice:***@mlflow:5000/api after 4 s"]
