@@ -1,8 +1,13 @@
-"""Turns a component's flat KFP parameters (KFP passes only primitives and artifacts) into the
-library's settings objects, so each component body is one library call."""
+"""What every component shares: its flat KFP parameters (KFP passes only primitives and artifacts)
+turned into the library's settings objects, so each component body is one library call, and the
+set-up of the step's process."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 from emotion_ai.logs import configure_logging
@@ -21,6 +26,17 @@ def step_context(arguments: dict) -> StepContext:
         arguments["tracking_uri"], arguments["experiment_name"], arguments["artifact_location"]
     )
     return StepContext(tracking, arguments["parent_run_id"])
+
+
+def remove_program_folder_at_exit() -> None:
+    """KFP's lightweight command writes the component to `$(mktemp -d)/ephemeral_component.py` and
+    never removes that folder: this process removes it when it exits."""
+    if "--component_module_path" not in sys.argv[:-1]:
+        return
+    module = Path(sys.argv[sys.argv.index("--component_module_path") + 1])
+    folder = module.parent
+    if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("tmp."):
+        atexit.register(shutil.rmtree, folder, True)
 
 
 def train(step: str, arguments: dict) -> None:

@@ -1,6 +1,7 @@
 """Bad inputs: each gets a clear error naming the file, and the row and column where one applies."""
 
 import gzip
+import re
 
 import pytest
 
@@ -245,3 +246,34 @@ def test_data_docs_are_built_for_every_suite(tmp_path, fer_csv):
     pages = {page.name for page in runner.docs_dir.rglob("*.html")}
     assert "index.html" in pages
     assert {"fer2013-schema.html", "fer2013-content.html", "fer2013-class-counts.html"} <= pages
+
+
+def test_a_semicolon_file_counts_its_failed_expectations_truly(tmp_path, fer_lines):
+    path = tmp_path / "semicolons.csv"
+    path.write_text("\n".join(line.replace(",", ";") for line in fer_lines) + "\n")
+    with pytest.raises(DataValidationError) as caught:
+        validate_file(path, FER_FORMAT)
+    failed, evaluated = map(int, re.search(r"failed (\d+) of (\d+)", str(caught.value)).groups())
+    assert 0 < failed <= evaluated
+
+
+def test_a_huge_single_line_file_gets_a_clear_error_not_a_csv_exception(tmp_path):
+    path = tmp_path / "one-line.csv"
+    path.write_text("1" * 300_000)
+    with pytest.raises(DataFormatError, match="first line is no CSV header") as caught:
+        validate_file(path, FER_FORMAT)
+    assert "one-line.csv" in str(caught.value) and "row 1" in str(caught.value)
+
+
+def test_errors_name_the_users_file_not_the_pipelines_copy(tmp_path, fer_lines):
+    copy = tmp_path / "kfp" / "run-1" / "ingest" / "fer_raw" / "data.csv"
+    copy.parent.mkdir(parents=True)
+    source = "s3://datasets/fer2013.csv"
+    copy.write_text(_with_row(fer_lines, 3, fer_lines[3].replace(fer_lines[3][0], "9", 1)))
+    with pytest.raises(DataValidationError) as content:
+        validate_file(copy, FER_FORMAT, source=source)
+    copy.write_bytes(b"\x00\xff not a csv")
+    with pytest.raises(DataFormatError) as unreadable:
+        validate_file(copy, FER_FORMAT, source=source)
+    for caught in (content, unreadable):
+        assert source in str(caught.value) and "kfp" not in str(caught.value)

@@ -50,7 +50,11 @@ class DataFormatError(ValueError):
         if column is not None:
             where.append(f"column {column!r}")
         super().__init__(f"{', '.join(where)}: {problem}")
-        self.source, self.row, self.column = str(source), row, column
+        self.source, self.problem, self.row, self.column = str(source), problem, row, column
+
+    def naming(self, source: str) -> DataFormatError:
+        """The same error, naming `source` (the user's file) instead of the copy that was read."""
+        return DataFormatError(source, self.problem, row=self.row, column=self.column)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,10 @@ def read_header(path: Path) -> list[str]:
             header = next(csv.reader(text), None)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise DataFormatError(path, f"cannot be read ({error})") from error
+    except csv.Error as error:
+        raise DataFormatError(
+            path, f"its first line is no CSV header of column names ({error})", row=1
+        ) from error
     if not header:
         raise DataFormatError(path, "is empty: no header line")
     return [name.strip() for name in header]

@@ -19,6 +19,7 @@ from emotion_ai.data.datasets import duplicate_groups
 from emotion_ai.data.formats import (
     FER_FORMAT,
     FKD_FORMAT,
+    DataFormatError,
     Table,
     TableFormat,
     check_unique_columns,
@@ -58,7 +59,7 @@ class DataValidationError(ValueError):
     def __init__(self, report: ValidationReport) -> None:
         listed = "\n  - ".join(report.failures)
         super().__init__(
-            f"file {report.source} failed {len(report.failures)} of {report.evaluated} "
+            f"file {report.source} failed {report.evaluated - report.passed} of {report.evaluated} "
             f"expectations of suite {report.suite!r}:\n  - {listed}"
         )
         self.report = report
@@ -196,14 +197,15 @@ def _raise_on_failure(report: ValidationReport) -> ValidationReport:
     return report
 
 
-def check_schema(path: Path, table_format: TableFormat, runner: SuiteRunner) -> ValidationReport:
+def check_schema(
+    path: Path, table_format: TableFormat, runner: SuiteRunner, source: str = ""
+) -> ValidationReport:
     """Checks the header: no duplicated column, every required column present."""
     header = read_header(path)
     check_unique_columns(path, header)
     frame = pd.DataFrame(columns=header)
-    report = runner.run(
-        frame, f"{table_format.name}-schema", schema_expectations(table_format), str(path)
-    )
+    suite = f"{table_format.name}-schema"
+    report = runner.run(frame, suite, schema_expectations(table_format), source or str(path))
     if not report.success:
         report.failures.append(f"columns found: {header}")
     return _raise_on_failure(report)
@@ -245,21 +247,38 @@ def validate_file(
     table_format: TableFormat,
     settings: ValidationSettings = ValidationSettings(),
     runner: SuiteRunner | None = None,
+    source: str = "",
 ) -> tuple[Table, list[ValidationReport]]:
-    """Runs every suite on one file; returns the parsed table and the reports, or raises.
+    """Runs every suite on one file; returns the parsed table and the reports, or raises. Errors and
+    reports name `source` (the user's file) when given, else `path`.
 
     Without a `runner`, the suites run in a throw-away Great Expectations context.
     """
     if runner is None:
         with tempfile.TemporaryDirectory() as scratch:
-            return validate_file(path, table_format, settings, SuiteRunner(Path(scratch)))
-    reports = [check_schema(path, table_format, runner)]
+            return validate_file(path, table_format, settings, SuiteRunner(Path(scratch)), source)
+    try:
+        return _validate(path, table_format, settings, runner, source or str(path))
+    except DataFormatError as error:
+        if not source:
+            raise
+        raise error.naming(source) from error
+
+
+def _validate(
+    path: Path,
+    table_format: TableFormat,
+    settings: ValidationSettings,
+    runner: SuiteRunner,
+    source: str,
+) -> tuple[Table, list[ValidationReport]]:
+    reports = [check_schema(path, table_format, runner, source)]
     table = read_table(path, table_format)
     rows = content_frame(table)
     expectations = content_expectations(table_format, settings)
     reports.append(
         _raise_on_failure(
-            runner.run(rows, f"{table_format.name}-content", expectations, str(path), rows["row"])
+            runner.run(rows, f"{table_format.name}-content", expectations, source, rows["row"])
         )
     )
     if table_format is FER_FORMAT:
@@ -267,7 +286,7 @@ def validate_file(
         reports.append(
             _raise_on_failure(
                 runner.run(
-                    counts, "fer2013-class-counts", class_count_expectations(settings), str(path)
+                    counts, "fer2013-class-counts", class_count_expectations(settings), source
                 )
             )
         )

@@ -13,7 +13,7 @@ import mlflow
 
 from emotion_ai.data import synthetic
 from emotion_ai.data.datasets import emotion_dataset, keypoint_dataset, save_dataset
-from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, TableFormat
+from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, DataFormatError, TableFormat
 from emotion_ai.data.profiles import data_profile
 from emotion_ai.data.sources import fetch
 from emotion_ai.data.validation import (
@@ -93,7 +93,9 @@ def _validate_one(
     """Validates one raw file and writes its data set and reference profile; returns the profile."""
     provenance = read_json(raw_dir / SOURCE_FILE)
     try:
-        table, reports = validate_file(raw_dir / RAW_FILE, table_format, validation, runner)
+        table, reports = validate_file(
+            raw_dir / RAW_FILE, table_format, validation, runner, provenance["source"]
+        )
     except DataValidationError as error:
         _log_report(table_format, error.report)
         raise
@@ -116,6 +118,14 @@ def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
     if report.failures:
         mlflow.log_text("\n".join(report.failures), f"validation/{report.suite}-failures.txt")
         mlflow.set_tag(f"validation.{table_format.name}", "failed")
+
+
+def _drop_raw_copies(*raw_dirs: Path) -> None:
+    """A run stopped by bad data keeps no copy of its input: the error names the user's own file,
+    and
+    a large file would otherwise cost its size in disk for every failed run."""
+    for raw_dir in raw_dirs:
+        (raw_dir / RAW_FILE).unlink(missing_ok=True)
 
 
 def _validate_both(
@@ -143,6 +153,9 @@ def _validate_both(
                     fer_raw, FER_FORMAT, validation, emotion_dataset, split, emotion_data, runner
                 ),
             }
+        except (DataFormatError, DataValidationError):
+            _drop_raw_copies(keypoints_raw, fer_raw)
+            raise
         finally:
             if runner.docs_dir.is_dir():
                 mlflow.log_artifacts(str(runner.docs_dir), "data_docs")
