@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: sync run test lint format mlproject serve ui compile bench-ingest bench-train bench-quality bench-serve
+.PHONY: sync run test lint format mlproject serve ui compile bench-ingest bench-train bench-quality bench-serve bench-faults
 sync:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
 	$(UV) sync --frozen --compile-bytecode
@@ -52,3 +52,6 @@ bench-serve: sync  ## serving req/s and p50/p99 at 1/8/16 clients vs the in-proc
 
 bench-quality: sync  ## emotion accuracy on real FER faces vs the majority class; ARGS="--part synthetic" for real-size generated data
 	$(RUN) python bench/quality.py $(ARGS)
+
+bench-faults: sync  ## fault cases against real SeaweedFS, MLflow and model servers, 10,000 requests under load
+	$(RUN) python bench/faults.py $(ARGS)

@@ -91,6 +91,13 @@ def _unused_ports(count: int) -> list[int]:
 @contextmanager
 def seaweedfs_s3(data_dir: Path) -> Iterator[str]:
     """A real S3 endpoint (SeaweedFS master, volume, filer and S3 gateway) on 127.0.0.1."""
+    with seaweedfs(data_dir) as (endpoint, _):
+        yield endpoint
+
+
+@contextmanager
+def seaweedfs(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`seaweedfs_s3`, with the server's process (to stop it for a while, say)."""
     weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
     master, volume, filer, s3 = _unused_ports(4)
     command = [
@@ -106,9 +113,10 @@ def seaweedfs_s3(data_dir: Path) -> Iterator[str]:
         f"-s3.port={s3}",
     ]
     endpoint = f"http://127.0.0.1:{s3}"
-    with running(command, endpoint, data_dir / "weed.log", stop_timeout_s=SEAWEEDFS_STOP_TIMEOUT_S):
+    log = data_dir / "weed.log"
+    with running(command, endpoint, log, stop_timeout_s=SEAWEEDFS_STOP_TIMEOUT_S) as process:
         _wait_for_buckets(endpoint)
-        yield endpoint
+        yield endpoint, process
 
 
 def _wait_for_buckets(endpoint: str) -> None:
