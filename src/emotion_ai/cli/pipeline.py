@@ -41,6 +41,7 @@ from emotion_ai.cli.options import (
     Width,
     absolute_source,
     console,
+    registry_errors,
     serving_dir,
     tracking_settings,
 )
@@ -105,7 +106,9 @@ def run(
     from pipelines.local_runner import run_local
 
     tracking = tracking_settings(state_dir)
-    for run_id in fail_abandoned_runs(tracking):
+    with registry_errors("reaching the tracking server"):
+        abandoned = fail_abandoned_runs(tracking)
+    for run_id in abandoned:
         console.print(f"[yellow]marked MLflow run {run_id} FAILED: its process had ended[/]")
     supervise_steps()
     run_name = f"pipeline-{uuid.uuid4().hex[:8]}"

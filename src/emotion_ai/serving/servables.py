@@ -53,6 +53,15 @@ class LoadedVersion:
     def infer_now(self, faces: np.ndarray) -> np.ndarray:
         return self.saved_model.serve(tf.constant(faces)).numpy()
 
+    def warm_up(self, max_batch_size: int) -> None:
+        """Calls the model once at each batch size a request or batch may have (powers of two up to
+        `max_batch_size`): the first call at a size does Python-side work that would otherwise
+        stall the event loop while real requests wait."""
+        size = 1
+        while size <= max_batch_size:
+            self.infer_now(np.zeros((size, *FACE_BATCH), np.float32))
+            size *= 2
+
     async def infer(self, faces: np.ndarray) -> np.ndarray:
         if self._batcher is None:
             return await asyncio.to_thread(self.infer_now, faces)
@@ -239,7 +248,10 @@ class SavedModelServable(Model):
             saved_model = tf.saved_model.load(str(self.layout.local_copy(self.name, version)))
             if violation := contract_violation(self.name, saved_model):
                 raise ValueError(f"it breaks the {self.name} contract: {violation}")
-            return LoadedVersion(self.name, version, saved_model, self.options.batching)
+            loaded = LoadedVersion(self.name, version, saved_model, self.options.batching)
+            batching = self.options.batching
+            loaded.warm_up(batching.max_batch_size if batching else 1)
+            return loaded
         except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
             self._refused[version] = marker
             logger.error("refused %s version %s: %s", self.name, version, error)
