@@ -21,9 +21,11 @@ from emotion_ai.steps.supervision import SUPERVISOR_ENV
 from emotion_ai.steps.tracking import (
     FAILURE_REASON_TAG,
     HOST_TAG,
+    INTERRUPTED_TAG,
     PID_TAG,
     fail_abandoned_runs,
     local_tracking,
+    step_run,
     use_tracking,
 )
 
@@ -109,3 +111,17 @@ def test_a_step_ends_soon_after_the_command_that_started_it():
     supervisor.kill()
     supervisor.wait()
     assert step.wait(timeout=30) == 1
+
+
+def test_a_resumed_run_keeps_why_it_stopped_but_no_longer_reads_as_failed(tmp_path):
+    tracking = local_tracking(tmp_path)
+    experiment = use_tracking(tracking)
+    client = MlflowClient()
+    killed = _run(client, experiment, _ended_pid(), socket.gethostname())
+    fail_abandoned_runs(tracking)
+    with step_run(tracking, "", "train_emotion", run_id=killed):
+        pass
+    run = client.get_run(killed)
+    assert run.info.status == "FINISHED" and FAILURE_REASON_TAG not in run.data.tags
+    assert "ended without finishing" in run.data.tags[INTERRUPTED_TAG]
+    mlflow.set_tracking_uri(None)

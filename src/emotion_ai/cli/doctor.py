@@ -56,10 +56,14 @@ def _done(repair: bool, action: str) -> str:
 def _checkpoints(state_dir: Path, repair: bool) -> list[tuple[str, str, str]]:
     """A row for each training checkpoint: whether its run may be resumed (else it is removed)."""
     from emotion_ai.modeling.checkpoints import STATE_FILE, Checkpoints
+
+    states = sorted(state_dir.rglob(f"checkpoints/*/{STATE_FILE}"))
+    if not states:
+        return []  # TensorFlow is imported only where there are checkpoints to look at
     from emotion_ai.steps.model_steps import resumable
 
     rows = []
-    for state in sorted(state_dir.rglob(f"checkpoints/*/{STATE_FILE}")):
+    for state in states:
         saved = Checkpoints(state.parent).saved()
         checkpoints = Checkpoints(state.parent, saved["fingerprint"] if saved else "")
         if saved and resumable(state.parent.name, checkpoints):

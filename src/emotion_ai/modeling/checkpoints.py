@@ -9,10 +9,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from emotion_ai.storage import atomic_path, read_json, write_json
+
+if TYPE_CHECKING:
+    import keras
 
 STATE_FILE = "state.json"
 MODEL_FILE = "last.keras"
@@ -35,6 +37,8 @@ class Checkpoints:
 
     def load_model(self) -> keras.Model:
         """The checkpointed model, compiled with its optimizer state, in Keras safe mode."""
+        import keras
+
         return keras.saving.load_model(self.folder / MODEL_FILE, safe_mode=True)
 
     def clear(self) -> None:
@@ -54,19 +58,3 @@ class Checkpoints:
             "fingerprint": self.fingerprint,
         }
         write_json(self.folder / STATE_FILE, state)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves a checkpoint at the end of every epoch, history included (from `history` onwards)."""
-
-    def __init__(
-        self, checkpoints: Checkpoints, run_id: str, history: dict[str, list[float]]
-    ) -> None:
-        super().__init__()
-        self.checkpoints, self.run_id = checkpoints, run_id
-        self.history = {name: list(values) for name, values in history.items()}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for name, value in (logs or {}).items():
-            self.history.setdefault(name, []).append(float(value))
-        self.checkpoints.save(self.model, epoch + 1, self.history, self.run_id)

@@ -17,7 +17,7 @@ from mlflow.models import infer_signature
 from emotion_ai.data.datasets import TEST, TRAIN, VAL, FaceDataset
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling import plots
-from emotion_ai.modeling.checkpoints import Checkpoints, EpochCheckpoint
+from emotion_ai.modeling.checkpoints import Checkpoints
 from emotion_ai.modeling.input_pipeline import (
     as_model_input,
     emotion_augmentation,
@@ -59,6 +59,22 @@ def _callbacks(settings: TrainSettings, has_validation: bool) -> list[keras.call
         ),
         mlflow.keras.MlflowCallback(),
     ]
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint at the end of every epoch, history included (from `history` onwards)."""
+
+    def __init__(
+        self, checkpoints: Checkpoints, run_id: str, history: dict[str, list[float]]
+    ) -> None:
+        super().__init__()
+        self.checkpoints, self.run_id = checkpoints, run_id
+        self.history = {name: list(values) for name, values in history.items()}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.checkpoints.save(self.model, epoch + 1, self.history, self.run_id)
 
 
 MAX_CLASS_WEIGHT = 5.0

@@ -23,6 +23,8 @@ STEP_TAG = "emotion_ai.step"
 PID_TAG, HOST_TAG = "emotion_ai.pid", "emotion_ai.host"
 """The process that runs a run: a RUNNING run whose process has ended was abandoned."""
 FAILURE_REASON_TAG = "emotion_ai.failure_reason"
+INTERRUPTED_TAG = "emotion_ai.interrupted"
+"""On a resumed run: why it had stopped (its failure reason, moved here when it was reopened)."""
 TRIGGER_TAG = "emotion_ai.trigger"
 """Why a pipeline run started: manual, new data, drift, schedule."""
 
@@ -208,6 +210,9 @@ def step_run(
     if run_id:
         with mlflow.start_run(run_id=run_id) as run:
             mlflow.set_tags(owner_tags())
+            if reason := run.data.tags.get(FAILURE_REASON_TAG):
+                mlflow.set_tag(INTERRUPTED_TAG, reason)
+                MlflowClient().delete_tag(run_id, FAILURE_REASON_TAG)
             yield run
         return
     with mlflow.start_run(
