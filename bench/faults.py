@@ -20,8 +20,6 @@ cases survived, `baseline` the number tried: target ratio 1.0, with 0 failed req
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import signal
@@ -40,9 +38,17 @@ sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
+from images import b64_request, png, png_claiming  # noqa: E402
 from results_table import write_result  # noqa: E402
 from serve import load_clients  # noqa: E402
-from servers import free_port, running, seaweedfs, served_version, wait_for_version  # noqa: E402
+from servers import (  # noqa: E402
+    free_port,
+    running,
+    seaweedfs,
+    serve_command,
+    served_version,
+    wait_for_version,
+)
 
 MODEL = "emotion-ai-emotion"
 BUCKET = "faults"
@@ -71,42 +77,16 @@ class Case:
     detail: str
 
 
-def _png(width: int, height: int) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("L", (width, height), 90).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def _claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims `width` x `height` pixels (an image bomb)."""
-    import struct
-    import zlib
-
-    png = bytearray(_png(1, 1))
-    header = b"IHDR" + struct.pack(">II", width, height) + bytes(png[24:29])
-    png[12:29] = header
-    png[29:33] = struct.pack(">I", zlib.crc32(header))
-    return bytes(png)
-
-
-def _images(*images: bytes) -> bytes:
-    return json.dumps(
-        {"instances": [{"b64": base64.b64encode(i).decode()} for i in images]}
-    ).encode()
-
-
 def malformed_bodies() -> dict[str, bytes]:
     """Each must get a 4xx with a JSON error."""
     face = [[0] * 96] * 96
     return {
         "number of 400 digits": b'{"instances": [[1' + b"0" * 400 + b"]]}",
         "JSON nested 100,000 deep": b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-        "20000x20000 image bomb": _images(_claiming(20_000, 20_000)),
-        "10,000 1x1 images": _images(*[_png(1, 1)] * 10_000),
-        "truncated JPEG": _images(b"\xff\xd8\xff\xe0" + b"\x00" * 40),
-        "not an image": _images(b"hello, I am text"),
+        "20000x20000 image bomb": b64_request(png_claiming(20_000, 20_000)),
+        "10,000 1x1 images": b64_request(*[png(1, 1)] * 10_000),
+        "truncated JPEG": b64_request(b"\xff\xd8\xff\xe0" + b"\x00" * 40),
+        "not an image": b64_request(b"hello, I am text"),
         "not JSON": b"{instances: nope",
         "wrong shape": json.dumps({"instances": [[1, 2, 3]]}).encode(),
         "NaN pixels": b'{"instances": [[' + b",".join([b"NaN"] * 9216) + b"]]}",
@@ -168,9 +148,9 @@ class Abuser(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.statuses, self.stopped = url, {}, threading.Event()
         self.bodies = [
-            _images(_png(6000, 6000)),  # 36 MP: legal, decoded off the event loop
-            _images(_claiming(20_000, 20_000)),
-            _images(*[_png(1, 1)] * 10_000),
+            b64_request(png(6000, 6000)),  # 36 MP: legal, decoded off the event loop
+            b64_request(png_claiming(20_000, 20_000)),
+            b64_request(*[png(1, 1)] * 10_000),
             b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         ]
 
@@ -334,24 +314,18 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         publish(MODEL, 1, base)
         port = free_port()
         root, model_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1/models/{MODEL}"
-        command = [
-            sys.executable,
-            "-m",
-            "emotion_ai",
-            "serve",
-            "--model-base-path",
+        command = serve_command(
             base,
+            port,
             "--model-name",
             MODEL,
-            "--rest-api-port",
-            str(port),
             "--request-sample-rate",
             "0",
             "--file-system-poll-wait-seconds",
             "0.5",
             "--body-timeout-seconds",
             "3",
-        ]
+        )
         with running(command, model_url, work / "server.log") as server:
             watch, abuser = Watch(root, server.pid, work), Abuser(f"{model_url}:predict")
             watch.start()

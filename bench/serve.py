@@ -35,7 +35,7 @@ sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
 
 import numpy as np  # noqa: E402
 from results_table import secondary_row, write_result  # noqa: E402
-from servers import free_port, running  # noqa: E402
+from servers import free_port, running, serve_command  # noqa: E402
 
 CLIENT_COUNTS = (1, 8, 16)
 IN_PROCESS_BATCH = 16
@@ -181,21 +181,15 @@ def build_model(work: Path, width: int, depth: int) -> tuple[Path, str]:
 
 @contextmanager
 def ours(base: Path, port: int, log: Path, batching: bool):
-    command = [
-        sys.executable,
-        "-m",
-        "emotion_ai",
-        "serve",
-        "--model-base-path",
-        str(base),
+    command = serve_command(
+        base,
+        port,
         "--model-name",
         MODEL,
-        "--rest-api-port",
-        str(port),
         "--request-sample-rate",
         "0",
         "--enable-batching" if batching else "--no-enable-batching",
-    ]
+    )
     with running(command, f"http://127.0.0.1:{port}/v1/models/{MODEL}", log):
         yield f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict"
 

@@ -63,6 +63,14 @@ def running(
                 process.wait()
 
 
+def serve_command(base: str | Path, port: int, *options: str) -> list[str]:
+    """`emotion-ai serve` of the layout under `base` on 127.0.0.1:`port`, with further options."""
+    return [
+        sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", str(base),
+        "--rest-api-port", str(port), *options,
+    ]  # fmt: skip
+
+
 def served_version(model_url: str) -> str:
     """The version a TF Serving status route (`/v1/models/<name>`) says it serves by default."""
     return requests.get(model_url, timeout=5).json()["model_version_status"][0]["version"]

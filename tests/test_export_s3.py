@@ -4,11 +4,10 @@ s3://."""
 from __future__ import annotations
 
 import os
-import sys
 
 import boto3
 import requests
-from servers import free_port, running
+from servers import free_port, running, serve_command
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
 from emotion_ai.release.model_repository import (
@@ -63,17 +62,7 @@ def test_server_serves_from_s3(s3_endpoint, tmp_path):
         export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, version)
     set_label(base, EMOTION_MODEL, "stable", 8)
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "emotion_ai",
-        "serve",
-        "--model-base-path",
-        base,
-        "--rest-api-port",
-        str(port),
-        "--access-log",
-    ]
+    command = serve_command(base, port, "--access-log")
     url = f"http://127.0.0.1:{port}/v1/models"
     with running(command, f"{url}/emotion-ai", tmp_path / "server.log", dict(os.environ)):
         status = requests.get(f"{url}/{EMOTION_MODEL}").json()["model_version_status"][0]

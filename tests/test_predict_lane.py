@@ -1,12 +1,10 @@
 """PredictLane on its own: ASGI messages in, status and JSON out, with a stand-in repository."""
 
 import asyncio
-import base64
-import io
 import json
 
 import numpy as np
-from PIL import Image
+from images import b64_request, png
 
 from emotion_ai.serving.rest import PredictLane
 from emotion_ai.settings import RequestLimits
@@ -100,13 +98,10 @@ def test_other_requests_go_on_to_the_app():
 
 
 def test_limits_get_413_and_image_bodies_are_decoded_off_the_event_loop():
-    png = io.BytesIO()
-    Image.new("L", (300, 200), 7).save(png, format="PNG")
-    image = {"b64": base64.b64encode(png.getvalue()).decode()}
-    status, body = call("/v1/models/ok:predict", [json.dumps({"instances": [image]}).encode()])
+    image = png(300, 200, gray=7)
+    status, body = call("/v1/models/ok:predict", [b64_request(image)])
     assert status == 200 and json.loads(body)["predictions"][0][0] == 7 * 96 * 96
-    three = json.dumps({"instances": [image] * 3}).encode()
-    status, body = call("/v1/models/ok:predict", [three])
+    status, body = call("/v1/models/ok:predict", [b64_request(image, image, image)])
     assert status == 413 and "3 instances" in json.loads(body)["error"]
 
 

@@ -3,11 +3,10 @@
 import base64
 import io
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
+from images import b64_request, png, png_claiming
 from PIL import Image
 
 from emotion_ai.serving.face_requests import (
@@ -123,10 +122,6 @@ def test_columnar_inputs_and_unit_range_pixels():
 
 
 def test_base64_png_and_jpeg_of_any_size_become_96x96_gray_faces():
-    import base64
-    import io
-
-    from PIL import Image
 
     encoded = []
     for size, image_format in (((120, 80), "PNG"), ((48, 48), "JPEG")):
@@ -138,45 +133,25 @@ def test_base64_png_and_jpeg_of_any_size_become_96x96_gray_faces():
     np.testing.assert_allclose(faces, 200, atol=2)
 
 
-def _png(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("L", (width, height), 128).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims `width` x `height` pixels: an image bomb, never decoded
-    here."""
-    png = bytearray(_png(1, 1))
-    header = b"IHDR" + struct.pack(">II", width, height) + bytes(png[24:29])
-    png[12:29] = header
-    png[29:33] = struct.pack(">I", zlib.crc32(header))
-    return bytes(png)
-
-
-def _b64(*images: bytes) -> bytes:
-    return _body({"instances": [{"b64": base64.b64encode(image).decode()} for image in images]})
-
-
 def test_too_many_instances_are_refused_as_too_large_on_both_paths():
     limits = RequestLimits(max_instances=3)
     faces = np.zeros((4, 96, 96)).tolist()
     with pytest.raises(RequestTooLarge, match="4 instances"):
         read_face_request(_body({"instances": faces}), limits)
     with pytest.raises(RequestTooLarge, match="4 instances"):
-        read_face_request(_b64(*[_png(2, 2)] * 4), limits)
+        read_face_request(b64_request(*[png(2, 2)] * 4), limits)
     assert len(read_face_request(_body({"instances": faces[:3]}), limits).faces) == 3
 
 
 def test_images_over_the_pixel_limits_are_refused_before_they_are_decoded():
     limits = RequestLimits(max_image_pixels=100 * 100, max_request_pixels=150 * 100)
-    assert read_face_request(_b64(_png(100, 100)), limits).faces.shape == (1, 96, 96, 1)
+    assert read_face_request(b64_request(png(100, 100)), limits).faces.shape == (1, 96, 96, 1)
     with pytest.raises(RequestTooLarge, match="101x100 pixels"):
-        read_face_request(_b64(_png(101, 100)), limits)
+        read_face_request(b64_request(png(101, 100)), limits)
     with pytest.raises(RequestTooLarge, match="together"):
-        read_face_request(_b64(_png(100, 100), _png(100, 100)), limits)
+        read_face_request(b64_request(png(100, 100), png(100, 100)), limits)
     with pytest.raises(RequestTooLarge, match="larger than the server takes"):
-        read_face_request(_b64(_png_claiming(20_000, 20_000)))
+        read_face_request(b64_request(png_claiming(20_000, 20_000)))
 
 
 def test_overflowing_numbers_and_deep_nesting_are_bad_requests():

@@ -3,13 +3,12 @@ refused."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
 import pytest
 import requests
-from servers import free_port, running, served_version, wait_for_version
+from servers import free_port, running, serve_command, served_version, wait_for_version
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
 from emotion_ai.release.model_repository import (
@@ -29,18 +28,7 @@ def served(tmp_path_factory):
     export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 1)
     export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 1)
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "emotion_ai",
-        "serve",
-        "--model-base-path",
-        str(base),
-        "--rest-api-port",
-        str(port),
-        "--file-system-poll-wait-seconds",
-        "0.5",
-    ]
+    command = serve_command(base, port, "--file-system-poll-wait-seconds", "0.5")
     with running(
         command, f"http://127.0.0.1:{port}/v1/models/{EMOTION_MODEL}", base / "server.log"
     ):
