@@ -1,11 +1,11 @@
 """Ingest benchmark: vectorized Kaggle CSV parsing vs the seed's per-row `np.fromstring`, same run.
 
-Full-size files: the real Kaggle files when given (--fkd / --fer), else generated files of the
-real sizes (7049 FKD rows, 35887 FER rows), cached under bench/work/. The real FER2013 subset in
-../shared/data is measured too when present. Each parse runs in a fresh process, so its peak
-memory is its own, three times each; the median run is kept. Our parser is compiled (numba, cached
-on disk); the one-time cost of loading it
-into a process is measured on a tiny input before the clock starts and recorded on its own.
+Full-size files: the real Kaggle files when given (--fkd / --fer), else generated files of the real
+sizes (7049 FKD rows, 35887 FER rows), cached under bench/work/. The real FER2013 subset in
+../shared/data is measured too when present. Each parse runs in a fresh process, so its peak memory
+is its own, three times each; the median run is kept. Our parser is compiled (numba, cached on
+disk); the one-time cost of loading it into a process is measured on a tiny input before the clock
+starts and recorded on its own.
 """
 
 from __future__ import annotations

@@ -60,9 +60,8 @@ def load_clients(
     url: str, body: bytes, clients: int, seconds: float, allow_failures: bool = False
 ) -> dict:
     """`clients` threads posting `body` back to back for `seconds`, each on one kept-alive
-    connection
-    (`http.client`: a light load generator, since it shares the machine with the server); every
-    answer must be HTTP 200, else it raises (or, with `allow_failures`, lists them)."""
+    connection (`http.client`: a light load generator, since it shares the machine with the server);
+    every answer must be HTTP 200, else it raises (or, with `allow_failures`, lists them)."""
     address = urllib.parse.urlsplit(url)
     latencies: list[float] = []
     failures: list[str] = []

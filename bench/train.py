@@ -2,10 +2,9 @@
 
 Ours: uint8 48x48 FER-style faces through `face_batches` (cache, shuffle, batch, float conversion,
 flip and light augmentation, one warp that rotates, shifts, scales and upsamples to 96x96,
-prefetch).
-Baseline: the same
-model, `fit` on float32 96x96 arrays already in memory (no conversion, no augmentation). Both
-are timed epoch by epoch, interleaved, after a warm-up epoch each; the median epoch counts.
+prefetch). Baseline: the same model, `fit` on float32 96x96 arrays already in memory (no conversion,
+no augmentation). Both are timed epoch by epoch, interleaved, after a warm-up epoch each; the median
+epoch counts.
 """
 
 from __future__ import annotations

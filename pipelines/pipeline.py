@@ -105,8 +105,7 @@ def build_pipeline(training_gpus: int = 0):
         trigger: str = "manual",
     ):
         """Empty data sources mean synthetic data in the Kaggle formats; an empty cache_root turns
-        our
-        content-addressed step cache off (KFP's own caching still applies on a cluster); with a
+        our content-addressed step cache off (KFP's own caching still applies on a cluster); with a
         checkpoint_root, training checkpoints every epoch there and `resume` continues from it."""
         tracking = {
             "tracking_uri": tracking_uri,

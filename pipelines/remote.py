@@ -28,8 +28,7 @@ def declared_parameters(package: Path) -> dict[str, dict]:
 
 def parse_parameters(pairs: list[str], declared: dict[str, dict]) -> dict[str, object]:
     """`name=value` pairs cast to the declared types; unknown or missing required names and bad
-    values
-    are refused."""
+    values are refused."""
     arguments: dict[str, object] = {}
     for pair in pairs:
         name, separator, text = pair.partition("=")

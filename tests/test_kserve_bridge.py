@@ -1,6 +1,5 @@
 """What `emotion_ai.serving.kserve_bridge` relies on in KServe's internals: this fails loudly when a
-KServe
-upgrade changes any of it."""
+KServe upgrade changes any of it."""
 
 import inspect
 

@@ -1,6 +1,5 @@
 """Every default is stated once, in emotion_ai.settings: the CLI options, the KFP pipeline's
-parameters and
-the MLproject entry points must all agree with it."""
+parameters and the MLproject entry points must all agree with it."""
 
 import inspect
 

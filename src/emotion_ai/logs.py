@@ -1,8 +1,6 @@
 """Logging for every process that runs our code (the CLI, pipeline steps, the server): the library
-logs,
-only the CLI prints. On a terminal, rich's handler; elsewhere (pipeline step logs, CI) plain lines
-that
-never wrap, so they stay whole for whoever searches them."""
+logs, only the CLI prints. On a terminal, rich's handler; elsewhere (pipeline step logs, CI) plain
+lines that never wrap, so they stay whole for whoever searches them."""
 
 from __future__ import annotations
 

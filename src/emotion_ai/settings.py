@@ -180,8 +180,7 @@ class BatchSettings:
 @dataclass(frozen=True)
 class ServingOptions:
     """How many versions stay loaded (TF Serving's `latest` version policy) and how requests are
-    batched
-    (None: each request runs alone)."""
+    batched (None: each request runs alone)."""
 
     num_versions: int = 1
     batching: BatchSettings | None = field(default_factory=BatchSettings)
@@ -192,9 +191,8 @@ class ServingOptions:
 @dataclass(frozen=True)
 class RequestLimits:
     """What one request may ask of the server. Memory stays bounded: at most `decode_workers`
-    requests
-    decode images at once, each image at most `max_image_pixels` (about 4 bytes a pixel while
-    decoding)."""
+    requests decode images at once, each image at most `max_image_pixels` (about 4 bytes a pixel
+    while decoding)."""
 
     max_body_bytes: int = 16 * 1024 * 1024
     max_instances: int = 256

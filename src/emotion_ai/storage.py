@@ -66,9 +66,8 @@ def remove_path(path: Path) -> None:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A path beside `path` to write a file or folder to; renamed onto `path` when the block
-    succeeds and
-    removed when it fails, so readers see the whole result or none of it. The partial name is
-    hidden and unique, so concurrent writers never meet and TF Serving never takes it for a
+    succeeds and removed when it fails, so readers see the whole result or none of it. The partial
+    name is hidden and unique, so concurrent writers never meet and TF Serving never takes it for a
     version."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")

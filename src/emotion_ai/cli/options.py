@@ -1,6 +1,5 @@
 """Command-line options shared by the command groups, and the console they print to. Defaults are
-never
-stated here: each command takes its default from `emotion_ai.settings`."""
+never stated here: each command takes its default from `emotion_ai.settings`."""
 
 from __future__ import annotations
 
@@ -115,8 +114,7 @@ def tracking_settings(state_dir: Path):
 @contextmanager
 def registry_errors(action: str) -> Iterator[None]:
     """A registry that cannot be reached, or that refuses the change, ends the command with one
-    clear
-    line (passwords in URIs hidden) and exit status 1 instead of a trace."""
+    clear line (passwords in URIs hidden) and exit status 1 instead of a trace."""
     from mlflow.exceptions import MlflowException
 
     from emotion_ai.logs import redact

@@ -135,8 +135,7 @@ def serve(
     new versions.
 
     Unversioned requests get the version labelled `stable` (the champion) when there is one, else
-    the newest;
-    /versions/<v>:predict and /labels/<label>:predict reach the others.
+    the newest; /versions/<v>:predict and /labels/<label>:predict reach the others.
     """
     from emotion_ai.monitoring.request_log import RequestSampler
     from emotion_ai.serving.server import serve_models

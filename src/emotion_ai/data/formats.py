@@ -208,8 +208,7 @@ def _read_blocks(
 
 def _line_blocks(stream: BinaryIO) -> Iterator[np.ndarray]:
     """The stream's bytes as consecutive runs of whole lines of about BLOCK_BYTES (a longer line
-    gets
-    a run of its own). Each run is a view of one reused buffer, valid until the next is asked
+    gets a run of its own). Each run is a view of one reused buffer, valid until the next is asked
     for."""
     buffer, held = np.empty(BLOCK_BYTES, np.uint8), 0
     while True:
@@ -241,9 +240,8 @@ def _read_other_fields(
     text: bytes, columns: list[str], invalid_rows: list[arrow_csv.InvalidRow]
 ) -> pa.Table:
     """Arrow's CSV reader on the lines without their pixels, every column as text; rows with the
-    wrong
-    field count go to `invalid_rows`, numbered as in the file (one thread, so that Arrow numbers
-    them)."""
+    wrong field count go to `invalid_rows`, numbered as in the file (one thread, so that Arrow
+    numbers them)."""
 
     def collect(row: arrow_csv.InvalidRow) -> str:
         invalid_rows.append(row)

@@ -2,6 +2,5 @@
 tuning, test metrics and plots.
 
 May import: `emotion_ai.data` and the shared modules (`faces`, `settings`, `storage`). Never
-release,
-serving, monitoring, steps or the CLI.
+release, serving, monitoring, steps or the CLI.
 """

@@ -1,7 +1,6 @@
 """A checkpoint after every epoch (model with optimizer state, epochs done, history, MLflow run id
-and
-the fingerprint of the data, settings and code it was trained on), so training killed at any point
-(even `kill -9`) resumes from its last finished epoch, and only the same training resumes from
+and the fingerprint of the data, settings and code it was trained on), so training killed at any
+point (even `kill -9`) resumes from its last finished epoch, and only the same training resumes from
 it."""
 
 from __future__ import annotations

@@ -103,8 +103,7 @@ def _fit(
     checkpoints: Checkpoints | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Trains `model`, or the checkpointed one from its last finished epoch when `checkpoints` holds
-    one;
-    returns the model and its whole history."""
+    one; returns the model and its whole history."""
     keras.utils.set_random_seed(settings.seed)
     saved = checkpoints.saved() if checkpoints else None
     if saved and saved["epoch"] >= settings.epochs:
@@ -212,8 +211,7 @@ def train_emotion_model(
     dataset: FaceDataset, settings: TrainSettings, checkpoints: Checkpoints | None = None
 ) -> TrainedModel:
     """Trains the emotion ResNet (classes balanced by weights unless turned off) on randomly
-    mirrored,
-    moved and relit faces."""
+    mirrored, moved and relit faces."""
     _set_precision()
     model = build_emotion_model(settings.network)
     weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None

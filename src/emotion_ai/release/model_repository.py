@@ -51,8 +51,7 @@ def version_number(name: str) -> int | None:
 
 def _versions_among(model_name: str, names: list[str]) -> list[int]:
     """The version numbers among a model's entry names; any other name that is no hidden or known
-    file is
-    ignored, with a warning the first time it is seen."""
+    file is ignored, with a warning the first time it is seen."""
     numbers = []
     for name in names:
         number = version_number(name)

@@ -22,8 +22,7 @@ from emotion_ai.settings import BatchSettings
 
 class Batcher:
     """Runs `infer` on the faces of the waiting requests in batches, up to `num_batch_threads` calls
-    at
-    once, each in a worker thread."""
+    at once, each in a worker thread."""
 
     def __init__(
         self, infer: Callable[[np.ndarray], np.ndarray], settings: BatchSettings, name: str

@@ -59,9 +59,8 @@ def _check_instances(count: int, limits: RequestLimits) -> None:
 
 def pixel_array_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest | None:
     """The faces of a body that is exactly `{"instances"|"inputs": <array of faces of
-    FACE_SHAPES>}`,
-    read in one compiled pass into an array without a Python object per pixel; None for any other
-    body. A ragged array is never read as faces (see `json_arrays`)."""
+    FACE_SHAPES>}`, read in one compiled pass into an array without a Python object per pixel; None
+    for any other body. A ragged array is never read as faces (see `json_arrays`)."""
     parsed = read_number_array(body)
     if (
         parsed is None

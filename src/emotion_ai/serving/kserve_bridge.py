@@ -1,6 +1,5 @@
 """Every tie to KServe's internals, in one place: `tests/test_kserve_bridge.py` fails loudly when a
-KServe
-upgrade changes what this module relies on.
+KServe upgrade changes what this module relies on.
 
 What it relies on beyond KServe's public API:
 - `kserve` parses `sys.argv` when imported, so it is imported with our command line hidden;
@@ -35,10 +34,9 @@ Model = kserve.Model
 
 class UntimedRESTServer(RESTServer):
     """KServe's REST server without its per-request timing middleware, which logs three lines and
-    makes
-    four `getrusage` calls (each walks all of TensorFlow's threads) per request: a fifth of the
-    server's
-    time under load. Predict latency is on /metrics (`emotion_ai_predict_seconds`) instead."""
+    makes four `getrusage` calls (each walks all of TensorFlow's threads) per request: a fifth of
+    the server's time under load. Predict latency is on /metrics (`emotion_ai_predict_seconds`)
+    instead."""
 
     def _add_middlewares(self, app) -> None:
         """None (KServe adds only its timing here, and the access-log format we never set)."""
@@ -53,10 +51,8 @@ class LoopbackModelServer(kserve.ModelServer):
 
     def rest_server(self, models: list[Model], add_routes, wrap_app) -> UntimedRESTServer:
         """Registers `models` (at least one must be ready), calls `add_routes(app, repository)`
-        ahead of
-        KServe's own routes, and returns the REST server of `wrap_app(app, repository)`, the
-        outermost
-        ASGI app."""
+        ahead of KServe's own routes, and returns the REST server of `wrap_app(app, repository)`,
+        the outermost ASGI app."""
         self._register_and_check_atleast_one_model_is_ready(models)
         add_routes(kserve_app, self.registered_models)
         server = UntimedRESTServer(

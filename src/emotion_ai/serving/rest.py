@@ -1,10 +1,9 @@
 """TensorFlow Serving's REST protocol: predict answered by a pure ASGI lane, status and metadata by
-an
-endpoints class registered on the app's router.
+an endpoints class registered on the app's router.
 
 A request that names no version gets the model's default (`stable`, else the newest);
-`/versions/<v>`
-and `/labels/<label>` reach the others. Errors have TF Serving's shape, `{"error": "..."}`.
+`/versions/<v>` and `/labels/<label>` reach the others. Errors have TF Serving's shape, `{"error":
+"..."}`.
 """
 
 from __future__ import annotations
@@ -191,8 +190,7 @@ async def send_json(send, status: int, payload: dict) -> None:
 
 class TFServingEndpoints:
     """TF Serving's routes other than predict (which `PredictLane` answers in front of the app),
-    plus the
-    Kubernetes probes. Each method is one route."""
+    plus the Kubernetes probes. Each method is one route."""
 
     def __init__(self, repository) -> None:
         self.repository = repository

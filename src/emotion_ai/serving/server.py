@@ -1,6 +1,5 @@
 """The model server's lifecycle: load the servables, serve them over REST, and follow the layout
-(and,
-when asked, the registry's champion) while serving.
+(and, when asked, the registry's champion) while serving.
 
 Predict requests are answered by `PredictLane`, the outermost ASGI app, before FastAPI's middleware;
 the event loop is uvloop's. Uvicorn's access log (one line per request) is off unless asked for, as
@@ -47,8 +46,7 @@ def serve_models(
     follow: Callable[[str], object] | None = None,
 ) -> None:
     """Loads the exported versions `options` keep and serves them until interrupted, following
-    changes
-    in the layout; `follow(model name)`, when given, is called every poll too (see
+    changes in the layout; `follow(model name)`, when given, is called every poll too (see
     `follow_champion`)."""
     servables = load_servables(base_path, model_name, options, sampler)
     rest_server = LoopbackModelServer(host, port).rest_server(
@@ -83,9 +81,8 @@ MAX_BACKOFF_SECONDS = 60.0
 
 async def watch_versions(servables: list[SavedModelServable], poll_seconds: float) -> None:
     """Looks at each model's versions every poll; a look that fails is logged and retried after a
-    wait
-    that doubles up to `MAX_BACKOFF_SECONDS`, so the watcher never stops following (and never floods
-    the log)."""
+    wait that doubles up to `MAX_BACKOFF_SECONDS`, so the watcher never stops following (and never
+    floods the log)."""
     wait = poll_seconds
     while True:
         await asyncio.sleep(wait)

@@ -122,8 +122,7 @@ def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
 
 def _drop_raw_copies(*raw_dirs: Path) -> None:
     """A run stopped by bad data keeps no copy of its input: the error names the user's own file,
-    and
-    a large file would otherwise cost its size in disk for every failed run."""
+    and a large file would otherwise cost its size in disk for every failed run."""
     for raw_dir in raw_dirs:
         (raw_dir / RAW_FILE).unlink(missing_ok=True)
 

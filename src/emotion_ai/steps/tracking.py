@@ -130,8 +130,7 @@ def owner_tags() -> dict[str, str]:
 def fail_abandoned_runs(settings: TrackingSettings, repair: bool = True) -> list[str]:
     """Marks FAILED, with the reason, every RUNNING run of the experiment whose process on this host
     has ended (killed, say); returns their ids (only finds them unless `repair`). Runs of other
-    hosts
-    are left as they are."""
+    hosts are left as they are."""
     experiment_id, host, client = use_tracking(settings), socket.gethostname(), MlflowClient()
     running = client.search_runs(
         [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=10_000
