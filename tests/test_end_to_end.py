@@ -55,6 +55,8 @@ def state_dir(tmp_path_factory, incoming) -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "make ui" in result.stdout and "127.0.0.1:8501" in result.stdout
+    assert re.search(r"RMSE \d+\.\d\d px", result.stdout), "the closing table names each metric"
+    assert re.search(r"accuracy \d\.\d{3}", result.stdout)
     return state
 
 

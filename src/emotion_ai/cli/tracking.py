@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 
 from emotion_ai.cli.options import (
     DEFAULT_STATE_DIR,
@@ -26,21 +27,30 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
 
     use_tracking(tracking_settings(state_dir))
     client = MlflowClient()
-    table = Table("model", "version", "aliases", "decision", "test score", "data sha256")
+    table = Table(
+        Column("model", no_wrap=True),
+        Column("v", justify="right"),
+        Column("aliases", min_width=len("challenger")),
+        Column("decision", no_wrap=True),
+        Column("test metric", no_wrap=True),
+        Column("data", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        title="Registered models",
+        caption="RMSE: lower is better; accuracy: higher is better",
+    )
     for name in (KEYPOINT_MODEL, EMOTION_MODEL):
         for found in sorted(
             client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)
         ):
             version = client.get_model_version(name, found.version)
             tags = version.tags
-            score = tags.get("test_score", "")
             table.add_row(
                 name,
                 str(version.version),
-                ", ".join(version.aliases),
+                " ".join(version.aliases),
                 tags.get("decision", ""),
-                f"{float(score):.4f}" if score else "",
-                tags.get("data_sha256", "")[:12],
+                _test_metric(name, tags.get("test_score", "")),
+                tags.get("data_sha256", "")[:8],
             )
     console.print(table)
 
@@ -52,6 +62,17 @@ def _exec_mlflow(arguments: list[str], url: str) -> None:
 
     console.print(f"MLflow on {url}")
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", *arguments])
+
+
+def _test_metric(name: str, score: str) -> str:
+    """A version's test score, named: keypoint RMSE in pixels, or emotion accuracy."""
+    from emotion_ai.settings import KEYPOINT_MODEL
+
+    if not score:
+        return ""
+    return (
+        f"RMSE {float(score):.2f} px" if name == KEYPOINT_MODEL else f"accuracy {float(score):.3f}"
+    )
 
 
 def ui(
