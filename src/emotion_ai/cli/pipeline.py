@@ -45,7 +45,7 @@ from emotion_ai.cli.options import (
     serving_dir,
     tracking_settings,
 )
-from emotion_ai.cli.tracking import models
+from emotion_ai.cli.tracking import experiment_runs_url, models
 from emotion_ai.settings import (
     DEFAULT_DEPTH,
     DEFAULT_EXPERIMENT,
@@ -102,7 +102,12 @@ def run(
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
     from emotion_ai.steps.supervision import supervise_steps
-    from emotion_ai.steps.tracking import TRIGGER_TAG, fail_abandoned_runs, parent_run
+    from emotion_ai.steps.tracking import (
+        TRIGGER_TAG,
+        fail_abandoned_runs,
+        parent_run,
+        use_tracking,
+    )
     from pipelines.local_runner import run_local
 
     tracking = tracking_settings(state_dir)
@@ -148,20 +153,19 @@ def run(
             checkpoint_root=str(state_dir.resolve() / "checkpoints"),
             resume=resume,
         )
-    _print_next_steps(state_dir)
+    _print_next_steps(state_dir, use_tracking(tracking))
 
 
-def _print_next_steps(state_dir: Path) -> None:
+def _print_next_steps(state_dir: Path, experiment_id: str) -> None:
     console.print("\n[bold green]Pipeline finished.[/]")
     models(state_dir)
+    runs = experiment_runs_url(f"http://{LOOPBACK}:{DEFAULT_UI_PORT}", experiment_id)
+    rest = f"http://{LOOPBACK}:{DEFAULT_REST_PORT}"
     console.print(
-        "\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open "
-        f"http://{LOOPBACK}:{DEFAULT_UI_PORT}\n"
-        f"Serve:       [cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on "
-        f"http://{LOOPBACK}:{DEFAULT_REST_PORT}\n"
-        f"Query:       curl http://{LOOPBACK}:{DEFAULT_REST_PORT}/v1/models/emotion-ai  and see "
-        "README "
-        "'Query the served model'"
+        f"\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open {runs}\n"
+        f"Serve:       [cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on {rest}\n"
+        f"Query:       curl {rest}/v1/models/emotion-ai  and see README 'Query the served model'",
+        soft_wrap=True,
     )
 
 

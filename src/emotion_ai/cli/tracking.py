@@ -55,13 +55,46 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     console.print(table)
 
 
-def _exec_mlflow(arguments: list[str], url: str) -> None:
-    """Replaces this process with `mlflow ARGUMENTS`, so stopping it stops the server."""
-    import os
+MLFLOW_START_TIMEOUT_S = 300
+
+
+def _run_mlflow(arguments: list[str], url: str, opens: str) -> None:
+    """Runs `mlflow ARGUMENTS` until this command is stopped (Ctrl-C or SIGTERM stop the server
+    too),
+    and prints where to look (`opens`) only once the server answers at `url`."""
+    import signal
+    import subprocess
     import sys
 
-    console.print(f"MLflow on {url}")
-    os.execv(sys.executable, [sys.executable, "-m", "mlflow", *arguments])
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", *arguments])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        _wait_until_answers(f"{url}/health", server)
+        console.print(f"MLflow on [cyan]{opens}[/]", soft_wrap=True)
+        server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def _wait_until_answers(url: str, server) -> None:
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + MLFLOW_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise typer.Exit(server.returncode or 1)
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    console.print(f"[red]MLflow did not answer at {url} within {MLFLOW_START_TIMEOUT_S} s[/]")
+    raise typer.Exit(1)
 
 
 def _test_metric(name: str, score: str) -> str:
@@ -80,11 +113,13 @@ def ui(
     host: Annotated[str, typer.Option()] = LOOPBACK,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Open the MLflow UI on the local tracking store."""
-    from emotion_ai.steps.tracking import local_tracking
+    """Open the MLflow UI on the local tracking store, on the emotion-ai experiment's runs."""
+    from emotion_ai.steps.tracking import local_tracking, use_tracking
 
     tracking = local_tracking(state_dir)
-    _exec_mlflow(
+    experiment_id = use_tracking(tracking)
+    url = f"http://{host}:{port}"
+    _run_mlflow(
         [
             "ui",
             "--backend-store-uri",
@@ -96,8 +131,14 @@ def ui(
             "--port",
             str(port),
         ],
-        f"http://{host}:{port}",
+        url,
+        experiment_runs_url(url, experiment_id),
     )
+
+
+def experiment_runs_url(url: str, experiment_id: str) -> str:
+    """Where a data scientist works: the experiment's runs, in MLflow's model-training view."""
+    return f"{url}/#/experiments/{experiment_id}/runs"
 
 
 def tracking_server(
@@ -128,7 +169,7 @@ def tracking_server(
     from emotion_ai.steps.tracking import local_tracking
 
     local = local_tracking(state_dir)
-    _exec_mlflow(
+    _run_mlflow(
         [
             "server",
             "--backend-store-uri",
@@ -142,5 +183,6 @@ def tracking_server(
             "--workers",
             str(workers),
         ],
+        f"http://{host}:{port}",
         f"http://{host}:{port}",
     )

@@ -23,6 +23,9 @@ STEP_TAG = "emotion_ai.step"
 PID_TAG, HOST_TAG = "emotion_ai.pid", "emotion_ai.host"
 """The process that runs a run: a RUNNING run whose process has ended was abandoned."""
 FAILURE_REASON_TAG = "emotion_ai.failure_reason"
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+"""MLflow 3's UI opens an experiment of this kind on its runs (model training), not on its GenAI
+traces; set on our experiment unless someone chose another kind."""
 INTERRUPTED_TAG = "emotion_ai.interrupted"
 """On a resumed run: why it had stopped (its failure reason, moved here when it was reopened)."""
 TRIGGER_TAG = "emotion_ai.trigger"
@@ -89,6 +92,8 @@ def use_tracking(settings: TrackingSettings) -> str:
         )
     else:
         experiment_id = experiment.experiment_id
+    if experiment is None or EXPERIMENT_KIND_TAG not in experiment.tags:
+        MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
