@@ -40,9 +40,8 @@ def test_ui_prints_the_experiments_runs_once_mlflow_answers_and_stops_with_it(tm
     try:
         url = _printed_url(process)
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).ok, "answers when printed"
-        experiment_id = re.fullmatch(rf"http://127\.0\.0\.1:{port}/#/experiments/(\d+)/runs", url)[
-            1
-        ]
+        model_training_runs = r"/#/experiments/(\d+)/runs\?workflowType=machine_learning"
+        experiment_id = re.fullmatch(rf"http://127\.0\.0\.1:{port}{model_training_runs}", url)[1]
         use_tracking(local_tracking(tmp_path))
         experiment = MlflowClient().get_experiment(experiment_id)
         assert experiment.name == "emotion-ai"

@@ -137,8 +137,9 @@ def ui(
 
 
 def experiment_runs_url(url: str, experiment_id: str) -> str:
-    """Where a data scientist works: the experiment's runs, in MLflow's model-training view."""
-    return f"{url}/#/experiments/{experiment_id}/runs"
+    """Where a data scientist works: the experiment's runs, in MLflow's model-training view (its UI
+    reads `workflowType`; without it, it opens in its GenAI mode)."""
+    return f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def tracking_server(
