@@ -49,24 +49,26 @@ def confusion_matrix_figure(matrix: np.ndarray, title: str) -> Figure:
 
 
 def _face_grid(n_faces: int) -> tuple[Figure, np.ndarray]:
+    """Axes for `n_faces` faces, with room above each row for a title (constrained layout)."""
     rows = max(1, int(np.ceil(n_faces / GRID_COLUMNS)))
     figure, axes = plt.subplots(
-        rows, GRID_COLUMNS, figsize=(2 * GRID_COLUMNS, 2.2 * rows), squeeze=False
-    )
+        rows, GRID_COLUMNS, figsize=(2 * GRID_COLUMNS, 2.4 * rows + 0.6), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     for axis in axes.ravel():
         axis.axis("off")
     return figure, axes.ravel()
 
 
 def keypoints_on_faces(faces: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> Figure:
-    """Held-out faces with true (green) and predicted (red) keypoints."""
+    """Held-out faces with true (green) and predicted (red) keypoints, one legend for all."""
     figure, axes = _face_grid(len(faces))
     for axis, face, truth, guess in zip(axes, faces, true, predicted, strict=False):
         axis.imshow(face, cmap="gray", vmin=0, vmax=255)
-        axis.scatter(truth[0::2], truth[1::2], s=8, c="lime", label="true")
-        axis.scatter(guess[0::2], guess[1::2], s=8, c="red", marker="x", label="predicted")
-    axes[0].legend(loc="lower left", fontsize=6)
-    figure.tight_layout()
+        axis.scatter(truth[0::2], truth[1::2], s=10, c="lime", label="true")
+        axis.scatter(guess[0::2], guess[1::2], s=10, c="red", marker="x", label="predicted")
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=2,
+                  fontsize=11, markerscale=2)  # fmt: skip
     return figure
 
 
@@ -77,9 +79,8 @@ def emotions_on_faces(faces: np.ndarray, true: np.ndarray, predicted: np.ndarray
         axis.imshow(face, cmap="gray", vmin=0, vmax=255)
         axis.set_title(
             f"{EMOTIONS[truth]} / {EMOTIONS[guess]}",
-            fontsize=8,
+            fontsize=9,
             color="black" if truth == guess else "red",
         )
-    figure.suptitle("true / predicted")
-    figure.tight_layout()
+    figure.suptitle("true / predicted emotion (red: wrong)")
     return figure
