@@ -178,8 +178,7 @@ def main() -> None:
         )
         commands["real"] = (
             f"uv run python bench/quality.py --part real --epochs {args.epochs} --width "
-            f"{args.width} "
-            f"--depth {args.depth} --seed {args.seed} --patience {args.patience}"
+            f"{args.width} --depth {args.depth} --seed {args.seed} --patience {args.patience}"
             + (" --no-balance" if args.no_balance else "")
         )
     else:
@@ -187,7 +186,7 @@ def main() -> None:
             args.keypoint_epochs, args.emotion_epochs, args.width, args.depth, args.seed
         )
         commands["synthetic"] = (
-            f"uv run python bench/quality.py --part synthetic --keypoint-epochs "
+            "uv run python bench/quality.py --part synthetic --keypoint-epochs "
             f"{args.keypoint_epochs} --emotion-epochs {args.emotion_epochs} --width {args.width} "
             f"--depth {args.depth} --seed {args.seed}"
         )

@@ -300,8 +300,7 @@ def main() -> None:
     ]
     command = (
         f"uv run python bench/serve.py --width {args.width} --depth {args.depth} --seconds "
-        f"{args.seconds:g} "
-        f"--rounds {args.rounds}"
+        f"{args.seconds:g} --rounds {args.rounds}"
     )
     result = write_result(
         "serving",

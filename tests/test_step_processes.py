@@ -38,8 +38,8 @@ def test_a_step_removes_the_program_folder_kfp_wrote_for_it():
     folder = Path(tempfile.mkdtemp(prefix="tmp."))
     (folder / "ephemeral_component.py").write_text("")
     code = (
-        "import sys; from components.arguments import remove_program_folder_at_exit; "
-        f"sys.argv = ['executor', '--component_module_path', '{folder}/ephemeral_component.py']; "
+        "import sys; from components.arguments import remove_program_folder_at_exit; sys.argv = "
+        f"['executor', '--component_module_path', '{folder}/ephemeral_component.py']; "
         "remove_program_folder_at_exit()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -100,7 +100,7 @@ class Recorder:
         self.command = (
             f'{sys.executable} -c "import os, time; time.sleep({seconds}); '
             f"open(r'{self.file}', 'a').write(os.environ['EMOTION_AI_TRIGGER'] + '|' + "
-            f"os.environ['EMOTION_AI_FER_CSV'] + chr(10))\""
+            "os.environ['EMOTION_AI_FER_CSV'] + chr(10))\""
         )
 
     def launches(self) -> list[str]:

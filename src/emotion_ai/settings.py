@@ -70,9 +70,8 @@ class ResNetConfig:
         if narrowest < MIN_FILTERS_WITH_ONEDNN and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
             raise ValueError(
                 f"network width {narrowest} is below {MIN_FILTERS_WITH_ONEDNN} filters: "
-                "TensorFlow's oneDNN "
-                "CPU kernels crash training such narrow convolutions; use a wider network or set "
-                "TF_ENABLE_ONEDNN_OPTS=0"
+                "TensorFlow's oneDNN CPU kernels crash training such narrow convolutions; use a "
+                "wider network or set TF_ENABLE_ONEDNN_OPTS=0"
             )
 
     @classmethod

@@ -77,8 +77,7 @@ PipelineParams = Annotated[
         "--param",
         "-p",
         help="Pipeline parameter name=value, repeatable; tracking_uri and model_base_path are "
-        "required "
-        "(see `emotion-ai pipeline compile` output for all names).",
+        "required (see `emotion-ai pipeline compile` output for all names).",
     ),
 ]
 KfpExperiment = Annotated[str, typer.Option(help="KFP experiment the run belongs to.")]

@@ -162,9 +162,9 @@ def _print_next_steps(state_dir: Path, experiment_id: str) -> None:
     runs = experiment_runs_url(f"http://{LOOPBACK}:{DEFAULT_UI_PORT}", experiment_id)
     rest = f"http://{LOOPBACK}:{DEFAULT_REST_PORT}"
     console.print(
-        f"\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open {runs}\n"
-        f"Serve:       [cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on {rest}\n"
-        f"Query:       curl {rest}/v1/models/emotion-ai  and see README 'Query the served model'",
+        f"\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open {runs}\nServe:       "
+        f"[cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on {rest}\nQuery:      "
+        f" curl {rest}/v1/models/emotion-ai  and see README 'Query the served model'",
         soft_wrap=True,
     )
 

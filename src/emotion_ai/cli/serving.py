@@ -40,8 +40,7 @@ def serve(
         Optional[str],
         typer.Option(
             help="Serve only this model (TF Serving's --model_name): emotion-ai-keypoints, "
-            "emotion-ai-emotion or "
-            "emotion-ai (default: all three)."
+            "emotion-ai-emotion or emotion-ai (default: all three)."
         ),
     ] = None,
     num_versions: Annotated[
@@ -49,8 +48,7 @@ def serve(
         typer.Option(
             min=1,
             help="Newest versions kept loaded per model (TF Serving's `latest` version policy); "
-            "versions named "
-            "in <model>/labels.json (see `emotion-ai label`) are loaded too.",
+            "versions named in <model>/labels.json (see `emotion-ai label`) are loaded too.",
         ),
     ] = ServingOptions.num_versions,
     enable_batching: Annotated[
@@ -67,8 +65,7 @@ def serve(
         typer.Option(
             min=0,
             help="How long a batch waits to fill up while another call runs (a request to an idle "
-            "model "
-            "runs at once).",
+            "model runs at once).",
         ),
     ] = BatchSettings.batch_timeout_micros,
     num_batch_threads: Annotated[
@@ -82,8 +79,7 @@ def serve(
         Optional[Path],
         typer.Option(
             help="JSON lines of sampled request statistics that `emotion-ai watch` checks for "
-            "drift "
-            "(default: STATE_DIR/requests/requests.jsonl)."
+            "drift (default: STATE_DIR/requests/requests.jsonl)."
         ),
     ] = None,
     request_sample_rate: Annotated[
@@ -100,11 +96,9 @@ def serve(
         bool,
         typer.Option(
             help="Also follow the registry's champion alias (MLFLOW_TRACKING_URI, else "
-            "STATE_DIR's): when it is "
-            "moved some other way than `emotion-ai promote` (in the MLflow UI, say), export that "
-            "version and "
-            "serve it as stable. It writes to the model base path: on a cluster, give it to one "
-            "replica."
+            "STATE_DIR's): when it is moved some other way than `emotion-ai promote` (in the "
+            "MLflow UI, say), export that version and serve it as stable. It writes to the model "
+            "base path: on a cluster, give it to one replica."
         ),
     ] = False,
     max_refresh_failure_seconds: Annotated[

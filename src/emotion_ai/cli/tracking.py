@@ -154,8 +154,7 @@ def tracking_server(
         Optional[str],
         typer.Option(
             help="Where the server stores artifacts, e.g. s3://bucket/mlartifacts (endpoint from "
-            "AWS_ENDPOINT_URL; "
-            "default: STATE_DIR/mlartifacts)."
+            "AWS_ENDPOINT_URL; default: STATE_DIR/mlartifacts)."
         ),
     ] = None,
     port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT,

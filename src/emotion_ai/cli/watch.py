@@ -68,8 +68,7 @@ def watch(
         Optional[str],
         typer.Option(
             help="Shell command for --launch command; gets EMOTION_AI_TRIGGER, "
-            "EMOTION_AI_KEYPOINTS_CSV, "
-            "EMOTION_AI_FER_CSV."
+            "EMOTION_AI_KEYPOINTS_CSV, EMOTION_AI_FER_CSV."
         ),
     ] = None,
     debounce_seconds: Annotated[

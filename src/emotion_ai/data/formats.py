@@ -183,8 +183,8 @@ def read_table(path: Path, table_format: TableFormat) -> Table:
         first = invalid_rows[0]
         raise DataFormatError(
             path,
-            f"has {first.actual_columns} fields where the header names "
-            f"{first.expected_columns} ({len(invalid_rows)} such row(s))",
+            f"has {first.actual_columns} fields where the header names {first.expected_columns} "
+            f"({len(invalid_rows)} such row(s))",
             row=first.number,
         )
     return Table(

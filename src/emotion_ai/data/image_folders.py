@@ -33,8 +33,8 @@ def image_files(root: Path) -> list[tuple[int, Path]]:
         if code is None:
             raise DataFormatError(
                 root,
-                f"folder {folder.name!r} is not an emotion "
-                f"(expected one of {sorted(FOLDER_TO_FER_CODE)})",
+                f"folder {folder.name!r} is not an emotion (expected one of "
+                f"{sorted(FOLDER_TO_FER_CODE)})",
             )
         found += [
             (code, path)

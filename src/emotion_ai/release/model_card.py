@@ -10,19 +10,16 @@ from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
 
 INTENDED_USE = {
     KEYPOINT_MODEL: "Locating 15 facial keypoints on a centred, roughly frontal 96x96 grayscale "
-    "face "
-    "crop, e.g. to align faces or drive filters. Not for identification.",
+    "face crop, e.g. to align faces or drive filters. Not for identification.",
     EMOTION_MODEL: "Estimating which of 5 posed expressions (Angry, Disgust, Sad, Happy, "
-    "Surprise) a "
-    "centred face crop shows, for aggregate analytics and demos. Not for decisions "
+    "Surprise) a centred face crop shows, for aggregate analytics and demos. Not for decisions "
     "about individuals (hiring, policing, health, education).",
 }
 KNOWN_LIMITS = [
     "FER2013 labels are noisy (human agreement is about 65%); Disgust is rare, so its recall is "
     "uncertain.",
     "FER2013 and the Kaggle keypoint faces skew in age, ethnicity and pose; accuracy on "
-    "under-represented "
-    "groups is not measured here.",
+    "under-represented groups is not measured here.",
     "Expressions are posed or stereotyped; spontaneous expressions and non-frontal faces are "
     "harder.",
 ]
@@ -96,8 +93,8 @@ def _markdown(facts: dict, confusion: list | None) -> str:
     lines += [
         "",
         "## Promotion decision",
-        f"- {'promoted' if decision['promote'] else 'not promoted'}: "
-        f"{decision['reason']} ({decision['test']})",
+        f"- {'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']} "
+        f"({decision['test']})",
         "",
         "## Intended use",
         facts["intended_use"],

@@ -103,8 +103,8 @@ def _pixel_faces(instances: list) -> np.ndarray:
         ) from error
     if faces.shape[1:] not in FACE_SHAPES:
         raise InvalidInput(
-            f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face "
-            f"(got instances of shape {list(np.shape(instances))})"
+            f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face (got instances of "
+            f"shape {list(np.shape(instances))})"
         )
     return _checked_faces(faces)
 
