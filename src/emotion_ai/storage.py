@@ -63,6 +63,15 @@ def remove_path(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+PARTIAL_MARK = ".partial-"
+"""In the name of everything `atomic_path` is still writing (or left behind when killed)."""
+
+
+def partials_under(root: Path) -> Iterator[Path]:
+    """Files and folders under `root` that `atomic_path` began and never renamed into place."""
+    return root.rglob(f".*{PARTIAL_MARK}*")
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A path beside `path` to write a file or folder to; renamed onto `path` when the block
@@ -70,7 +79,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     name is hidden and unique, so concurrent writers never meet and TF Serving never takes it for a
     version."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+    partial = path.with_name(f".{path.stem}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
         yield partial
     except BaseException:

@@ -17,7 +17,7 @@ from emotion_ai.cli.options import (
     registry_errors,
     tracking_settings,
 )
-from emotion_ai.storage import remove_path
+from emotion_ai.storage import partials_under, remove_path
 
 PARTIAL_AGE_SECONDS = 3600
 """A half-written file this old belongs to no write still under way."""
@@ -79,6 +79,6 @@ def _old_partials(state_dir: Path) -> list[Path]:
     cutoff = time.time() - PARTIAL_AGE_SECONDS
     return [
         path
-        for path in state_dir.rglob(".*.partial-*")
+        for path in partials_under(state_dir)
         if path.exists() and path.lstat().st_mtime < cutoff
     ]

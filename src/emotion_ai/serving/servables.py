@@ -86,9 +86,9 @@ class LoadedVersion:
 
 OUTPUT_SIZES = {KEYPOINT_MODEL: N_COORDINATES, EMOTION_MODEL: len(EMOTIONS)}
 """Each model's contract: `serve` takes one float32 (n, 96, 96, 1) face batch and returns one
-float32
-(n, size) tensor."""
+float32 (n, size) tensor."""
 FACE_BATCH = [FACE_SIZE, FACE_SIZE, 1]
+"""One face's shape, after the batch dimension."""
 
 
 def _is_one_float32(specs: list, shape: list) -> bool:
@@ -110,7 +110,7 @@ def contract_violation(model_name: str, saved_model) -> str | None:
     inputs = list(function.structured_input_signature[1].values())
     outputs = list(function.structured_outputs.values())
     if not _is_one_float32(inputs, FACE_BATCH):
-        return f"it takes {_described(inputs)}, not one float32 [None, 96, 96, 1] face batch"
+        return f"it takes {_described(inputs)}, not one float32 {[None, *FACE_BATCH]} face batch"
     size = OUTPUT_SIZES[model_name]
     if not _is_one_float32(outputs, [size]):
         return f"it returns {_described(outputs)}, not one float32 [None, {size}]"
