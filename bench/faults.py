@@ -179,7 +179,7 @@ def _registered_versions(work: Path, width: int) -> None:
         keras.utils.set_random_seed(seed)
         with mlflow.start_run():
             model = build_emotion_model(ResNetConfig.scaled(width, 1))
-            uri = log_keras_model(model, np.zeros((1, 96, 96, 1), np.float32))
+            uri = log_keras_model(model, np.zeros((1, 96, 96, 1), np.float32), MODEL).model_uri
         registry.register_version(uri, MODEL, {})
 
 

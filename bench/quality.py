@@ -65,8 +65,8 @@ def real_faces_quality(
     from emotion_ai.data.datasets import TEST, TRAIN, emotion_dataset
     from emotion_ai.data.formats import FER_FORMAT
     from emotion_ai.faces import EMOTIONS
-    from emotion_ai.modeling.metrics import emotion_metrics, predict
-    from emotion_ai.modeling.training import train_emotion_model
+    from emotion_ai.modeling.metrics import emotion_metrics
+    from emotion_ai.modeling.training import predict, train_emotion_model
     from emotion_ai.release.gate import bootstrap_mean_interval
     from emotion_ai.settings import GateSettings, TrainSettings
 
@@ -88,7 +88,7 @@ def real_faces_quality(
         "emotion.accuracy": metrics["accuracy"],
         "emotion.accuracy_95_interval": interval,
         "emotion.macro_f1": metrics["macro_f1"],
-        "emotion.recall_per_class": {name: metrics[f"recall.{name}"] for name in EMOTIONS},
+        "emotion.recall_per_class": {name: metrics[f"recall/{name}"] for name in EMOTIONS},
         "emotion.majority_baseline": float((labels == majority).mean()),
         "emotion.majority_class": EMOTIONS[majority],
         "rows": {"train": int((dataset.split == TRAIN).sum()), "test": int(len(labels))},
@@ -108,8 +108,8 @@ def synthetic_quality(
     from emotion_ai.data.datasets import TEST, emotion_dataset, keypoint_dataset
     from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT
     from emotion_ai.data.synthetic import write_fer_csv, write_keypoints_csv
-    from emotion_ai.modeling.metrics import emotion_metrics, keypoint_metrics, predict
-    from emotion_ai.modeling.training import train_emotion_model, train_keypoint_model
+    from emotion_ai.modeling.metrics import emotion_metrics, keypoint_metrics
+    from emotion_ai.modeling.training import predict, train_emotion_model, train_keypoint_model
     from emotion_ai.settings import TrainSettings
 
     WORK.mkdir(exist_ok=True)

@@ -174,7 +174,7 @@ def build_model(work: Path, width: int, depth: int) -> tuple[Path, str]:
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     mlflow.set_experiment("bench-serve")
     with mlflow.start_run():
-        model_uri = log_keras_model(model, np.zeros((1, 96, 96, 1), np.float32))
+        model_uri = log_keras_model(model, np.zeros((1, 96, 96, 1), np.float32), MODEL).model_uri
     return work / "serving", model_uri
 
 

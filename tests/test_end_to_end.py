@@ -6,18 +6,23 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 import requests
+from browsers import headless_chromium
 from mlflow.tracking import MlflowClient
+from playwright.sync_api import expect
 from servers import free_port, running
 
+from emotion_ai.cli.tracking import experiment_runs_url
 from emotion_ai.data.synthetic import synthetic_faces, write_keypoints_csv
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.monitoring.request_log import read_samples
+from emotion_ai.release.model_card import MODEL_TRAINING_VIEW, UiLinks
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
@@ -57,7 +62,19 @@ def state_dir(tmp_path_factory, incoming) -> Path:
     assert "make ui" in result.stdout and "127.0.0.1:8501" in result.stdout
     assert re.search(r"RMSE \d+\.\d\d px", result.stdout), "the closing table names each metric"
     assert re.search(r"accuracy \d\.\d{3}", result.stdout)
+    _assert_one_line_per_step(result.stdout, state)
     return state
+
+
+def _assert_one_line_per_step(stdout: str, state: Path) -> None:
+    """The console shows a line per step with its headline; the full output is in the step logs."""
+    assert "KFP Executor" not in stdout and len(stdout.splitlines()) < 40
+    assert re.search(r"✓ validate +\d+ s \d+ keypoint and \d+ emotion rows validated", stdout)
+    assert re.search(r"✓ train_keypoints +\d+ s 1 epoch, val RMSE \d+\.\d\d px", stdout)
+    assert re.search(r"✓ evaluate .*RMSE .*: promote; accuracy .*: promote", stdout)
+    (run_logs,) = (state / "logs").iterdir()
+    assert {log.stem for log in run_logs.glob("*.log")} >= STEPS
+    assert "KFP Executor" in (run_logs / "train_emotion.log").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -85,25 +102,32 @@ def test_mlflow_has_a_parent_run_with_a_nested_run_per_step(client):
 def test_runs_hold_params_metrics_and_plots(client):
     by_step = {run.data.tags.get("emotion_ai.step"): run for run in _runs(client)}
     evaluate = by_step["evaluate"].data.metrics
-    assert evaluate["keypoints.challenger.rmse_px"] > 0
-    assert 0 <= evaluate["emotion.challenger.accuracy"] <= 1
+    assert evaluate["keypoints/test/rmse_px"] > 0
+    assert 0 <= evaluate["emotion/test/accuracy"] <= 1
+    assert 0 <= evaluate["keypoints/test/rmse_px/nose_tip"]
     ingest = by_step["ingest"].data.params
-    assert len(ingest["keypoints.sha256"]) == 64 and ingest["fer.source"].startswith("synthetic:")
+    assert len(ingest["data/keypoints/sha256"]) == 64
+    assert ingest["data/fer/source"].startswith("synthetic:")
     train = by_step["train_emotion"]
-    assert train.data.params["epochs"] == "1" and "loss" in train.data.metrics
+    assert train.data.params["epochs"] == "1"
+    assert {"train/loss", "val/accuracy", "optimizer/learning_rate"} <= set(train.data.metrics)
+    assert not [name for name in train.data.params if name.startswith("opt_")], "no autolog noise"
     artifacts = {item.path for item in client.list_artifacts(train.info.run_id, "plots")}
     assert {"plots/learning_curves.png", "plots/emotions_on_faces.png"} <= artifacts
     evaluate_plots = {
         item.path for item in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")
     }
-    assert "plots/confusion_matrix.png" in evaluate_plots
+    assert {"plots/confusion_matrix.png", "plots/keypoint_errors.png"} <= evaluate_plots
     validate = by_step["validate"]
     assert (
-        validate.data.metrics["fer2013-content.failed"] == 0
-        and validate.data.metrics["fkd-content.passed"] > 30
+        validate.data.metrics["validation/fer2013-content/failed"] == 0
+        and validate.data.metrics["validation/fkd-content/passed"] > 30
     )
     docs = {item.path for item in client.list_artifacts(validate.info.run_id, "data_docs")}
-    assert "data_docs/index.html" in docs
+    assert {"data_docs/index.html", "data_docs/summary.html"} <= docs
+    summary = mlflow.artifacts.load_text(f"runs:/{validate.info.run_id}/data_docs/summary.html")
+    assert "all expectations passed" in summary and "fkd-content" in summary
+    assert "<script" not in summary and "http" not in summary, "renders offline"
     profile = mlflow.artifacts.load_dict(f"runs:/{validate.info.run_id}/data_profile.json")
     assert set(profile["emotion"]["class_share"]) == {
         "Angry",
@@ -122,9 +146,120 @@ def test_both_models_are_registered_and_champions_are_exported(client, state_dir
         assert len(champion.tags["data_sha256"]) == 64 and champion.tags["decision"] == "promote"
         assert (state_dir / "serving" / name / "1" / "saved_model.pb").is_file()
         assert float(champion.tags["test_score"]) >= 0 and champion.tags["decision_test"] == "floor"
-        card = mlflow.artifacts.load_text(champion.tags["model_card"])
+        card = champion.description
         assert f"# {name} version 1" in card and "95% bootstrap interval" in card
         assert ("SYNTHETIC" in card) == (name == EMOTION_MODEL)
+        assert ("Disgust" in card) == (name == EMOTION_MODEL), "each card's limits are its own"
+        assert f"#/models/{name}" not in card and "](#/experiments/" in card
+        assert "Each version's description is its model card" in (
+            client.get_registered_model(name).description
+        )
+
+
+def _by_step(client: MlflowClient) -> dict:
+    return {run.data.tags.get("emotion_ai.step"): run for run in _runs(client)}
+
+
+def test_both_models_are_logged_models_with_named_tensors_and_linked_test_metrics(client):
+    evaluate = _by_step(client)["evaluate"]
+    for name, group, metric, output in (
+        (KEYPOINT_MODEL, "keypoints", "rmse_px", "keypoints"),
+        (EMOTION_MODEL, "emotion", "accuracy", "emotion"),
+    ):
+        version = client.get_model_version(name, "1")
+        assert version.source.startswith("models:/m-"), "registered from the logged model"
+        logged = mlflow.get_logged_model(version.source.removeprefix("models:/"))
+        assert logged.name == name and logged.source_run_id == version.tags["train_run_id"]
+        info = mlflow.models.get_model_info(version.source)
+        assert info.signature.inputs.input_names() == ["face"]
+        assert info.signature.outputs.input_names() == [output]
+        assert info.saved_input_example_info["type"] == "ndarray"
+        linked = {m.key: m.value for m in logged.metrics}
+        assert linked[f"{group}/test/{metric}"] == evaluate.data.metrics[f"{group}/test/{metric}"]
+        assert float(version.tags["test_score"]) == pytest.approx(linked[f"{group}/test/{metric}"])
+        tested = {m.key: m.dataset_name for m in logged.metrics if "/test/" in m.key}
+        assert set(tested.values()) == {f"{group}-test"}, [
+            (m.key, m.dataset_name) for m in logged.metrics
+        ]
+    emotion = mlflow.models.get_model_info(client.get_model_version(EMOTION_MODEL, "1").source)
+    assert emotion.metadata["class_names"] == list(EMOTIONS)
+
+
+def test_the_parent_run_sums_the_pipeline_run_up(client):
+    runs = _runs(client)
+    parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
+    data = parent.data
+    assert len(data.params["data/keypoints/sha256"]) == 64
+    assert data.params["data/emotion/source"].startswith("synthetic:")
+    assert data.metrics["keypoints/test/rmse_px"] > 0 and "emotion/test/macro_f1" in data.metrics
+    assert data.tags[f"decision/{EMOTION_MODEL}"] == "promote"
+    assert data.tags[f"version/{KEYPOINT_MODEL}"] == "1"
+    note = data.tags["mlflow.note.content"]
+    assert f"[v1]({UiLinks.version(EMOTION_MODEL, 1)})" in note and "RMSE" in note
+    commits = {run.data.tags.get("mlflow.source.git.commit") for run in runs}
+    assert len(commits) == 1 and None not in commits, "every run carries the commit"
+
+
+def test_step_runs_record_their_data_sets_and_training_records_system_metrics(client):
+    by_step = _by_step(client)
+    contexts = {
+        step: {
+            (entry.dataset.name, tag.value)
+            for entry in by_step[step].inputs.dataset_inputs
+            for tag in entry.tags
+            if tag.key == "mlflow.data.context"
+        }
+        for step in ("validate", "train_emotion", "evaluate")
+    }
+    assert ("emotion-train", "training") in contexts["validate"]
+    assert ("keypoints-test", "testing") in contexts["validate"]
+    assert contexts["train_emotion"] == {
+        ("emotion-train", "training"),
+        ("emotion-val", "validation"),
+    }
+    assert contexts["evaluate"] == {("emotion-test", "testing"), ("keypoints-test", "testing")}
+    system = [name for name in by_step["train_emotion"].data.metrics if name.startswith("system/")]
+    assert "system/cpu_utilization_percentage" in system
+
+
+EXPAND_CHILD_RUNS = '[data-component-id*="runnamecellrenderer"]'
+"""The button beside a parent run's name that shows its nested runs."""
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(state_dir) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "emotion_ai", "ui", "--port", str(port)]
+    with running(
+        [*command, "--state-dir", str(state_dir)],
+        f"http://127.0.0.1:{port}/health",
+        state_dir / "ui.log",
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_the_mlflow_ui_shows_step_runs_logged_models_and_the_model_card(
+    client, mlflow_ui, state_dir
+):
+    experiment_id = client.get_experiment_by_name("emotion-ai").experiment_id
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(experiment_runs_url(mlflow_ui, experiment_id))
+        page.locator(EXPAND_CHILD_RUNS).first.click()
+        for step in sorted(STEPS):
+            expect(page.get_by_text(step, exact=True)).to_be_visible(timeout=60_000)
+        page.screenshot(path=state_dir / "ui-runs.png")
+        page.goto(f"{mlflow_ui}/#/experiments/{experiment_id}/models{MODEL_TRAINING_VIEW}")
+        logged_models = page.locator(f'a[href^="#/experiments/{experiment_id}/models/m-"]')
+        for name in (KEYPOINT_MODEL, EMOTION_MODEL):
+            expect(logged_models.filter(has_text=name)).to_be_visible(timeout=60_000)
+        page.screenshot(path=state_dir / "ui-models.png")
+        page.goto(f"{mlflow_ui}/{UiLinks.version(EMOTION_MODEL, 1)}")
+        card_title = page.get_by_role("heading", name=f"{EMOTION_MODEL} version 1", exact=True)
+        expect(card_title).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Known limits")).to_be_visible()
+        expect(page.get_by_text("Trained and tested on SYNTHETIC faces")).to_be_visible()
+        page.screenshot(path=state_dir / "ui-version.png", full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -209,21 +344,18 @@ def test_csv_without_pixels_stops_at_validate_and_nothing_is_promoted(state_dir,
     result = emotion_ai("run", *TINY_RUN, "--fer-csv", str(bad_csv), state_dir=state_dir)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert (
-        "no_pixels.csv" in output
-        and "column 'pixels'" in output
-        and "Inner task failed: 'validate'" in output.replace("\x1b[96m", "").replace("\x1b[0m", "")
-    )
+    assert "Inner task failed: 'validate'" in output and "step validate failed" in output
+    shown = output[output.index("step validate failed") :]
+    assert "no_pixels.csv" in shown and "column 'pixels'" in shown, "its last lines name the error"
     failed = [
         run
         for run in _runs(client)
         if run.data.tags.get("emotion_ai.step") == "validate" and run.info.status == "FAILED"
     ]
     assert len(failed) == 1
-    assert failed[0].data.metrics["fer2013-schema.failed"] == 1
-    assert "data_docs/index.html" in {
-        item.path for item in client.list_artifacts(failed[0].info.run_id, "data_docs")
-    }
+    assert failed[0].data.metrics["validation/fer2013-schema/failed"] == 1
+    summary = mlflow.artifacts.load_text(f"runs:/{failed[0].info.run_id}/data_docs/summary.html")
+    assert "1 expectation(s) failed" in summary and "pixels" in summary
     assert not [
         run
         for run in _runs(client)
@@ -267,10 +399,11 @@ def test_new_data_triggers_a_run_that_reuses_unchanged_steps_and_says_why(
     )
     assert pipelines[-1].data.tags["emotion_ai.trigger"] == "new data: training.csv"
     assert pipelines[0].data.tags["emotion_ai.trigger"] == "manual"
+    step_logs = state_dir / "logs" / pipelines[-1].info.run_name
     for step in ("validate", "train_keypoints", "train_emotion"):
-        assert (
-            f"[cache] {step}: inputs, parameters and code unchanged"
-            in result.stdout + result.stderr
+        assert re.search(rf"✓ {step} .*\(cached\)", result.stdout)
+        assert f"[cache] {step}: inputs, parameters and code unchanged" in (
+            (step_logs / f"{step}.log").read_text()
         )
         latest = max(
             (run for run in _runs(client) if run.data.tags.get("emotion_ai.step") == step),

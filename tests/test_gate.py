@@ -9,13 +9,18 @@ from emotion_ai.settings import GateSettings
 GATE = GateSettings(max_keypoint_rmse_px=5.0, min_emotion_accuracy=0.5)
 
 
+def _squared(per_image_rmse: np.ndarray) -> np.ndarray:
+    """(n, 30) squared errors of faces whose every coordinate is off by that face's RMSE."""
+    return np.repeat(np.asarray(per_image_rmse)[:, None] ** 2, 30, axis=1)
+
+
 def test_first_model_is_promoted_when_it_clears_the_floor():
-    assert gate_keypoints(np.full(50, 2.0), None, GATE, "k").promote
+    assert gate_keypoints(_squared(np.full(50, 2.0)), None, GATE, "k").promote
     assert gate_emotion(np.array([True] * 40 + [False] * 10), None, GATE, "e").promote
 
 
 def test_first_model_below_the_floor_is_not_promoted():
-    decision = gate_keypoints(np.full(50, 9.0), None, GATE, "k")
+    decision = gate_keypoints(_squared(np.full(50, 9.0)), None, GATE, "k")
     assert not decision.promote and "floor" in decision.reason
     assert not gate_emotion(np.array([True] * 10 + [False] * 40), None, GATE, "e").promote
 
@@ -23,7 +28,7 @@ def test_first_model_below_the_floor_is_not_promoted():
 def test_worse_challenger_keeps_the_champion():
     rng = np.random.default_rng(0)
     champion = rng.uniform(1, 2, 200)
-    assert not gate_keypoints(champion + 0.5, champion, GATE, "k").promote
+    assert not gate_keypoints(_squared(champion + 0.5), _squared(champion), GATE, "k").promote
     champion_correct = rng.random(200) < 0.8
     assert not gate_emotion(
         champion_correct & (rng.random(200) < 0.8), champion_correct, GATE, "e"
@@ -34,7 +39,7 @@ def test_insignificant_improvement_is_not_promoted():
     rng = np.random.default_rng(1)
     champion = rng.uniform(1, 3, 200)
     noisy = champion - 0.01 + rng.normal(0, 0.5, 200)
-    decision = gate_keypoints(np.abs(noisy), champion, GATE, "k")
+    decision = gate_keypoints(_squared(np.abs(noisy)), _squared(champion), GATE, "k")
     assert not decision.promote and decision.interval[0] <= 0 <= decision.interval[1] + 0.1
     champion_correct = np.array([True] * 150 + [False] * 50)
     challenger_correct = champion_correct.copy()
@@ -46,7 +51,8 @@ def test_insignificant_improvement_is_not_promoted():
 def test_clear_improvement_is_promoted_with_its_evidence():
     rng = np.random.default_rng(2)
     champion = rng.uniform(2, 3, 200)
-    decision = gate_keypoints(champion - 1.0 + rng.normal(0, 0.1, 200), champion, GATE, "k")
+    challenger = champion - 1.0 + rng.normal(0, 0.1, 200)
+    decision = gate_keypoints(_squared(challenger), _squared(champion), GATE, "k")
     assert decision.promote and decision.interval[0] > 0.8
     champion_correct = np.array([True] * 120 + [False] * 80)
     challenger_correct = np.array([True] * 190 + [False] * 10)
@@ -60,4 +66,19 @@ def test_keypoint_metrics_ignore_missing_points():
     metrics = keypoint_metrics(predicted, truth)
     np.testing.assert_allclose(metrics["rmse_px"], np.sqrt((9 + 16) / 2))
     assert metrics["within_2px"] == 0.0
-    np.testing.assert_allclose(metrics["rmse_px.left_eye_center"], np.sqrt(25 / 2))
+    np.testing.assert_allclose(metrics["rmse_px/left_eye_center"], np.sqrt(25 / 2))
+
+
+def test_the_gate_scores_keypoints_with_the_same_rmse_as_the_evaluate_run():
+    """Faces with fewer keypoints (as in Kaggle's file) weigh less in `rmse_px`: the gate's score
+    is that figure, not an average over faces."""
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(20, 70, (40, 30))
+    truth[:30, 8:] = np.nan
+    predicted = (
+        truth + rng.normal(0, 1.0, truth.shape) * np.where(np.arange(40) < 30, 3, 1)[:, None]
+    )
+    decision = gate_keypoints((predicted - truth) ** 2, None, GATE, "k")
+    assert decision.challenger_score == keypoint_metrics(predicted, truth)["rmse_px"]
+    low, high = decision.score_interval
+    assert low < decision.challenger_score < high

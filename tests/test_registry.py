@@ -87,7 +87,7 @@ def _register_versions(count: int, name: str = NAME) -> list[int]:
     for index in range(count):
         with mlflow.start_run():
             model = build_emotion_model(TINY)
-            uri = log_keras_model(model, FACE)
+            uri = log_keras_model(model, FACE, name).model_uri
         numbers.append(int(registry.register_version(uri, name, {"index": str(index)}).version))
     return numbers
 

@@ -79,7 +79,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_epoch_in_the_same_mlflo
     use_tracking(local_tracking(tmp_path))
     run = MlflowClient().get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["emotion_ai.step"] == "train_emotion"
-    steps = {metric.step for metric in MlflowClient().get_metric_history(run_id, "loss")}
+    steps = {metric.step for metric in MlflowClient().get_metric_history(run_id, "train/loss")}
     assert steps == set(range(EPOCHS)), "one learning curve across the kill"
     assert "plots/learning_curves.png" in {
         a.path for a in MlflowClient().list_artifacts(run_id, "plots")

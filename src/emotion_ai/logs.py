@@ -9,6 +9,9 @@ import re
 import sys
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+HEADLINE_MARK = "emotion-ai headline: "
+"""Starts the one log line a pipeline step writes to sum up its outcome; `emotion-ai run` shows the
+text after it on the step's line."""
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:@]*):[^/\s@]*@")
 
 
@@ -58,3 +61,14 @@ def configure_logging(level: int = logging.INFO) -> None:
     ours.addHandler(handler)
     ours.setLevel(level)
     ours.propagate = False
+
+
+def log_headline(logger: logging.Logger, text: str) -> None:
+    """Logs a step's headline (rows validated, epochs and figure, decisions) for the console."""
+    logger.info("%s%s", HEADLINE_MARK, text)
+
+
+def headline_in(line: str) -> str | None:
+    """The headline a log line carries, or None."""
+    _, mark, text = line.partition(HEADLINE_MARK)
+    return text.strip() if mark else None

@@ -4,10 +4,13 @@ clusters)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from emotion_ai.cli.options import (
     DEFAULT_REST_PORT,
@@ -45,6 +48,7 @@ from emotion_ai.cli.options import (
     serving_dir,
     tracking_settings,
 )
+from emotion_ai.cli.step_console import ANSI_ESCAPE
 from emotion_ai.cli.tracking import experiment_runs_url, models
 from emotion_ai.settings import (
     DEFAULT_DEPTH,
@@ -98,9 +102,19 @@ def run(
     trigger: Annotated[
         str, typer.Option(help="Why this run started (tagged on the MLflow run).")
     ] = "manual",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Print every line of every step, not only a line per step (the full logs are in "
+            "STATE_DIR/logs/<run>/<step>.log either way).",
+        ),
+    ] = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
+    from emotion_ai.cli.step_console import step_console
     from emotion_ai.steps.supervision import supervise_steps
     from emotion_ai.steps.tracking import (
         TRIGGER_TAG,
@@ -109,6 +123,7 @@ def run(
         use_tracking,
     )
     from pipelines.local_runner import run_local
+    from pipelines.pipeline import task_policies
 
     tracking = tracking_settings(state_dir)
     with registry_errors("reaching the tracking server"):
@@ -118,42 +133,72 @@ def run(
     supervise_steps()
     run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
     tags = {"emotion_ai.orchestrator": "kfp.local", TRIGGER_TAG: trigger}
+    log_dir = state_dir.resolve() / "logs" / run_name
     with parent_run(tracking, run_name, tags) as parent_run_id:
         console.print(
             f"[bold]emotion-ai[/] pipeline run [cyan]{run_name}[/] (MLflow run {parent_run_id}, "
-            f"trigger: {trigger})"
+            f"trigger: {trigger})\nstep logs: {log_dir}",
+            soft_wrap=True,
         )
-        run_local(
-            state_dir.resolve() / "kfp",
-            tracking_uri=tracking.tracking_uri,
-            experiment_name=tracking.experiment_name,
-            artifact_location=tracking.artifact_location,
-            parent_run_id=parent_run_id,
-            model_base_path=model_base_path or serving_dir(state_dir),
-            keypoints_source=absolute_source(keypoints_csv),
-            fer_source=absolute_source(fer_csv),
-            seed=seed,
-            synthetic_rows=synthetic_rows,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            split_by_usage=split_by_usage,
-            min_rows_per_class=min_rows_per_class,
-            max_duplicate_rate=max_duplicate_rate,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            width=width,
-            depth=depth,
-            max_keypoint_rmse_px=max_keypoint_rmse_px,
-            min_emotion_accuracy=min_emotion_accuracy,
-            significance=significance,
-            keep_versions=keep_versions,
-            cache_root=str(state_dir.resolve() / "cache") if cache else "",
-            trigger=trigger,
-            checkpoint_root=str(state_dir.resolve() / "checkpoints"),
-            resume=resume,
-        )
+        with (
+            _logged_to(parent_run_id, log_dir),
+            _pipeline_failure(),
+            step_console(list(task_policies()), log_dir, console, verbose),
+        ):
+            run_local(
+                state_dir.resolve() / "kfp",
+                tracking_uri=tracking.tracking_uri,
+                experiment_name=tracking.experiment_name,
+                artifact_location=tracking.artifact_location,
+                parent_run_id=parent_run_id,
+                model_base_path=model_base_path or serving_dir(state_dir),
+                keypoints_source=absolute_source(keypoints_csv),
+                fer_source=absolute_source(fer_csv),
+                seed=seed,
+                synthetic_rows=synthetic_rows,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                split_by_usage=split_by_usage,
+                min_rows_per_class=min_rows_per_class,
+                max_duplicate_rate=max_duplicate_rate,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                width=width,
+                depth=depth,
+                max_keypoint_rmse_px=max_keypoint_rmse_px,
+                min_emotion_accuracy=min_emotion_accuracy,
+                significance=significance,
+                keep_versions=keep_versions,
+                cache_root=str(state_dir.resolve() / "cache") if cache else "",
+                trigger=trigger,
+                checkpoint_root=str(state_dir.resolve() / "checkpoints"),
+                resume=resume,
+            )
     _print_next_steps(state_dir, use_tracking(tracking))
+
+
+@contextmanager
+def _logged_to(parent_run_id: str, log_dir: Path) -> Iterator[None]:
+    """The step logs go to the parent run's `logs/` artifacts as well, whatever the outcome."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        yield
+    finally:
+        if log_dir.is_dir():
+            MlflowClient().log_artifacts(parent_run_id, str(log_dir), "logs")
+
+
+@contextmanager
+def _pipeline_failure() -> Iterator[None]:
+    """A failed step ends the command with its status and one line, not kfp's traceback (the
+    step's own lines were shown)."""
+    try:
+        yield
+    except RuntimeError as error:
+        console.print(Text(ANSI_ESCAPE.sub("", str(error)), style="red"), soft_wrap=True)
+        raise typer.Exit(1) from error
 
 
 def _print_next_steps(state_dir: Path, experiment_id: str) -> None:

@@ -23,6 +23,7 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     from mlflow.tracking import MlflowClient
 
     from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
+    from emotion_ai.steps.summary import headline_figure
     from emotion_ai.steps.tracking import use_tracking
 
     use_tracking(tracking_settings(state_dir))
@@ -49,7 +50,7 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
                 str(version.version),
                 " ".join(version.aliases),
                 tags.get("decision", ""),
-                _test_metric(name, tags.get("test_score", "")),
+                headline_figure(name, tags.get("test_score")),
                 tags.get("data_sha256", "")[:8],
             )
     console.print(table)
@@ -97,17 +98,6 @@ def _wait_until_answers(url: str, server) -> None:
     raise typer.Exit(1)
 
 
-def _test_metric(name: str, score: str) -> str:
-    """A version's test score, named: keypoint RMSE in pixels, or emotion accuracy."""
-    from emotion_ai.settings import KEYPOINT_MODEL
-
-    if not score:
-        return ""
-    return (
-        f"RMSE {float(score):.2f} px" if name == KEYPOINT_MODEL else f"accuracy {float(score):.3f}"
-    )
-
-
 def ui(
     port: Annotated[int, typer.Option()] = DEFAULT_UI_PORT,
     host: Annotated[str, typer.Option()] = LOOPBACK,
@@ -139,7 +129,9 @@ def ui(
 def experiment_runs_url(url: str, experiment_id: str) -> str:
     """Where a data scientist works: the experiment's runs, in MLflow's model-training view (its UI
     reads `workflowType`; without it, it opens in its GenAI mode)."""
-    return f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    from emotion_ai.release.model_card import MODEL_TRAINING_VIEW
+
+    return f"{url}/#/experiments/{experiment_id}/runs{MODEL_TRAINING_VIEW}"
 
 
 def tracking_server(

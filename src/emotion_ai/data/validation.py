@@ -40,13 +40,15 @@ EXAMPLE_ROWS = 5
 
 @dataclass
 class ValidationReport:
-    """What one suite run found: counts and the failures in words."""
+    """What one suite run found: counts, the failures in words, and every expectation's outcome."""
 
     source: str
     suite: str
     evaluated: int
     passed: int
     failures: list[str] = field(default_factory=list)
+    outcomes: list[tuple[bool, str]] = field(default_factory=list)
+    """(passed, the expectation and what it observed) for each expectation, in suite order."""
 
     @property
     def success(self) -> bool:
@@ -127,6 +129,7 @@ class SuiteRunner:
         self.root = root
         self.context = gx.get_context(mode="file", project_root_dir=str(root))
         self.data_source = self.context.data_sources.add_pandas("emotion-ai")
+        self.reports: list[ValidationReport] = []
 
     @property
     def docs_dir(self) -> Path:
@@ -159,13 +162,16 @@ class SuiteRunner:
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame})
         results = next(iter(result.run_results.values())).results
-        failures = [
-            _describe_failure(item, row_numbers, frame) for item in results if not item.success
-        ]
-        return ValidationReport(source, name, len(results), len(results) - len(failures), failures)
+        outcomes = [(bool(item.success), _describe(item, row_numbers, frame)) for item in results]
+        failures = [text for passed, text in outcomes if not passed]
+        report = ValidationReport(
+            source, name, len(results), len(results) - len(failures), failures, outcomes
+        )
+        self.reports.append(report)
+        return report
 
 
-def _describe_failure(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
+def _describe(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
     config = item.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
     column = kwargs.pop("column", None)

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import warnings
 
-import keras
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
-from emotion_ai.modeling.input_pipeline import as_model_input
 
-PREDICT_BATCH = 256
 WITHIN_PX = 2.0
-
-
-def predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    return model.predict(as_model_input(images), batch_size=PREDICT_BATCH, verbose=0)
 
 
 def keypoint_squared_errors(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -30,11 +23,19 @@ def per_image_rmse(squared_errors: np.ndarray) -> np.ndarray:
     return np.sqrt(np.nanmean(squared_errors, axis=1))
 
 
+def rmse_px(squared_errors: np.ndarray) -> float:
+    """The test RMSE of keypoints, as Kaggle's leaderboard scores it: over every present
+    coordinate of every face (a face with fewer keypoints counts less)."""
+    return float(np.sqrt(np.nanmean(squared_errors)))
+
+
 def keypoint_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """`rmse_px`, the share of keypoints `within_2px` of the truth, and the RMSE of each keypoint
+    (`rmse_px/<keypoint>`, over both its coordinates)."""
     squared = keypoint_squared_errors(predicted, true)
     point_distance = np.sqrt(squared[:, 0::2] + squared[:, 1::2])
     metrics = {
-        "rmse_px": float(np.sqrt(np.nanmean(squared))),
+        "rmse_px": rmse_px(squared),
         "within_2px": float(
             np.nanmean(point_distance <= WITHIN_PX) if np.isfinite(point_distance).any() else np.nan
         ),
@@ -44,7 +45,7 @@ def keypoint_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float
         per_point = np.sqrt(np.nanmean(squared[:, 0::2] + squared[:, 1::2], axis=0) / 2)
     metrics.update(
         {
-            f"rmse_px.{name}": float(value)
+            f"rmse_px/{name}": float(value)
             for name, value in zip(KEYPOINT_NAMES, per_point, strict=False)
         }
     )
@@ -52,6 +53,7 @@ def keypoint_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float
 
 
 def emotion_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """`accuracy`, `macro_f1`, and `precision/<emotion>` and `recall/<emotion>` of each class."""
     predicted = probabilities.argmax(axis=1)
     classes = list(range(len(EMOTIONS)))
     precision, recall, _, _ = precision_recall_fscore_support(
@@ -64,8 +66,8 @@ def emotion_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
         ),
     }
     for index, name in enumerate(EMOTIONS):
-        metrics[f"precision.{name}"] = float(precision[index])
-        metrics[f"recall.{name}"] = float(recall[index])
+        metrics[f"precision/{name}"] = float(precision[index])
+        metrics[f"recall/{name}"] = float(recall[index])
     return metrics
 
 

@@ -30,6 +30,22 @@ def learning_curves(history: dict[str, list[float]], title: str) -> Figure:
     return figure
 
 
+def keypoint_errors_figure(metrics: dict[str, float], title: str) -> Figure:
+    """The test RMSE of each keypoint (`rmse_px/<keypoint>` of `keypoint_metrics`), worst on top,
+    against the overall RMSE."""
+    per_point = sorted(
+        (value, name.removeprefix("rmse_px/"))
+        for name, value in metrics.items()
+        if name.startswith("rmse_px/") and np.isfinite(value)
+    )
+    figure, axis = plt.subplots(figsize=(6.5, 5), layout="constrained")
+    axis.barh([name for _, name in per_point], [value for value, _ in per_point], color="tab:blue")
+    axis.axvline(metrics["rmse_px"], color="tab:red", linestyle="--", label="all keypoints")
+    axis.set(title=title, xlabel="RMSE (px), lower is better")
+    axis.legend(loc="lower right")
+    return figure
+
+
 def confusion_matrix_figure(matrix: np.ndarray, title: str) -> Figure:
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     axis.imshow(matrix, cmap="Blues")

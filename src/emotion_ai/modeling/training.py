@@ -4,18 +4,21 @@ MLflow."""
 from __future__ import annotations
 
 import logging
-import tempfile
+import os
+import types
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
-from mlflow.models import infer_signature
+from mlflow.models import Model, ModelSignature
+from mlflow.types.schema import Schema, TensorSpec
 
 from emotion_ai.data.datasets import TEST, TRAIN, VAL, FaceDataset
-from emotion_ai.faces import EMOTIONS
+from emotion_ai.faces import EMOTIONS, KEYPOINT_COLUMNS
 from emotion_ai.modeling import plots
 from emotion_ai.modeling.checkpoints import Checkpoints
 from emotion_ai.modeling.input_pipeline import (
@@ -31,21 +34,49 @@ from emotion_ai.modeling.networks import (
     masked_rmse_px,
     precision_policy,
 )
-from emotion_ai.settings import TrainSettings
+from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, TrainSettings
 
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
-MLFLOW_MODEL_DIR = "model"
 EXAMPLE_FACES = 12
+PREDICT_BATCH = 256
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged to MLflow 3: its id and its `models:/<id>` URI."""
+
+    model_id: str
+    model_uri: str
 
 
 @dataclass
 class TrainedModel:
     model: keras.Model
     history: dict[str, list[float]]
-    model_uri: str
-    """Where MLflow logged the model (`runs:/<run id>/model`)."""
+    """Keras's own names (`loss`, `val_accuracy`); MLflow gets them as `metric_name` says."""
+    logged: LoggedModel
+
+
+def metric_name(keras_name: str) -> str:
+    """The MLflow name of a Keras history metric, grouped by split: `val_accuracy` is
+    `val/accuracy`, `masked_rmse_px` is `train/rmse_px`, the learning rate `optimizer/learning_rate`
+    (its start value is the `learning_rate` param)."""
+    if keras_name == "learning_rate":
+        return "optimizer/learning_rate"
+    split = "val" if keras_name.startswith("val_") else "train"
+    return f"{split}/{keras_name.removeprefix('val_').removeprefix('masked_')}"
+
+
+class EpochMetricsToMlflow(keras.callbacks.Callback):
+    """Logs each epoch's metrics to the active run under `metric_name`s, at step = epoch (replaces
+    `mlflow.keras.MlflowCallback`, which logged optimizer settings as params and validation figures
+    again at step 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        metrics = {metric_name(name): float(value) for name, value in (logs or {}).items()}
+        mlflow.log_metrics(metrics, step=epoch)
 
 
 def _callbacks(settings: TrainSettings, has_validation: bool) -> list[keras.callbacks.Callback]:
@@ -57,7 +88,7 @@ def _callbacks(settings: TrainSettings, has_validation: bool) -> list[keras.call
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=max(1, settings.early_stopping_patience // 2)
         ),
-        mlflow.keras.MlflowCallback(),
+        EpochMetricsToMlflow(),
     ]
 
 
@@ -149,26 +180,110 @@ def _fit(
     }
 
 
-def log_keras_model(model: keras.Model, example: np.ndarray) -> str:
-    """Logs the model (signature + input example) to the active run; returns its `runs:/` URI.
+def _save_into_existing_folder(path: str, **arguments) -> None:
+    """`mlflow.keras.save_model`, with its folder made first: MLflow 3.17's keras flavour writes the
+    input example into the folder before it creates it (FileNotFoundError); tests/test_models.py
+    tells when MLflow fixes it."""
+    os.makedirs(path, exist_ok=True)
+    mlflow.keras.save_model(path=path, **arguments)
 
-    The model is saved into a directory made here and logged as artifacts, because
-    `mlflow.keras.log_model(input_example=...)` writes the example before it creates its folder.
-    """
-    signature = infer_signature(example, model.predict(example, verbose=0))
-    with tempfile.TemporaryDirectory() as scratch:
-        local = Path(scratch) / MLFLOW_MODEL_DIR
-        local.mkdir()
-        mlflow.keras.save_model(model, str(local), signature=signature, input_example=example)
-        mlflow.log_artifacts(str(local), MLFLOW_MODEL_DIR)
-    return f"runs:/{mlflow.active_run().info.run_id}/{MLFLOW_MODEL_DIR}"
+
+KERAS_FLAVOR = types.SimpleNamespace(
+    __name__=mlflow.keras.__name__, save_model=_save_into_existing_folder
+)
+
+
+def model_signature(model: keras.Model) -> ModelSignature:
+    """Named float32 tensors: the input `face` (n, 96, 96, 1) and the model's named output."""
+    inputs = [(tensor.name, tensor.shape) for tensor in model.inputs]
+    outputs = [
+        (name, tensor.shape) for tensor, name in zip(model.outputs, model.output_names, strict=True)
+    ]
+    return ModelSignature(_tensor_schema(inputs), _tensor_schema(outputs))
+
+
+def _tensor_schema(tensors: list[tuple[str, tuple]]) -> Schema:
+    return Schema(
+        [TensorSpec(np.dtype("float32"), (-1, *shape[1:]), name) for name, shape in tensors]
+    )
+
+
+def log_keras_model(
+    model: keras.Model,
+    example: np.ndarray,
+    name: str,
+    metadata: dict | None = None,
+    params: dict | None = None,
+) -> LoggedModel:
+    """Logs `model` to the active run as an MLflow logged model named `name`, with its signature,
+    an input example and `metadata` (e.g. the class names of its output)."""
+    info = Model.log(
+        artifact_path=None,
+        name=name,
+        flavor=KERAS_FLAVOR,
+        model=model,
+        signature=model_signature(model),
+        input_example=example,
+        metadata=metadata,
+        params=params,
+        tags=_source_of_active_run(),
+    )
+    return LoggedModel(info.model_id, info.model_uri)
+
+
+def _source_of_active_run() -> dict[str, str]:
+    """The run's source and commit, so the Models tab says where a model came from (else the
+    process's script, `executor_main.py` under KFP)."""
+    tags = mlflow.active_run().data.tags
+    return {key: tags[key] for key in SOURCE_TAGS if key in tags}
+
+
+SOURCE_TAGS = ("mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit")
+
+OUTPUT_METADATA = {
+    KEYPOINT_MODEL: {
+        "output": "keypoints",
+        "coordinate_names": list(KEYPOINT_COLUMNS),
+        "unit": "px",
+    },
+    EMOTION_MODEL: {"output": "emotion", "class_names": list(EMOTIONS)},
+}
+"""What the output's columns are, stored in each logged model's MLmodel file."""
+
+
+SUMMARY_WIDTH = 140
+"""Columns of `model_summary.txt`: wide enough for Keras's 'Connected to' column."""
+
+
+def model_summary(model: keras.Model) -> str:
+    """Keras's layer table, whole: Keras draws it with rich, which cuts it at the terminal width
+    (80 columns when there is no terminal) unless COLUMNS says otherwise."""
+    lines: list[str] = []
+    with mock.patch.dict(os.environ, {"COLUMNS": str(SUMMARY_WIDTH)}):
+        model.summary(line_length=SUMMARY_WIDTH, print_fn=lambda line, *_, **__: lines.append(line))
+    return "\n".join(lines)
 
 
 def _log_model(
-    model: keras.Model, dataset: FaceDataset, title: str, history: dict[str, list[float]]
-) -> str:
-    mlflow.log_figure(plots.learning_curves(history, title), "plots/learning_curves.png")
-    return log_keras_model(model, as_model_input(dataset.images[:1]))
+    model: keras.Model,
+    dataset: FaceDataset,
+    name: str,
+    history: dict[str, list[float]],
+    settings: TrainSettings,
+) -> LoggedModel:
+    mlflow.log_figure(plots.learning_curves(history, name), "plots/learning_curves.png")
+    mlflow.log_text(model_summary(model), "model_summary.txt")
+    return log_keras_model(
+        model,
+        as_model_input(dataset.images[:1]),
+        name,
+        OUTPUT_METADATA[name],
+        settings.as_params(),
+    )
+
+
+def predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return model.predict(as_model_input(images), batch_size=PREDICT_BATCH, verbose=0)
 
 
 def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +319,9 @@ def train_keypoint_model(
     mlflow.log_figure(
         plots.keypoints_on_faces(faces, truth, predicted), "plots/keypoints_on_faces.png"
     )
-    return TrainedModel(model, history, _log_model(model, dataset, "keypoint model", history))
+    return TrainedModel(
+        model, history, _log_model(model, dataset, KEYPOINT_MODEL, history, settings)
+    )
 
 
 def train_emotion_model(
@@ -232,7 +349,9 @@ def train_emotion_model(
     mlflow.log_figure(
         plots.emotions_on_faces(faces, truth, predicted), "plots/emotions_on_faces.png"
     )
-    return TrainedModel(model, history, _log_model(model, dataset, "emotion model", history))
+    return TrainedModel(
+        model, history, _log_model(model, dataset, EMOTION_MODEL, history, settings)
+    )
 
 
 def save_model(model: keras.Model, directory: Path) -> Path:

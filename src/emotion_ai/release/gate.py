@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import binomtest
 
+from emotion_ai.modeling.metrics import per_image_rmse, rmse_px
 from emotion_ai.settings import GateSettings
 
 
@@ -30,30 +31,53 @@ class Decision:
         return asdict(self)
 
 
+def _resamples(count: int, settings: GateSettings) -> np.ndarray:
+    """(bootstrap_samples, count) indices: each row one resample of the test faces."""
+    rng = np.random.default_rng(settings.seed)
+    return rng.integers(0, count, size=(settings.bootstrap_samples, count))
+
+
+def _percentile_interval(statistics: np.ndarray, settings: GateSettings) -> tuple[float, float]:
+    tail = 100 * settings.significance / 2
+    return float(np.percentile(statistics, tail)), float(np.percentile(statistics, 100 - tail))
+
+
 def bootstrap_mean_interval(values: np.ndarray, settings: GateSettings) -> tuple[float, float]:
     """Two-sided (1 - significance) percentile bootstrap interval of the mean of `values`
-    (per-image paired differences, errors or 0/1 correctness)."""
-    rng = np.random.default_rng(settings.seed)
-    samples = rng.integers(0, len(values), size=(settings.bootstrap_samples, len(values)))
-    means = values[samples].mean(axis=1)
-    tail = 100 * settings.significance / 2
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+    (per-image paired differences or 0/1 correctness)."""
+    return _percentile_interval(values[_resamples(len(values), settings)].mean(axis=1), settings)
+
+
+def bootstrap_rmse_interval(
+    squared_errors: np.ndarray, settings: GateSettings
+) -> tuple[float, float]:
+    """The same interval for `rmse_px` of (n, 30) squared errors, resampling whole faces."""
+    present = np.isfinite(squared_errors)
+    sums, counts = np.where(present, squared_errors, 0.0).sum(axis=1), present.sum(axis=1)
+    samples = _resamples(len(sums), settings)
+    return _percentile_interval(
+        np.sqrt(sums[samples].sum(axis=1) / counts[samples].sum(axis=1)), settings
+    )
 
 
 def gate_keypoints(
-    challenger_errors: np.ndarray,
-    champion_errors: np.ndarray | None,
+    challenger_squared: np.ndarray,
+    champion_squared: np.ndarray | None,
     settings: GateSettings,
     model: str,
 ) -> Decision:
-    """Promote if RMSE clears the floor and, against a champion, the paired bootstrap interval of
-    (champion - challenger) per-image RMSE lies above the minimum improvement."""
-    score = float(np.sqrt(np.nanmean(challenger_errors**2)))
-    low, high = bootstrap_mean_interval(
-        challenger_errors[np.isfinite(challenger_errors)] ** 2, settings
-    )
+    """Promote if the test `rmse_px` clears the floor and, against a champion, the paired bootstrap
+    interval of (champion - challenger) per-image RMSE lies above the minimum improvement.
+
+    Both take (n, 30) squared errors in px², NaN where a keypoint is missing; the score is
+    `metrics.rmse_px`, the same figure the evaluate run, card, version tag and CLI show."""
+    score = rmse_px(challenger_squared)
+    challenger_errors = per_image_rmse(challenger_squared)
+    champion_errors = None if champion_squared is None else per_image_rmse(champion_squared)
     decision = _gate_keypoints(score, challenger_errors, champion_errors, settings, model)
-    decision.score_interval = (float(np.sqrt(low)), float(np.sqrt(high)))
+    if champion_squared is not None:
+        decision.champion_score = rmse_px(champion_squared)
+    decision.score_interval = bootstrap_rmse_interval(challenger_squared, settings)
     return decision
 
 
@@ -76,7 +100,6 @@ def _gate_keypoints(
         return Decision(
             model, True, "first model: clears the floor", "floor", challenger_score=score
         )
-    champion = float(np.sqrt(np.nanmean(champion_errors**2)))
     present = np.isfinite(challenger_errors) & np.isfinite(champion_errors)
     interval = bootstrap_mean_interval(
         champion_errors[present] - challenger_errors[present], settings
@@ -95,7 +118,6 @@ def _gate_keypoints(
         "paired bootstrap",
         interval=interval,
         challenger_score=score,
-        champion_score=champion,
     )
 
 

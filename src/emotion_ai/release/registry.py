@@ -45,6 +45,15 @@ def set_champion(name: str, version: str | int) -> None:
     MlflowClient().set_registered_model_alias(name, CHAMPION, str(version))
 
 
+def describe(
+    name: str, version: str | int, model_description: str, version_description: str
+) -> None:
+    """Sets the registered model's description and that version's (Markdown, shown in the UI)."""
+    client = MlflowClient()
+    client.update_registered_model(name, description=model_description)
+    client.update_model_version(name, str(version), description=version_description)
+
+
 def tag_version(name: str, version: str | int, tags: dict[str, object]) -> None:
     client = MlflowClient()
     for key, value in tags.items():

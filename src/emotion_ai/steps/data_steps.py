@@ -5,6 +5,7 @@ They never import TensorFlow, so their containers and subprocesses start quickly
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +13,15 @@ from pathlib import Path
 import mlflow
 
 from emotion_ai.data import synthetic
-from emotion_ai.data.datasets import emotion_dataset, keypoint_dataset, save_dataset
+from emotion_ai.data.datasets import (
+    TEST,
+    TRAIN,
+    VAL,
+    emotion_dataset,
+    keypoint_dataset,
+    load_dataset,
+    save_dataset,
+)
 from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, DataFormatError, TableFormat
 from emotion_ai.data.profiles import data_profile
 from emotion_ai.data.sources import fetch
@@ -22,8 +31,11 @@ from emotion_ai.data.validation import (
     ValidationReport,
     validate_file,
 )
+from emotion_ai.data.validation_summary import SUMMARY_FILE, summary_html
+from emotion_ai.logs import log_headline
 from emotion_ai.settings import SourceSettings, SplitSettings, ValidationSettings
 from emotion_ai.steps.cache import cache_key
+from emotion_ai.steps.data_inputs import log_data_inputs
 from emotion_ai.steps.io import (
     DATASET_FILE,
     PROFILE_FILE,
@@ -39,6 +51,8 @@ from emotion_ai.steps.tracking import (
     step_run,
 )
 from emotion_ai.storage import read_json, write_json
+
+logger = logging.getLogger(__name__)
 
 
 def _ingest_one(source: str, out_dir: Path, write_synthetic, sources: SourceSettings) -> dict:
@@ -67,6 +81,7 @@ def ingest(
     parent_run_id = context.parent_run_id or start_parent_run(
         context.tracking, "emotion-ai pipeline", {TRIGGER_TAG: trigger}
     )
+    sizes = []
     with step_run(context.tracking, parent_run_id, "ingest"):
         for name, source, out_dir, writer in (
             ("keypoints", sources.keypoints_source, keypoints_raw, synthetic.write_keypoints_csv),
@@ -74,10 +89,14 @@ def ingest(
         ):
             fingerprint = _ingest_one(source, out_dir, writer, sources)
             mlflow.log_params(
-                {f"{name}.source": fingerprint["source"], f"{name}.sha256": fingerprint["sha256"]}
+                {
+                    f"data/{name}/source": fingerprint["source"],
+                    f"data/{name}/sha256": fingerprint["sha256"],
+                }
             )
-            mlflow.log_metric(f"{name}.size_bytes", fingerprint["size_bytes"])
-            mlflow.set_tag(f"data.{name}.sha256", fingerprint["sha256"])
+            mlflow.log_metric(f"data/{name}/size_bytes", fingerprint["size_bytes"])
+            sizes.append(f"{name} {fingerprint['size_bytes'] / 1e6:.1f} MB")
+    log_headline(logger, ", ".join(sizes))
     return parent_run_id
 
 
@@ -111,13 +130,20 @@ def _validate_one(
 def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
     mlflow.log_metrics(
         {
-            f"{report.suite}.passed": report.passed,
-            f"{report.suite}.failed": report.evaluated - report.passed,
+            f"validation/{report.suite}/passed": report.passed,
+            f"validation/{report.suite}/failed": report.evaluated - report.passed,
         }
     )
     if report.failures:
         mlflow.log_text("\n".join(report.failures), f"validation/{report.suite}-failures.txt")
-        mlflow.set_tag(f"validation.{table_format.name}", "failed")
+        mlflow.set_tag(f"validation/{table_format.name}", "failed")
+
+
+def _log_data_docs(runner: SuiteRunner) -> None:
+    """GX's Data Docs and our one-page summary beside them (it renders offline): `data_docs/`."""
+    runner.docs_dir.mkdir(parents=True, exist_ok=True)
+    (runner.docs_dir / SUMMARY_FILE).write_text(summary_html(runner.reports), encoding="utf-8")
+    mlflow.log_artifacts(str(runner.docs_dir), "data_docs")
 
 
 def _drop_raw_copies(*raw_dirs: Path) -> None:
@@ -156,8 +182,7 @@ def _validate_both(
             _drop_raw_copies(keypoints_raw, fer_raw)
             raise
         finally:
-            if runner.docs_dir.is_dir():
-                mlflow.log_artifacts(str(runner.docs_dir), "data_docs")
+            _log_data_docs(runner)
 
 
 def validate(
@@ -178,28 +203,36 @@ def validate(
     """
     with step_run(context.tracking, context.parent_run_id, "validate"):
         parameters = {
-            **{f"split.{k}": v for k, v in asdict(split).items()},
-            **{f"validation.{k}": v for k, v in asdict(validation).items()},
+            **{f"split/{k}": v for k, v in asdict(split).items()},
+            **{f"validation/{k}": v for k, v in asdict(validation).items()},
         }
         mlflow.log_params(parameters)
         outputs = {"keypoints": keypoints_data, "emotion": emotion_data}
         key = cache_key("validate", [keypoints_raw, fer_raw], parameters)
-        if reuse_cached(cache_root, "validate", key, outputs):
+        cached = reuse_cached(cache_root, "validate", key, outputs)
+        if cached:
             profiles = {name: read_json(folder / PROFILE_FILE) for name, folder in outputs.items()}
         else:
             profiles = _validate_both(
                 keypoints_raw, fer_raw, keypoints_data, emotion_data, split, validation
             )
             remember_outputs(cache_root, "validate", key, outputs)
+        for folder in outputs.values():
+            log_data_inputs(load_dataset(folder / DATASET_FILE), (TRAIN, VAL, TEST))
         mlflow.log_dict(profiles, "data_profile.json")
         mlflow.log_metrics(
             {
-                "keypoints.rows": profiles["keypoints"]["rows"],
-                "emotion.rows": profiles["emotion"]["rows"],
+                "data/keypoints/rows": profiles["keypoints"]["rows"],
+                "data/emotion/rows": profiles["emotion"]["rows"],
                 **{
-                    f"emotion.class_share.{k}": v
+                    f"data/emotion/class_share/{k}": v
                     for k, v in profiles["emotion"]["class_share"].items()
                 },
             }
         )
+    log_headline(
+        logger,
+        f"{profiles['keypoints']['rows']:,} keypoint and {profiles['emotion']['rows']:,} emotion "
+        "rows validated" + (" (cached)" if cached else ""),
+    )
     return profiles

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import mlflow
 
-from emotion_ai.data.datasets import TEST, load_dataset
+from emotion_ai.data.datasets import TEST, TRAIN, VAL, load_dataset
 from emotion_ai.faces import EMOTIONS
+from emotion_ai.logs import log_headline
 from emotion_ai.modeling import metrics, plots, training
 from emotion_ai.modeling.checkpoints import Checkpoints
 from emotion_ai.release import registry
 from emotion_ai.release.gate import gate_emotion, gate_keypoints
-from emotion_ai.release.model_card import model_card
+from emotion_ai.release.model_card import MODEL_DESCRIPTIONS, UiLinks, model_card
 from emotion_ai.release.publishing import publish
 from emotion_ai.settings import (
     EMOTION_MODEL,
@@ -25,12 +26,20 @@ from emotion_ai.settings import (
     TrainSettings,
 )
 from emotion_ai.steps.cache import cache_key
+from emotion_ai.steps.data_inputs import log_data_inputs
 from emotion_ai.steps.io import (
     DATASET_FILE,
     DECISIONS_FILE,
     LINEAGE_FILE,
     remember_outputs,
     reuse_cached,
+)
+from emotion_ai.steps.summary import (
+    HEADLINE_METRIC,
+    METRIC_GROUP,
+    headline_figure,
+    summarize_pipeline_run,
+    verdict,
 )
 from emotion_ai.steps.tracking import StepContext, run_status, source_commit, step_run, use_tracking
 from emotion_ai.storage import read_json, write_json
@@ -106,12 +115,19 @@ def train(
     checkpoints = control.checkpoints(step, key)
     saved = checkpoints.saved() if checkpoints else None
     with step_run(
-        context.tracking, context.parent_run_id, step, run_id=saved["run_id"] if saved else None
+        context.tracking,
+        context.parent_run_id,
+        step,
+        run_id=saved["run_id"] if saved else None,
+        system_metrics=True,
     ) as run:
-        lineage = _cached_lineage(control.cache_root, step, key, model_dir) or _train_and_save(
+        log_data_inputs(load_dataset(data_dir / DATASET_FILE), (TRAIN, VAL))
+        cached = _cached_lineage(control.cache_root, step, key, model_dir)
+        lineage = cached or _train_and_save(
             step, data_dir, model_dir, settings, checkpoints, run.info.run_id
         )
         remember_outputs(control.cache_root, step, key, {"model": model_dir})
+    log_headline(logger, _training_headline(lineage) + (" (cached)" if cached else ""))
     if checkpoints:
         checkpoints.clear()
     return lineage
@@ -135,44 +151,77 @@ def _train_and_save(
     trained = TRAINERS[step](dataset, settings, checkpoints)
     training.save_model(trained.model, model_dir)
     lineage = {
-        "model_uri": trained.model_uri,
+        "model_uri": trained.logged.model_uri,
+        "model_id": trained.logged.model_id,
         "train_run_id": run_id,
         "data_source": dataset.metadata["source"],
         "data_sha256": dataset.metadata["sha256"],
-        "final_metrics": {name: values[-1] for name, values in trained.history.items()},
+        "final_metrics": {
+            training.metric_name(name): values[-1] for name, values in trained.history.items()
+        },
+        "epochs": len(next(iter(trained.history.values()), [])),
     }
     write_json(model_dir / LINEAGE_FILE, lineage)
     return lineage
 
 
+def _training_headline(lineage: dict) -> str:
+    final = lineage["final_metrics"]
+    if "val/rmse_px" in final:
+        figure = f"val RMSE {final['val/rmse_px']:.2f} px"
+    elif "val/accuracy" in final:
+        figure = f"val accuracy {final['val/accuracy']:.3f}"
+    else:
+        figure = f"loss {final.get('train/loss', float('nan')):.3f}"
+    epochs = lineage["epochs"]
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}, {figure}"
+
+
+TEST_PREFIX = "test"
+CHAMPION_PREFIX = "champion/test"
+
+
+def _log_test_metrics(
+    kind: str, prefix: str, scores: dict[str, float], model_id: str | None = None, dataset=None
+) -> None:
+    """Logs `<kind>/<prefix>/<metric>` to the evaluate run (and, with `model_id`, to that logged
+    model too, against the test data set)."""
+    named = {f"{kind}/{prefix}/{name}": value for name, value in scores.items()}
+    mlflow.log_metrics(named, model_id=model_id, dataset=dataset)
+
+
 def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
     dataset = load_dataset(data_dir / DATASET_FILE)
+    test = log_data_inputs(dataset, (TEST,))[TEST]
     images, truth = dataset.part(TEST)
-    challenger = metrics.predict(training.load_model(model_dir), images)
-    champion_model = registry.load_champion(KEYPOINT_MODEL)
+    challenger = training.predict(training.load_model(model_dir), images)
     scores = metrics.keypoint_metrics(challenger, truth)
-    mlflow.log_metrics({f"keypoints.challenger.{k}": v for k, v in scores.items()})
-    challenger_rmse = metrics.per_image_rmse(metrics.keypoint_squared_errors(challenger, truth))
-    champion_rmse = None
+    model_id = read_json(model_dir / LINEAGE_FILE).get("model_id")
+    _log_test_metrics("keypoints", TEST_PREFIX, scores, model_id, test)
+    mlflow.log_figure(
+        plots.keypoint_errors_figure(scores, "challenger, test split"),
+        "plots/keypoint_errors.png",
+    )
+    champion_model = registry.load_champion(KEYPOINT_MODEL)
+    champion_squared = None
     if champion_model is not None:
-        champion = metrics.predict(champion_model, images)
-        mlflow.log_metrics(
-            {
-                f"keypoints.champion.{k}": v
-                for k, v in metrics.keypoint_metrics(champion, truth).items()
-            }
-        )
-        champion_rmse = metrics.per_image_rmse(metrics.keypoint_squared_errors(champion, truth))
-    decision = gate_keypoints(challenger_rmse, champion_rmse, gate, KEYPOINT_MODEL)
+        champion = training.predict(champion_model, images)
+        _log_test_metrics("keypoints", CHAMPION_PREFIX, metrics.keypoint_metrics(champion, truth))
+        champion_squared = metrics.keypoint_squared_errors(champion, truth)
+    decision = gate_keypoints(
+        metrics.keypoint_squared_errors(challenger, truth), champion_squared, gate, KEYPOINT_MODEL
+    )
     return {**decision.as_dict(), "metrics": scores, "data": dataset.metadata}
 
 
 def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
     dataset = load_dataset(data_dir / DATASET_FILE)
+    test = log_data_inputs(dataset, (TEST,))[TEST]
     images, labels = dataset.part(TEST)
-    challenger = metrics.predict(training.load_model(model_dir), images)
+    challenger = training.predict(training.load_model(model_dir), images)
     scores = metrics.emotion_metrics(challenger, labels)
-    mlflow.log_metrics({f"emotion.challenger.{k}": v for k, v in scores.items()})
+    model_id = read_json(model_dir / LINEAGE_FILE).get("model_id")
+    _log_test_metrics("emotion", TEST_PREFIX, scores, model_id, test)
     matrix = metrics.emotion_confusion(challenger, labels)
     mlflow.log_figure(
         plots.confusion_matrix_figure(matrix, "challenger, test split"),
@@ -182,13 +231,8 @@ def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> di
     champion_model = registry.load_champion(EMOTION_MODEL)
     champion_correct = None
     if champion_model is not None:
-        champion = metrics.predict(champion_model, images)
-        mlflow.log_metrics(
-            {
-                f"emotion.champion.{k}": v
-                for k, v in metrics.emotion_metrics(champion, labels).items()
-            }
-        )
+        champion = training.predict(champion_model, images)
+        _log_test_metrics("emotion", CHAMPION_PREFIX, metrics.emotion_metrics(champion, labels))
         champion_correct = champion.argmax(axis=1) == labels
     decision = gate_emotion(
         challenger.argmax(axis=1) == labels, champion_correct, gate, EMOTION_MODEL
@@ -212,20 +256,23 @@ def evaluate(
 ) -> dict:
     """Scores challenger and champion on the same test split and decides on promotion."""
     with step_run(context.tracking, context.parent_run_id, "evaluate"):
-        mlflow.log_params({f"gate.{k}": v for k, v in asdict(gate).items()})
+        mlflow.log_params({f"gate/{k}": v for k, v in asdict(gate).items()})
         decisions = [
             _evaluate_keypoints(keypoints_data, keypoint_model, gate),
             _evaluate_emotion(emotion_data, emotion_model, gate),
         ]
         for decision in decisions:
-            mlflow.set_tag(
-                f"decision.{decision['model']}",
-                "promote" if decision["promote"] else "keep champion",
-            )
-            mlflow.set_tag(f"decision.{decision['model']}.reason", decision["reason"])
+            mlflow.set_tag(f"decision/{decision['model']}", verdict(decision))
+            mlflow.set_tag(f"decision/{decision['model']}/reason", decision["reason"])
         report = {decision["model"]: decision for decision in decisions}
         mlflow.log_dict(report, DECISIONS_FILE)
         write_json(report_dir / DECISIONS_FILE, report)
+    log_headline(
+        logger,
+        "; ".join(
+            f"{headline_figure(d['model'], d['challenger_score'])}: {verdict(d)}" for d in decisions
+        ),
+    )
     return report
 
 
@@ -249,20 +296,18 @@ def _register_one(
         "decision_test": decision["test"],
         "decision_p_value": decision["p_value"],
         "decision_interval": decision["interval"],
+        "test_metric": HEADLINE_METRIC[name],
         "test_score": decision["challenger_score"],
         "test_score_interval": decision["score_interval"],
     }
     version = registry.register_version(
         lineage["model_uri"], name, {k: str(v) for k, v in tags.items()}
     )
-    card = model_card(name, int(version.version), decision, lineage)
+    links = UiLinks(mlflow.active_run().info.experiment_id)
+    card = model_card(name, int(version.version), decision, lineage, links, parent_run_id)
     mlflow.log_text(card.markdown, f"model_cards/{name}-v{version.version}.md")
     mlflow.log_dict(card.facts, f"model_cards/{name}-v{version.version}.json")
-    registry.tag_version(
-        name,
-        version.version,
-        {"model_card": f"{mlflow.get_artifact_uri()}/model_cards/{name}-v{version.version}.md"},
-    )
+    registry.describe(name, version.version, MODEL_DESCRIPTIONS[name], card.markdown)
     if decision["promote"]:
         publish(
             name,
@@ -282,7 +327,9 @@ def register(
     context: StepContext,
     release: ReleaseSettings = ReleaseSettings(),
 ) -> dict:
-    """Registers both challengers; exports and promotes those the gate passed."""
+    """Registers both challengers (from their logged models, the model card as the version's
+    description); exports and promotes those the gate passed; sums the pipeline run up on its
+    parent run."""
     decisions = read_json(report_dir / DECISIONS_FILE)
     with step_run(context.tracking, context.parent_run_id, "register"):
         outcome = {
@@ -295,6 +342,14 @@ def register(
             )
         }
         mlflow.log_dict(outcome, "registered.json")
-        for name, result in outcome.items():
-            mlflow.log_metric(f"{name}.version", result["version"])
+    if context.parent_run_id:
+        summarize_pipeline_run(context.parent_run_id, decisions, outcome)
+    log_headline(
+        logger,
+        ", ".join(
+            f"{METRIC_GROUP[name]} v{result['version']}"
+            + (" (champion)" if result["champion"] else "")
+            for name, result in outcome.items()
+        ),
+    )
     return outcome

@@ -20,6 +20,7 @@ from emotion_ai.settings import DEFAULT_EXPERIMENT
 from emotion_ai.steps.supervision import alive
 
 STEP_TAG = "emotion_ai.step"
+GIT_COMMIT_TAG = "emotion_ai.git_commit"
 PID_TAG, HOST_TAG = "emotion_ai.pid", "emotion_ai.host"
 """The process that runs a run: a RUNNING run whose process has ended was abandoned."""
 FAILURE_REASON_TAG = "emotion_ai.failure_reason"
@@ -114,6 +115,9 @@ def source_commit() -> str:
         return "unknown"
 
 
+PIPELINE_SOURCE = "pipelines/pipeline.py"
+
+
 def start_parent_run(
     settings: TrackingSettings, run_name: str, tags: dict[str, str] | None = None
 ) -> str:
@@ -122,7 +126,7 @@ def start_parent_run(
     run = MlflowClient().create_run(
         experiment_id,
         run_name=run_name,
-        tags={"emotion_ai.git_commit": source_commit(), **owner_tags(), **(tags or {})},
+        tags={**source_tags(PIPELINE_SOURCE), **owner_tags(), **(tags or {})},
     )
     return run.info.run_id
 
@@ -204,15 +208,42 @@ def tracking_from_environment(state_dir: Path) -> TrackingSettings:
     return TrackingSettings(uri, experiment_name or DEFAULT_EXPERIMENT)
 
 
+SYSTEM_METRICS_INTERVAL_ENV, SYSTEM_METRICS_INTERVAL_S = (
+    "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL",
+    "5",
+)
+"""Seconds between samples of CPU, memory and GPU use (MLflow's default, 10 s, leaves a short
+training run with none)."""
+
+
+def source_tags(source: str) -> dict[str, str]:
+    """What the UI's Source column shows for a run (else KFP's `executor_main.py`), and the git
+    commit of the code that ran it."""
+    commit = source_commit()
+    return {
+        "mlflow.source.name": source,
+        "mlflow.source.type": "JOB",
+        "mlflow.source.git.commit": commit,
+        GIT_COMMIT_TAG: commit,
+    }
+
+
 @contextmanager
 def step_run(
-    settings: TrackingSettings, parent_run_id: str, step: str, run_id: str | None = None
+    settings: TrackingSettings,
+    parent_run_id: str,
+    step: str,
+    run_id: str | None = None,
+    system_metrics: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
     """A nested MLflow run for one pipeline step (or, with `run_id`, that earlier run continued);
-    it ends FAILED if the step raises."""
+    it ends FAILED if the step raises. With `system_metrics`, MLflow samples CPU, memory (and GPU)
+    use into it."""
     use_tracking(settings)
+    if system_metrics:
+        os.environ.setdefault(SYSTEM_METRICS_INTERVAL_ENV, SYSTEM_METRICS_INTERVAL_S)
     if run_id:
-        with mlflow.start_run(run_id=run_id) as run:
+        with mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics) as run:
             mlflow.set_tags(owner_tags())
             if reason := run.data.tags.get(FAILURE_REASON_TAG):
                 mlflow.set_tag(INTERRUPTED_TAG, reason)
@@ -220,6 +251,9 @@ def step_run(
             yield run
         return
     with mlflow.start_run(
-        run_name=step, parent_run_id=parent_run_id or None, tags={STEP_TAG: step, **owner_tags()}
+        run_name=step,
+        parent_run_id=parent_run_id or None,
+        tags={STEP_TAG: step, **owner_tags(), **source_tags(f"components/{step}.py")},
+        log_system_metrics=system_metrics,
     ) as run:
         yield run

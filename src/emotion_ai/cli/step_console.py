@@ -1,0 +1,197 @@
+"""`emotion-ai run`'s console: one live line per pipeline step (status, duration, headline figure),
+each step's full output in `<log dir>/<step>.log`, and the failing step's last lines on failure.
+
+kfp.local prints its own messages and every line of each step's process to stdout; while the
+pipeline runs, `StepConsole` stands in for stdout and sorts those lines by step.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from emotion_ai.logs import headline_in
+
+TASK_STARTED = re.compile(r"Executing task '(?P<task>[\w-]+)'")
+TASK_FINISHED = re.compile(r"Task '(?P<task>[\w-]+)' finished with status (?P<status>[A-Z]+)")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+PIPELINE_LOG = "pipeline"
+"""The log of the lines no step printed (kfp.local's own, before the first step)."""
+LAST_LINES = 25
+"""Lines of a failing step's log shown on the console."""
+STATUS_MARK = {"waiting": "[dim]·[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}
+
+
+@dataclass
+class StepLine:
+    """What the console shows of one step."""
+
+    name: str
+    status: str = "waiting"
+    started: float = 0.0
+    ended: float = 0.0
+    headline: str = ""
+    last_lines: deque = field(default_factory=lambda: deque(maxlen=LAST_LINES))
+
+    def duration(self) -> str:
+        if not self.started:
+            return ""
+        seconds = (self.ended or time.monotonic()) - self.started
+        return f"{seconds:4.0f} s" if seconds < 100 else f"{seconds / 60:4.1f} min"
+
+
+class StepConsole(io.TextIOBase):
+    """A stand-in for stdout that routes each line to its step's log file and keeps the steps'
+    lines up to date; with `verbose`, every line is echoed to `echo` as well."""
+
+    def __init__(
+        self,
+        steps: list[str],
+        log_dir: Path,
+        echo: TextIO,
+        verbose: bool = False,
+        on_finish: Callable[[StepLine], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.steps = {name: StepLine(name) for name in steps}
+        self.log_dir, self.echo, self.verbose = log_dir, echo, verbose
+        self.on_finish = on_finish
+        self.current: StepLine | None = None
+        self._pending = ""
+        self._logs: dict[str, TextIO] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._take(line)
+        return len(text)
+
+    def close(self) -> None:
+        if self._pending:
+            self._take(self._pending)
+            self._pending = ""
+        for handle in self._logs.values():
+            handle.close()
+        super().close()
+
+    def _take(self, line: str) -> None:
+        plain = ANSI_ESCAPE.sub("", line)
+        if started := TASK_STARTED.search(plain):
+            self._start(started["task"])
+        name = self.current.name if self.current else PIPELINE_LOG
+        self._log(name).write(plain + "\n")
+        if self.current:
+            self.current.last_lines.append(plain)
+            if headline := headline_in(plain):
+                self.current.headline = headline
+        if finished := TASK_FINISHED.search(plain):
+            self._finish(finished["task"], finished["status"] == "SUCCESS")
+        if self.verbose:
+            self.echo.write(line + "\n")
+
+    def _step(self, task: str) -> StepLine:
+        name = task.replace("-", "_")
+        return self.steps.setdefault(name, StepLine(name))
+
+    def _start(self, task: str) -> None:
+        self.current = self._step(task)
+        self.current.status, self.current.started = "running", time.monotonic()
+
+    def _finish(self, task: str, succeeded: bool) -> None:
+        step = self._step(task)
+        step.status, step.ended = ("done" if succeeded else "failed"), time.monotonic()
+        self._log(step.name).flush()
+        self.current = None
+        if self.on_finish:
+            self.on_finish(step)
+
+    def _log(self, name: str) -> TextIO:
+        if name not in self._logs:
+            self._logs[name] = open(self.log_dir / f"{name}.log", "a", encoding="utf-8")
+        return self._logs[name]
+
+    def failed_step(self) -> StepLine | None:
+        """The step that failed, or the one running when the pipeline stopped."""
+        failed = [step for step in self.steps.values() if step.status == "failed"]
+        return failed[0] if failed else self.current
+
+    def __rich__(self) -> Table:
+        return steps_table(self.steps.values())
+
+
+def step_row(step: StepLine) -> tuple:
+    mark = (
+        Spinner("dots") if step.status == "running" else Text.from_markup(STATUS_MARK[step.status])
+    )
+    return mark, step.name, step.duration(), step.headline
+
+
+def steps_table(steps) -> Table:
+    """One row per step: status, name, duration, headline (cut, never wrapped, at the width)."""
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(width=1, no_wrap=True)
+    table.add_column(width=15, no_wrap=True)
+    table.add_column(width=7, justify="right", no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    for step in steps:
+        table.add_row(*step_row(step))
+    return table
+
+
+@contextmanager
+def step_console(
+    steps: list[str], log_dir: Path, console: Console, verbose: bool = False
+) -> Iterator[StepConsole]:
+    """Shows the steps while the body runs the pipeline (a live table on a terminal, a line per
+    finished step elsewhere or with `verbose`); on failure, the failing step's last lines."""
+    # bound to the real stdout, since the body runs with stdout sorted into the step logs
+    console = Console(file=console.file, force_terminal=console.is_terminal, width=console.width)
+    live = console.is_terminal and not verbose
+    lines = StepConsole(
+        steps,
+        log_dir,
+        echo=sys.stdout,
+        verbose=verbose,
+        on_finish=None if live else lambda step: console.print(steps_table([step])),
+    )
+    try:
+        with _live(lines, console) if live else nullcontext(), redirect_stdout(lines):
+            yield lines
+    except BaseException:
+        _show_failure(lines, console)
+        raise
+    finally:
+        lines.close()
+
+
+def _live(lines: StepConsole, console: Console) -> Live:
+    return Live(lines, console=console, refresh_per_second=4, redirect_stdout=False)
+
+
+def _show_failure(lines: StepConsole, console: Console) -> None:
+    step = lines.failed_step()
+    if step is None:
+        return
+    log = lines.log_dir / f"{step.name}.log"
+    console.print(f"\n[red bold]step {step.name} failed[/]; its last lines ({log}):")
+    for line in step.last_lines:
+        console.print(Text(line), soft_wrap=True)
