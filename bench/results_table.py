@@ -61,11 +61,12 @@ def secondary_row(
     target: float | str,
     unit: str,
     lower_is_better: bool = False,
+    command: str = "",
 ) -> dict:
-    """A further comparison of the same run, shown as its own table row (ratio: higher is
-    better)."""
+    """A further comparison of the same run (or, with `command`, of another run recorded in the same
+    file), shown as its own table row (ratio: higher is better)."""
     ratio = baseline / value if lower_is_better else value / baseline
-    return {
+    row = {
         "name": name,
         "value": value,
         "baseline": baseline,
@@ -73,6 +74,7 @@ def secondary_row(
         "target": target,
         "unit": unit,
     }
+    return {**row, "command": command} if command else row
 
 
 def regenerate_table() -> None:
@@ -83,7 +85,7 @@ def regenerate_table() -> None:
     for path in sorted(RESULTS_DIR.glob("*.json")):
         result = json.loads(path.read_text())
         rows += [
-            _row(r, result["command"], result["date"])
+            _row(r, r.get("command", result["command"]), result["date"])
             for r in (result, *result.get("table_rows", []))
         ]
     text = README.read_text()

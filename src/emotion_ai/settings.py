@@ -104,6 +104,9 @@ class AugmentSettings:
     contrast: float = 0.2
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Optimisation of one model."""
@@ -115,8 +118,27 @@ class TrainSettings:
     early_stopping_patience: int = 5
     balance_classes: bool = True
     """Weight emotion classes inversely to their frequency (rare Disgust counts more)."""
+    lr_schedule: str = "plateau"
+    """`plateau`: halve the learning rate when validation stalls; `cosine`: a linear warm-up over
+    `warmup_epochs`, then a cosine decay to zero at the last epoch."""
+    warmup_epochs: int = 3
+    ema_momentum: float = 0.0
+    """Keep an exponential moving average of the weights, validated and kept at the end (0: off;
+    e.g. 0.99)."""
+    label_smoothing: float = 0.0
+    """Emotion: the true class's target is 1 - this, the rest spread over the other classes."""
+    mixup_alpha: float = 0.0
+    """Emotion: each training face is blended with another of its batch, and their targets alike,
+    by a Beta(alpha, alpha) weight (0: off)."""
+    flip_test_time: bool = False
+    """Emotion: the trained model averages each face's probabilities with its mirror image's, so
+    evaluation and serving both see the average."""
     network: ResNetConfig = field(default_factory=ResNetConfig)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 
     @classmethod
     def scaled(

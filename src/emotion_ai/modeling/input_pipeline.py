@@ -158,18 +158,34 @@ def _jitter_light(faces: tf.Tensor, settings: AugmentSettings) -> tf.Tensor:
     return tf.clip_by_value((faces - mean) * contrast + mean + brightness, 0.0, 255.0)
 
 
-def emotion_augmentation(settings: AugmentSettings):
+def emotion_augmentation(settings: AugmentSettings, mixup_alpha: float = 0.0):
     """Flip, brightness, contrast, rotation, shift and scale of a batch of faces at their own size,
-    then upsampled to 96x96; labels unchanged."""
+    then upsampled to 96x96; labels unchanged, or with `mixup_alpha`, faces and their one-hot
+    targets blended pairwise (`mixup`)."""
 
     def augment(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         faces, labels = flip_faces(faces, labels)
         faces = warp_faces(
             _jitter_light(faces, settings), *_random_similarity(tf.shape(faces)[0], settings)
         )
-        return at_face_size(faces), labels
+        faces = at_face_size(faces)
+        return mixup(faces, labels, mixup_alpha) if mixup_alpha > 0 else (faces, labels)
 
     return augment
+
+
+def mixup(faces: tf.Tensor, targets: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Blends each face of a batch with another face of the batch, and its (one-hot) targets by the
+    same Beta(alpha, alpha) weight (mixup, Zhang et al. 2018)."""
+    count = tf.shape(faces)[0]
+    first, second = tf.random.gamma((count,), alpha), tf.random.gamma((count,), alpha)
+    weight = first / (first + second)
+    partner = tf.random.shuffle(tf.range(count))
+    blended = weight[:, None, None, None] * faces + (1 - weight[:, None, None, None]) * tf.gather(
+        faces, partner
+    )
+    mixed = weight[:, None] * targets + (1 - weight[:, None]) * tf.gather(targets, partner)
+    return blended, mixed
 
 
 def keypoint_augmentation(settings: AugmentSettings):

@@ -47,6 +47,26 @@ def build_keypoint_model(
     return keras.Model(inputs, pixels, name="keypoints")
 
 
+@keras.saving.register_keras_serializable(package="emotion_ai")
+class MirrorFaces(layers.Layer):
+    """Mirrors a batch of faces left to right."""
+
+    def call(self, faces):
+        return ops.flip(faces, axis=2)
+
+
+def with_flip_averaging(model: keras.Model) -> keras.Model:
+    """`model` answering with the mean of its outputs on each face and on its mirror image
+    (test-time flip averaging, for outputs a mirror leaves true, such as emotions). Input, output
+    name and model name stay the same."""
+    single = keras.Model(model.input, model.output, name=f"{model.name}_single")
+    faces = face_input(FACE_SIZE)
+    averaged = layers.Average(name=model.output_names[0], dtype="float32")(
+        [single(faces), single(MirrorFaces(name="mirror")(faces))]
+    )
+    return keras.Model(faces, averaged, name=model.name)
+
+
 def build_emotion_model(config: ResNetConfig) -> keras.Model:
     """96x96x1 face (0..255) -> probabilities of the 5 emotions."""
     inputs = face_input(FACE_SIZE)

@@ -4,9 +4,10 @@ MLflow."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from unittest import mock
 
@@ -33,6 +34,7 @@ from emotion_ai.modeling.networks import (
     masked_keypoint_loss,
     masked_rmse_px,
     precision_policy,
+    with_flip_averaging,
 )
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, TrainSettings
 
@@ -80,16 +82,38 @@ class EpochMetricsToMlflow(keras.callbacks.Callback):
 
 
 def _callbacks(settings: TrainSettings, has_validation: bool) -> list[keras.callbacks.Callback]:
+    """Early stopping on the validation loss, and the learning rate halved on a plateau unless a
+    schedule sets it; with EMA, the averaged weights are the ones validated, kept and restored."""
     monitor = "val_loss" if has_validation else "loss"
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
+    plateau = [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=max(1, settings.early_stopping_patience // 2)
+        )
+    ]
     return [
+        *swap,
         keras.callbacks.EarlyStopping(
             monitor=monitor, patience=settings.early_stopping_patience, restore_best_weights=True
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.5, patience=max(1, settings.early_stopping_patience // 2)
-        ),
+        *(plateau if settings.lr_schedule == "plateau" else []),
         EpochMetricsToMlflow(),
     ]
+
+
+def optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at the settings' learning rate: constant (the plateau callback halves it) or warmed up
+    and cosine-decayed to zero at the last epoch; averaging its weights with `ema_momentum`."""
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = settings.learning_rate
+    if settings.lr_schedule == "cosine":
+        total = max(2, settings.epochs * steps_per_epoch)
+        warmup = min(settings.warmup_epochs * steps_per_epoch, total - 1)
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, total - warmup, warmup_target=settings.learning_rate, warmup_steps=warmup
+        )
+    if not settings.ema_momentum:
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.Adam(rate, use_ema=True, ema_momentum=settings.ema_momentum)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -146,9 +170,8 @@ def _fit(
             "resuming from the checkpoint after epoch %s of %s", saved["epoch"], settings.epochs
         )
     else:
-        model.compile(
-            optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss, metrics=metrics
-        )
+        steps_per_epoch = math.ceil(len(dataset.part(TRAIN)[0]) / settings.batch_size)
+        model.compile(optimizer=optimizer(settings, steps_per_epoch), loss=loss, metrics=metrics)
     train = face_batches(
         *dataset.part(TRAIN), settings.batch_size, shuffle=True, seed=settings.seed, augment=augment
     )
@@ -333,17 +356,24 @@ def train_emotion_model(
     model = build_emotion_model(settings.network)
     weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None
     if weights:
-        mlflow.log_params({f"class_weight.{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
+        mlflow.log_params({f"class_weight/{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
+    soft_targets = settings.label_smoothing > 0 or settings.mixup_alpha > 0
     model, history = _fit(
         model,
-        dataset,
+        _one_hot(dataset) if soft_targets else dataset,
         settings,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        augment=emotion_augmentation(settings.augment),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing)
+        if soft_targets
+        else "sparse_categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if soft_targets
+        else ["accuracy"],
+        augment=emotion_augmentation(settings.augment, settings.mixup_alpha),
         class_weight=weights,
         checkpoints=checkpoints,
     )
+    if settings.flip_test_time:
+        model = with_flip_averaging(model)
     faces, truth = _held_out(dataset)
     predicted = model.predict(as_model_input(faces), verbose=0).argmax(axis=1)
     mlflow.log_figure(
@@ -352,6 +382,11 @@ def train_emotion_model(
     return TrainedModel(
         model, history, _log_model(model, dataset, EMOTION_MODEL, history, settings)
     )
+
+
+def _one_hot(dataset: FaceDataset) -> FaceDataset:
+    """The same faces with one-hot float targets (label smoothing and mixup blend targets)."""
+    return replace(dataset, targets=np.eye(len(EMOTIONS), dtype=np.float32)[dataset.targets])
 
 
 def save_model(model: keras.Model, directory: Path) -> Path:
