@@ -7,6 +7,8 @@ majority-class baseline (the training split's most frequent class). --ablation t
 each recipe change alone and all together over the same seeds.
 --part real-keypoints: the keypoint model on ../shared/data/fkd_teacher_real_subset.csv.gz (real
 faces, keypoints from a teacher model), a seeded split per seed: teacher RMSE beside the mean face.
+--part keypoint-rows: keypoint RMSE on GENERATED data of Kaggle's size and share of incomplete rows
+as the training rows shrink (every row through the masked loss; 2140 complete rows; 500).
 --part synthetic: both models on GENERATED data of the real sizes (7049 FKD rows, 35887 FER rows,
 bench/work/, written by bench/ingest.py or here): keypoint RMSE in px and emotion accuracy.
 Runs log to a throw-away MLflow store under bench/work/quality.
@@ -38,6 +40,10 @@ TARGET = 1.5
 
 WORK = BENCH_DIR / "work"
 FULL_FKD_ROWS, FULL_FER_ROWS = 7049, 35887
+KAGGLE_COMPLETE_ROWS = 2140
+"""Rows of Kaggle's training.csv with all 15 keypoints; the others have about 4."""
+UNUSED = 3
+"""A split id no part selects: rows left out of a smaller training set."""
 
 
 def _dataset(path: Path, table_format, build, seed: int):
@@ -242,6 +248,71 @@ def real_keypoints_quality(args) -> dict:
     }
 
 
+def _training_rows(dataset, keep: str, rows: int, seed: int):
+    """The data set with only some training rows left in: `all`, or `rows` complete ones."""
+    import numpy as np
+
+    from emotion_ai.data.datasets import TRAIN
+
+    if keep == "all":
+        return dataset
+    complete = ~np.isnan(dataset.targets).any(axis=1)
+    candidates = np.flatnonzero((dataset.split == TRAIN) & complete)
+    kept = np.random.default_rng(seed).choice(candidates, min(rows, len(candidates)), replace=False)
+    split = np.where(dataset.split == TRAIN, UNUSED, dataset.split)
+    split[kept] = TRAIN
+    return replace(dataset, split=split)
+
+
+def keypoint_rows_quality(args) -> dict:
+    """Keypoint RMSE on generated data of Kaggle's size and missing-keypoint share as the training
+    rows shrink: every row through the masked loss, only the complete rows (as a loss without
+    masking would need), and 500 of them; all scored on the same test split."""
+    from emotion_ai.data.datasets import TEST, TRAIN, keypoint_dataset
+    from emotion_ai.data.formats import FKD_FORMAT
+    from emotion_ai.data.synthetic import write_keypoints_csv
+    from emotion_ai.modeling.metrics import keypoint_metrics
+    from emotion_ai.modeling.training import predict, train_keypoint_model
+    from emotion_ai.settings import TrainSettings
+
+    csv = WORK / "training_kaggle_missing.csv"
+    if not csv.is_file():
+        missing = 1 - KAGGLE_COMPLETE_ROWS / FULL_FKD_ROWS
+        write_keypoints_csv(csv, FULL_FKD_ROWS, seed=0, missing_fraction=missing)
+    full = _dataset(csv, FKD_FORMAT, keypoint_dataset, args.split_seed)
+    images, truth = full.part(TEST)
+    curve = []
+    for keep, rows, epochs in (
+        ("all", FULL_FKD_ROWS, args.epochs),
+        ("complete", KAGGLE_COMPLETE_ROWS, args.epochs * 2),
+        ("complete", 500, args.epochs * 4),
+    ):
+        dataset = _training_rows(full, keep, rows, args.split_seed)
+        settings = replace(
+            TrainSettings.scaled(epochs, 32, 2e-3, args.seed, args.width, args.depth),
+            early_stopping_patience=args.patience,
+        )
+        model, seconds = _train(train_keypoint_model, dataset, settings, f"{keep} {rows} rows")
+        scores = keypoint_metrics(predict(model, images), truth)
+        curve.append(
+            {
+                "training_rows": int(len(dataset.part(TRAIN)[0])),
+                "rows_kept": "every row, masked loss" if keep == "all" else f"{rows} complete rows",
+                "epochs": epochs,
+                "rmse_px": scores["rmse_px"],
+                "within_2px": scores["within_2px"],
+                "train_seconds_cpu": seconds,
+            }
+        )
+        print(curve[-1], flush=True)
+    return {
+        "keypoints.rows_curve": curve,
+        "keypoints.rows_curve_data": f"GENERATED faces, {FULL_FKD_ROWS} rows of which "
+        f"{KAGGLE_COMPLETE_ROWS} complete (Kaggle's share); one split (seed {args.split_seed}), "
+        "60/20/20; training rows of the 60% kept as listed, epochs scaled up as rows shrink",
+    }
+
+
 def synthetic_quality(
     keypoint_epochs: int, emotion_epochs: int, width: int, depth: int, seed: int
 ) -> dict:
@@ -315,7 +386,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--part", choices=["real", "real-keypoints", "synthetic"], default="real")
+    parser.add_argument(
+        "--part",
+        choices=["real", "real-keypoints", "keypoint-rows", "synthetic"],
+        default="real",
+    )
     parser.add_argument("--epochs", type=int, default=40, help="real part: emotion epochs")
     parser.add_argument("--keypoint-epochs", type=int, default=30, help="synthetic part")
     parser.add_argument("--emotion-epochs", type=int, default=8, help="synthetic part")
@@ -361,6 +436,12 @@ def main() -> None:
             f"uv run python bench/quality.py --part real-keypoints --epochs {args.epochs} --width "
             f"{args.width} --depth {args.depth} --seeds {' '.join(map(str, args.seeds))} "
             f"--patience {args.patience}"
+        )
+    elif args.part == "keypoint-rows":
+        measured = keypoint_rows_quality(args)
+        commands["keypoint-rows"] = (
+            f"uv run python bench/quality.py --part keypoint-rows --epochs {args.epochs} --width "
+            f"{args.width} --depth {args.depth} --seed {args.seed} --patience {args.patience}"
         )
     else:
         measured = synthetic_quality(

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from emotion_ai.logs import configure_logging
-from emotion_ai.settings import TrainSettings
+from emotion_ai.settings import RECIPE_FIELDS, TrainSettings
 from emotion_ai.steps import model_steps
 from emotion_ai.steps.supervision import end_with_supervisor
 from emotion_ai.steps.tracking import StepContext, TrackingSettings
@@ -45,7 +45,8 @@ def train(step: str, arguments: dict) -> None:
         *(
             arguments[name]
             for name in ("epochs", "batch_size", "learning_rate", "seed", "width", "depth")
-        )
+        ),
+        **{name: arguments[name] for name in RECIPE_FIELDS if name in arguments},
     )
     control = model_steps.TrainControl(
         arguments["cache_root"], arguments["checkpoint_root"], arguments["resume"]

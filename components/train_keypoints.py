@@ -19,6 +19,8 @@ def train_keypoints(
     seed: int,
     width: int,
     depth: int,
+    lr_schedule: str,
+    ema_momentum: float,
     cache_root: str,
     checkpoint_root: str,
     resume: bool,

@@ -95,6 +95,11 @@ def build_pipeline(training_gpus: int = 0):
         learning_rate: float = TrainSettings.learning_rate,
         width: int = DEFAULT_WIDTH,
         depth: int = DEFAULT_DEPTH,
+        lr_schedule: str = TrainSettings.lr_schedule,
+        ema_momentum: float = TrainSettings.ema_momentum,
+        label_smoothing: float = TrainSettings.label_smoothing,
+        mixup_alpha: float = TrainSettings.mixup_alpha,
+        flip_test_time: bool = TrainSettings.flip_test_time,
         max_keypoint_rmse_px: float = GateSettings.max_keypoint_rmse_px,
         min_emotion_accuracy: float = GateSettings.min_emotion_accuracy,
         significance: float = GateSettings.significance,
@@ -145,6 +150,8 @@ def build_pipeline(training_gpus: int = 0):
             "seed": seed,
             "width": width,
             "depth": depth,
+            "lr_schedule": lr_schedule,
+            "ema_momentum": ema_momentum,
             "cache_root": cache_root,
             "checkpoint_root": checkpoint_root,
             "resume": resume,
@@ -154,7 +161,13 @@ def build_pipeline(training_gpus: int = 0):
             train_keypoints(data=validated.outputs["keypoints_data"], **training)
         )
         emotion = policies["train_emotion"].apply(
-            train_emotion(data=validated.outputs["emotion_data"], **training)
+            train_emotion(
+                data=validated.outputs["emotion_data"],
+                label_smoothing=label_smoothing,
+                mixup_alpha=mixup_alpha,
+                flip_test_time=flip_test_time,
+                **training,
+            )
         )
         evaluated = policies["evaluate"].apply(
             evaluate(

@@ -10,7 +10,9 @@ import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
+from typer.testing import CliRunner
 
+from emotion_ai.cli import app
 from emotion_ai.data.datasets import FaceDataset
 from emotion_ai.data.synthetic import synthetic_faces
 from emotion_ai.faces import EMOTIONS
@@ -90,3 +92,9 @@ def test_the_whole_recipe_trains_and_keeps_probabilities(tmp_path):
     probabilities = trained.model.predict(faces[:4, :, :, None].astype(np.float32), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert isinstance(trained.model.get_layer("mirror"), keras.layers.Layer)
+
+
+def test_the_cli_refuses_an_unknown_schedule_before_running_anything(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--lr-schedule", "linear", "--state-dir", tmp_path])
+    assert result.exit_code == 2 and "'linear' is not one of plateau, cosine" in result.output
+    assert not (tmp_path / "mlflow.db").exists()

@@ -12,6 +12,7 @@ from emotion_ai.cli.mlproject import mlproject
 from emotion_ai.settings import (
     DEFAULT_DEPTH,
     DEFAULT_WIDTH,
+    RECIPE_FIELDS,
     BatchSettings,
     GateSettings,
     ReleaseSettings,
@@ -30,6 +31,7 @@ DEFAULTS = {
     "learning_rate": TrainSettings.learning_rate,
     "width": DEFAULT_WIDTH,
     "depth": DEFAULT_DEPTH,
+    **{name: getattr(TrainSettings, name) for name in RECIPE_FIELDS},
     "seed": SourceSettings.seed,
     "synthetic_rows": SourceSettings.synthetic_rows,
     "val_fraction": SplitSettings.val_fraction,

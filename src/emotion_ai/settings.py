@@ -105,6 +105,10 @@ class AugmentSettings:
 
 
 LR_SCHEDULES = ("plateau", "cosine")
+RECIPE_FIELDS = ("lr_schedule", "ema_momentum", "label_smoothing", "mixup_alpha", "flip_test_time")
+"""The training recipe's options that the CLI and the pipeline pass through (the last three apply to
+the emotion model only)."""
+EMOTION_ONLY_FIELDS = ("label_smoothing", "mixup_alpha", "flip_test_time")
 
 
 @dataclass(frozen=True)
@@ -149,14 +153,17 @@ class TrainSettings:
         seed: int = seed,
         width: int = DEFAULT_WIDTH,
         depth: int = DEFAULT_DEPTH,
+        **recipe: object,
     ) -> TrainSettings:
-        """Settings of a network `width` filters wide with `depth` identity blocks per stage."""
+        """Settings of a network `width` filters wide with `depth` identity blocks per stage, and
+        any of the `RECIPE_FIELDS`."""
         return cls(
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
             seed=seed,
             network=ResNetConfig.scaled(width, depth),
+            **recipe,
         )
 
     def as_params(self) -> dict[str, object]:

@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from emotion_ai.settings import LR_SCHEDULES
+
 DEFAULT_STATE_DIR = Path(".state")
 DEFAULT_REST_PORT = 8501
 DEFAULT_UI_PORT = 5000
@@ -42,6 +44,34 @@ LearningRate = Annotated[float, typer.Option()]
 Width = Annotated[int, typer.Option(help="Filters of the first ResNet stage (doubling per stage).")]
 Depth = Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")]
 Seed = Annotated[int, typer.Option()]
+
+
+def _one_of_the_schedules(value: str) -> str:
+    if value not in LR_SCHEDULES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LR_SCHEDULES)}")
+    return value
+
+
+LrSchedule = Annotated[
+    str,
+    typer.Option(
+        callback=_one_of_the_schedules,
+        help="plateau: halve the learning rate when validation stalls; cosine: warm up, then "
+        "decay to zero at the last epoch.",
+    ),
+]
+EmaMomentum = Annotated[
+    float, typer.Option(help="Keep a moving average of the weights (e.g. 0.99; 0: off).")
+]
+LabelSmoothing = Annotated[float, typer.Option(help="Emotion: label smoothing (0: off).")]
+MixupAlpha = Annotated[float, typer.Option(help="Emotion: mixup's Beta(alpha, alpha) (0: off).")]
+FlipTestTime = Annotated[
+    bool,
+    typer.Option(
+        help="Emotion: the model averages each face with its mirror image (evaluation and "
+        "serving; twice the compute per face)."
+    ),
+]
 SyntheticRows = Annotated[
     int, typer.Option(help="Rows of each synthetic data set, when no CSV is given.")
 ]

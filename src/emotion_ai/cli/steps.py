@@ -17,15 +17,20 @@ from emotion_ai.cli.options import (
     DEFAULT_STATE_DIR,
     BatchSize,
     Depth,
+    EmaMomentum,
     Epochs,
     FerCsv,
+    FlipTestTime,
     KeepVersions,
     KeypointsCsv,
+    LabelSmoothing,
     LearningRate,
+    LrSchedule,
     MaxDuplicateRate,
     MaxKeypointRmse,
     MinEmotionAccuracy,
     MinRowsPerClass,
+    MixupAlpha,
     ModelBasePath,
     Seed,
     Significance,
@@ -43,6 +48,7 @@ from emotion_ai.cli.options import (
 from emotion_ai.settings import (
     DEFAULT_DEPTH,
     DEFAULT_WIDTH,
+    EMOTION_ONLY_FIELDS,
     GateSettings,
     ReleaseSettings,
     SourceSettings,
@@ -190,11 +196,27 @@ def _train_command(step: str, model: str):
         width: Width = DEFAULT_WIDTH,
         depth: Depth = DEFAULT_DEPTH,
         seed: Seed = TrainSettings.seed,
+        lr_schedule: LrSchedule = TrainSettings.lr_schedule,
+        ema_momentum: EmaMomentum = TrainSettings.ema_momentum,
+        label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
+        mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
+        flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
         resume: Resume = False,
         workdir: Workdir = DEFAULT_WORKDIR,
         state_dir: StateDir = DEFAULT_STATE_DIR,
     ) -> None:
-        settings = TrainSettings.scaled(epochs, batch_size, learning_rate, seed, width, depth)
+        recipe = {
+            "lr_schedule": lr_schedule,
+            "ema_momentum": ema_momentum,
+            "label_smoothing": label_smoothing,
+            "mixup_alpha": mixup_alpha,
+            "flip_test_time": flip_test_time,
+        }
+        if step != "train_emotion":
+            recipe = {k: v for k, v in recipe.items() if k not in EMOTION_ONLY_FIELDS}
+        settings = TrainSettings.scaled(
+            epochs, batch_size, learning_rate, seed, width, depth, **recipe
+        )
         _train(step, settings, resume, workdir, state_dir)
 
     command.__doc__ = (
