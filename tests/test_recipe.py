@@ -19,6 +19,7 @@ from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling.input_pipeline import mixup
 from emotion_ai.modeling.networks import build_emotion_model, with_flip_averaging
 from emotion_ai.modeling.training import load_model, optimizer, save_model, train_emotion_model
+from emotion_ai.release.model_repository import export_saved_model
 from emotion_ai.settings import ResNetConfig, TrainSettings
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
@@ -34,6 +35,10 @@ def test_flip_averaging_answers_the_mean_of_a_face_and_its_mirror_and_reloads_sa
     assert averaged.output_names == ["emotion"] and averaged.name == "emotion"
     reloaded = load_model(save_model(averaged, tmp_path / "model").parent)
     np.testing.assert_allclose(reloaded.predict(faces, verbose=0), expected, atol=1e-6)
+    export_saved_model(averaged, tmp_path / "serving", "emotion-ai-emotion", 1)
+    served = tf.saved_model.load(str(tmp_path / "serving" / "emotion-ai-emotion" / "1"))
+    answer = served.signatures["serving_default"](face=tf.constant(faces))
+    np.testing.assert_allclose(answer["output_0"].numpy(), expected, atol=1e-5)
 
 
 def test_mixup_blends_faces_and_targets_by_the_same_weight():

@@ -72,12 +72,13 @@ def metric_name(keras_name: str) -> str:
 
 
 class EpochMetricsToMlflow(keras.callbacks.Callback):
-    """Logs each epoch's metrics to the active run under `metric_name`s, at step = epoch (replaces
-    `mlflow.keras.MlflowCallback`, which logged optimizer settings as params and validation figures
-    again at step 0)."""
+    """Logs each epoch's metrics and the learning rate it ended at to the active run under
+    `metric_name`s, at step = epoch (replaces `mlflow.keras.MlflowCallback`, which logged optimizer
+    settings as params and validation figures again at step 0)."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         metrics = {metric_name(name): float(value) for name, value in (logs or {}).items()}
+        metrics[metric_name("learning_rate")] = float(self.model.optimizer.learning_rate)
         mlflow.log_metrics(metrics, step=epoch)
 
 
