@@ -67,6 +67,8 @@ def test_keypoint_metrics_ignore_missing_points():
     np.testing.assert_allclose(metrics["rmse_px"], np.sqrt((9 + 16) / 2))
     assert metrics["within_2px"] == 0.0
     np.testing.assert_allclose(metrics["rmse_px/left_eye_center"], np.sqrt(25 / 2))
+    close = keypoint_metrics(np.array([[11.0, 10.0] + [0.0] * 28]), truth)
+    assert close["within_2px"] == 1.0, "missing keypoints are no misses"
 
 
 def test_the_gate_scores_keypoints_with_the_same_rmse_as_the_evaluate_run():

@@ -30,15 +30,14 @@ def rmse_px(squared_errors: np.ndarray) -> float:
 
 
 def keypoint_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """`rmse_px`, the share of keypoints `within_2px` of the truth, and the RMSE of each keypoint
-    (`rmse_px/<keypoint>`, over both its coordinates)."""
+    """`rmse_px`, the share of present keypoints `within_2px` of the truth, and the RMSE of each
+    keypoint (`rmse_px/<keypoint>`, over both its coordinates)."""
     squared = keypoint_squared_errors(predicted, true)
     point_distance = np.sqrt(squared[:, 0::2] + squared[:, 1::2])
+    present = point_distance[np.isfinite(point_distance)]
     metrics = {
         "rmse_px": rmse_px(squared),
-        "within_2px": float(
-            np.nanmean(point_distance <= WITHIN_PX) if np.isfinite(point_distance).any() else np.nan
-        ),
+        "within_2px": float((present <= WITHIN_PX).mean()) if present.size else float("nan"),
     }
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a keypoint missing in every test image
