@@ -361,6 +361,20 @@ def synthetic_quality(
     }
 
 
+def _command(part: str, args, *options: str) -> str:
+    """The command that reproduces a part: its epochs, width, depth and the `options` it used."""
+    values = {
+        "--seeds": " ".join(map(str, args.seeds)),
+        "--seed": args.seed,
+        "--patience": args.patience,
+    }
+    chosen = "".join(f" {option} {values[option]}" for option in options)
+    return (
+        f"uv run python bench/quality.py --part {part} --epochs {args.epochs} --width {args.width} "
+        f"--depth {args.depth}{chosen}"
+    )
+
+
 def _secondary_rows(details: dict) -> list[dict]:
     if "keypoints.teacher_rmse_px" not in details:
         return []
@@ -423,26 +437,17 @@ def main() -> None:
     if args.part == "real":
         measured = real_faces_quality(args)
         commands["real"] = (
-            f"uv run python bench/quality.py --part real --epochs {args.epochs} --width "
-            f"{args.width} --depth {args.depth} --seeds {' '.join(map(str, args.seeds))} "
-            f"--patience {args.patience}"
+            _command("real", args, "--seeds", "--patience")
             + (" --no-balance" if args.no_balance else "")
             + (" --ablation" if args.ablation else "")
             + "".join(f" --change {name}" for name in args.change)
         )
     elif args.part == "real-keypoints":
         measured = real_keypoints_quality(args)
-        commands["real-keypoints"] = (
-            f"uv run python bench/quality.py --part real-keypoints --epochs {args.epochs} --width "
-            f"{args.width} --depth {args.depth} --seeds {' '.join(map(str, args.seeds))} "
-            f"--patience {args.patience}"
-        )
+        commands["real-keypoints"] = _command("real-keypoints", args, "--seeds", "--patience")
     elif args.part == "keypoint-rows":
         measured = keypoint_rows_quality(args)
-        commands["keypoint-rows"] = (
-            f"uv run python bench/quality.py --part keypoint-rows --epochs {args.epochs} --width "
-            f"{args.width} --depth {args.depth} --seed {args.seed} --patience {args.patience}"
-        )
+        commands["keypoint-rows"] = _command("keypoint-rows", args, "--seed", "--patience")
     else:
         measured = synthetic_quality(
             args.keypoint_epochs, args.emotion_epochs, args.width, args.depth, args.seed
