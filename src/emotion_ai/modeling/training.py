@@ -206,8 +206,8 @@ def _fit(
 
 def _save_into_existing_folder(path: str, **arguments) -> None:
     """`mlflow.keras.save_model`, with its folder made first: MLflow 3.17's keras flavour writes the
-    input example into the folder before it creates it (FileNotFoundError); tests/test_models.py
-    tells when MLflow fixes it."""
+    input example into the folder before it creates it (FileNotFoundError);
+    tests/test_logged_models.py tells when MLflow fixes it."""
     os.makedirs(path, exist_ok=True)
     mlflow.keras.save_model(path=path, **arguments)
 
@@ -255,14 +255,15 @@ def log_keras_model(
     return LoggedModel(info.model_id, info.model_uri)
 
 
+SOURCE_TAGS = ("mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit")
+
+
 def _source_of_active_run() -> dict[str, str]:
     """The run's source and commit, so the Models tab says where a model came from (else the
     process's script, `executor_main.py` under KFP)."""
     tags = mlflow.active_run().data.tags
     return {key: tags[key] for key in SOURCE_TAGS if key in tags}
 
-
-SOURCE_TAGS = ("mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit")
 
 OUTPUT_METADATA = {
     KEYPOINT_MODEL: {

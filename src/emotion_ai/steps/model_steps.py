@@ -4,12 +4,14 @@ publish."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 
-from emotion_ai.data.datasets import TEST, TRAIN, VAL, load_dataset
+from emotion_ai.data.datasets import TEST, TRAIN, VAL, FaceDataset, load_dataset
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.logs import log_headline
 from emotion_ai.modeling import metrics, plots, training
@@ -121,10 +123,11 @@ def train(
         run_id=saved["run_id"] if saved else None,
         system_metrics=True,
     ) as run:
-        log_data_inputs(load_dataset(data_dir / DATASET_FILE), (TRAIN, VAL))
+        dataset = load_dataset(data_dir / DATASET_FILE)
+        log_data_inputs(dataset, (TRAIN, VAL))
         cached = _cached_lineage(control.cache_root, step, key, model_dir)
         lineage = cached or _train_and_save(
-            step, data_dir, model_dir, settings, checkpoints, run.info.run_id
+            step, dataset, model_dir, settings, checkpoints, run.info.run_id
         )
         remember_outputs(control.cache_root, step, key, {"model": model_dir})
     log_headline(logger, _training_headline(lineage) + (" (cached)" if cached else ""))
@@ -141,13 +144,12 @@ def _cached_lineage(cache_root: str, step: str, key: str, model_dir: Path) -> di
 
 def _train_and_save(
     step: str,
-    data_dir: Path,
+    dataset: FaceDataset,
     model_dir: Path,
     settings: TrainSettings,
     checkpoints: Checkpoints | None,
     run_id: str,
 ) -> dict:
-    dataset = load_dataset(data_dir / DATASET_FILE)
     trained = TRAINERS[step](dataset, settings, checkpoints)
     training.save_model(trained.model, model_dir)
     lineage = {
@@ -190,58 +192,76 @@ def _log_test_metrics(
     mlflow.log_metrics(named, model_id=model_id, dataset=dataset)
 
 
-def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
+@dataclass(frozen=True)
+class _TestSplitScores:
+    """The challenger's and the registry champion's predictions on the test split (no champion
+    before the first promotion), and the challenger's scores."""
+
+    dataset: FaceDataset
+    truth: np.ndarray
+    challenger: np.ndarray
+    champion: np.ndarray | None
+    scores: dict[str, float]
+
+
+def _score_test_split(
+    name: str, data_dir: Path, model_dir: Path, score: Callable[[np.ndarray, np.ndarray], dict]
+) -> _TestSplitScores:
+    """Predicts the test split with the challenger and the champion of `name` and logs each one's
+    `score`: the challenger's also to its logged model, against the test data set."""
     dataset = load_dataset(data_dir / DATASET_FILE)
     test = log_data_inputs(dataset, (TEST,))[TEST]
     images, truth = dataset.part(TEST)
+    group = METRIC_GROUP[name]
     challenger = training.predict(training.load_model(model_dir), images)
-    scores = metrics.keypoint_metrics(challenger, truth)
+    scores = score(challenger, truth)
     model_id = read_json(model_dir / LINEAGE_FILE).get("model_id")
-    _log_test_metrics("keypoints", TEST_PREFIX, scores, model_id, test)
-    mlflow.log_figure(
-        plots.keypoint_errors_figure(scores, "challenger, test split"),
-        "plots/keypoint_errors.png",
-    )
-    champion_model = registry.load_champion(KEYPOINT_MODEL)
-    champion_squared = None
+    _log_test_metrics(group, TEST_PREFIX, scores, model_id, test)
+    champion_model = registry.load_champion(name)
+    champion = None
     if champion_model is not None:
         champion = training.predict(champion_model, images)
-        _log_test_metrics("keypoints", CHAMPION_PREFIX, metrics.keypoint_metrics(champion, truth))
-        champion_squared = metrics.keypoint_squared_errors(champion, truth)
-    decision = gate_keypoints(
-        metrics.keypoint_squared_errors(challenger, truth), champion_squared, gate, KEYPOINT_MODEL
+        _log_test_metrics(group, CHAMPION_PREFIX, score(champion, truth))
+    return _TestSplitScores(dataset, truth, challenger, champion, scores)
+
+
+def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
+    test = _score_test_split(KEYPOINT_MODEL, data_dir, model_dir, metrics.keypoint_metrics)
+    mlflow.log_figure(
+        plots.keypoint_errors_figure(test.scores, "challenger, test split"),
+        "plots/keypoint_errors.png",
     )
-    return {**decision.as_dict(), "metrics": scores, "data": dataset.metadata}
+    champion_squared = (
+        None
+        if test.champion is None
+        else metrics.keypoint_squared_errors(test.champion, test.truth)
+    )
+    decision = gate_keypoints(
+        metrics.keypoint_squared_errors(test.challenger, test.truth),
+        champion_squared,
+        gate,
+        KEYPOINT_MODEL,
+    )
+    return {**decision.as_dict(), "metrics": test.scores, "data": test.dataset.metadata}
 
 
 def _evaluate_emotion(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
-    dataset = load_dataset(data_dir / DATASET_FILE)
-    test = log_data_inputs(dataset, (TEST,))[TEST]
-    images, labels = dataset.part(TEST)
-    challenger = training.predict(training.load_model(model_dir), images)
-    scores = metrics.emotion_metrics(challenger, labels)
-    model_id = read_json(model_dir / LINEAGE_FILE).get("model_id")
-    _log_test_metrics("emotion", TEST_PREFIX, scores, model_id, test)
-    matrix = metrics.emotion_confusion(challenger, labels)
+    test = _score_test_split(EMOTION_MODEL, data_dir, model_dir, metrics.emotion_metrics)
+    matrix = metrics.emotion_confusion(test.challenger, test.truth)
     mlflow.log_figure(
         plots.confusion_matrix_figure(matrix, "challenger, test split"),
         "plots/confusion_matrix.png",
     )
     mlflow.log_dict({"labels": list(EMOTIONS), "matrix": matrix.tolist()}, "confusion_matrix.json")
-    champion_model = registry.load_champion(EMOTION_MODEL)
-    champion_correct = None
-    if champion_model is not None:
-        champion = training.predict(champion_model, images)
-        _log_test_metrics("emotion", CHAMPION_PREFIX, metrics.emotion_metrics(champion, labels))
-        champion_correct = champion.argmax(axis=1) == labels
+    champion_correct = None if test.champion is None else test.champion.argmax(axis=1) == test.truth
     decision = gate_emotion(
-        challenger.argmax(axis=1) == labels, champion_correct, gate, EMOTION_MODEL
+        test.challenger.argmax(axis=1) == test.truth, champion_correct, gate, EMOTION_MODEL
     )
     return {
         **decision.as_dict(),
-        "metrics": scores,
+        "metrics": test.scores,
         "confusion_matrix": matrix.tolist(),
-        "data": dataset.metadata,
+        "data": test.dataset.metadata,
     }
 
 

@@ -8,15 +8,15 @@ import time
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from emotion_ai.release.model_card import UiLinks
+from emotion_ai.release.model_card import HEADLINE, UiLinks
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
 
 METRIC_GROUP = {KEYPOINT_MODEL: "keypoints", EMOTION_MODEL: "emotion"}
 """The first part of each model's metric names (`keypoints/test/rmse_px`)."""
 HEADLINE_METRIC = {
-    KEYPOINT_MODEL: "keypoints/test/rmse_px",
-    EMOTION_MODEL: "emotion/test/accuracy",
+    name: f"{group}/test/{HEADLINE[name][0]}" for name, group in METRIC_GROUP.items()
 }
+"""The MLflow name of each model's headline test metric (`keypoints/test/rmse_px`)."""
 SUMMARY_METRICS = {
     KEYPOINT_MODEL: ("rmse_px", "within_2px"),
     EMOTION_MODEL: ("accuracy", "macro_f1"),
