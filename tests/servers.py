@@ -64,10 +64,11 @@ def running(
 
 
 def serve_command(base: str | Path, port: int, *options: str) -> list[str]:
-    """`emotion-ai serve` of the layout under `base` on 127.0.0.1:`port`, with further options."""
+    """`emotion-ai serve` of the layout under `base` on 127.0.0.1:`port` (REST only unless `options`
+    give a gRPC `--port`), with further options."""
     return [
         sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", str(base),
-        "--rest-api-port", str(port), *options,
+        "--rest-api-port", str(port), "--port", "0", *options,
     ]  # fmt: skip
 
 

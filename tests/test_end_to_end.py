@@ -274,6 +274,8 @@ def server_url(state_dir):
         str(state_dir),
         "--rest-api-port",
         str(port),
+        "--port",
+        "0",
         "--request-sample-rate",
         "1",
     ]
@@ -324,7 +326,11 @@ def test_liveness_readiness_and_prometheus_metrics(server_url):
     assert requests.get(f"{server_url}/healthz").json() == {"status": "alive"}
     ready = requests.get(f"{server_url}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["models"] == {KEYPOINT_MODEL: "1", EMOTION_MODEL: "1", "emotion-ai": "1.1"}
+    assert ready.json()["models"] == {
+        KEYPOINT_MODEL: "1",
+        EMOTION_MODEL: "1",
+        "emotion-ai": "1000001",
+    }
     metrics = requests.get(f"{server_url}/metrics").text
     assert re.search(
         r'emotion_ai_predict_requests_total\{code="200",model="emotion-ai"\} [1-9]', metrics

@@ -233,6 +233,8 @@ def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
         NAME,
         "--rest-api-port",
         str(port),
+        "--port",
+        "0",
         "--file-system-poll-wait-seconds",
         "0.5",
         "--follow-champion",

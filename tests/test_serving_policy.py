@@ -84,11 +84,12 @@ def test_the_combined_model_names_its_versions_keypoints_dot_emotion(base):
     keypoints.load()
     emotion.load()
     combined = FaceServable(keypoints, emotion)
-    assert combined.version == "1.3" and combined.find("1.2").version == "1.2"
+    assert combined.version == 1000003 and combined.find("1000002").version == 1000002
+    assert combined.find("1.2") is None
     assert not combined.stale() and combined.refreshed_at > 0, "fresh as its parts"
     assert combined.find("2.2") is None and combined.find("3") is None
     assert combined.find(label="canary") is None, "a label must be set on both models"
-    answer = asyncio.run(combined.answer(FACES, combined.find("1.1")))
+    answer = asyncio.run(combined.answer(FACES, combined.find("1000001")))
     assert set(answer["predictions"][0]) >= {"keypoints", "emotion", "probabilities"}
 
 

@@ -92,7 +92,7 @@ def test_bad_bodies_get_a_clear_reason(body, words):
         ({"faces": []}, '"instances"'),
         ([1, 2], '"instances"'),
         ({"instances": []}, "non-empty"),
-        ({"instances": [{"b64": "not base64!"}]}, "PNG or JPEG"),
+        ({"instances": [{"b64": "not base64!"}]}, "not base64"),
         ({"instances": [{"b64": "aGVsbG8="}]}, "PNG or JPEG"),
         ({"instances": [[1, 2, 3]]}, "96x96"),
         ({"instances": [[[0] * 96] * 95]}, "96x96"),

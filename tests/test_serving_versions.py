@@ -46,7 +46,7 @@ def test_new_version_swaps_in_and_rollback_swaps_back(served):
     remove_version(base, EMOTION_MODEL, 2)
     wait_for_version(f"{url}/{EMOTION_MODEL}", "1")
     combined = requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"]
-    assert combined == "1.1"
+    assert combined == "1000001"
 
 
 def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
@@ -174,7 +174,8 @@ def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
         )
         assert missing.status_code == 404 and "shadow" in missing.json()["error"]
         assert (
-            requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"] == "1.1"
+            requests.get(f"{url}/emotion-ai").json()["model_version_status"][0]["version"]
+            == "1000001"
         )
     finally:
         set_label(base, EMOTION_MODEL, "stable", None)

@@ -194,6 +194,12 @@ class ReleaseSettings:
 
     keep_versions: int = 3
     """Exported versions kept per model (the champion and labelled versions always)."""
+    infra_check: bool = True
+    """Before the alias moves, the candidate export is loaded by the serving code in a separate
+    process and must answer its warm-up requests correctly within `latency_budget_ms`."""
+    latency_budget_ms: float = 1000.0
+    """The slowest warm-up request's time the candidate may take once warm (TFX InfraValidator's
+    idea): generous, so that only a broken or pathologically slow export fails."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,10 @@ class BatchSettings:
     num_batch_threads: int = 2
 
 
+ENGINES = ("openvino", "tensorflow")
+"""The inference engines the server can run a SavedModel on."""
+
+
 @dataclass(frozen=True)
 class ServingOptions:
     """How many versions stay loaded (TF Serving's `latest` version policy) and how requests are
@@ -215,6 +225,16 @@ class ServingOptions:
     batching: BatchSettings | None = field(default_factory=BatchSettings)
     max_refresh_failure_seconds: float = 120.0
     """Readiness fails once reading the model base path has failed for longer than this."""
+    engine: str = "openvino"
+    """What runs the SavedModels: `openvino` (falls back to `tensorflow` where it fails to load or
+    disagrees with TensorFlow on the warm-up requests) or `tensorflow`."""
+    warmup: bool = True
+    """Replay each version's warm-up requests before it is served (TF Serving's
+    --enable_model_warmup)."""
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ never stated here: each command takes its default from `emotion_ai.settings`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +15,7 @@ from emotion_ai.settings import LR_SCHEDULES
 
 DEFAULT_STATE_DIR = Path(".state")
 DEFAULT_REST_PORT = 8501
+DEFAULT_GRPC_PORT = 8500
 DEFAULT_UI_PORT = 5000
 LOOPBACK = "127.0.0.1"
 console = Console()
@@ -46,16 +47,21 @@ Depth = Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")]
 Seed = Annotated[int, typer.Option()]
 
 
-def _one_of_the_schedules(value: str) -> str:
-    if value not in LR_SCHEDULES:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LR_SCHEDULES)}")
-    return value
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """An option callback that refuses values other than `choices`, naming them."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
 
 
 LrSchedule = Annotated[
     str,
     typer.Option(
-        callback=_one_of_the_schedules,
+        callback=one_of(LR_SCHEDULES),
         help="plateau: halve the learning rate when validation stalls; cosine: warm up, then "
         "decay to zero at the last epoch.",
     ),

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from emotion_ai.cli.options import (
+    DEFAULT_GRPC_PORT,
     DEFAULT_REST_PORT,
     DEFAULT_STATE_DIR,
     LOOPBACK,
@@ -17,12 +18,19 @@ from emotion_ai.cli.options import (
     StateDir,
     console,
     default_request_log,
+    one_of,
     registry_errors,
     serving_dir,
     tracking_settings,
 )
 from emotion_ai.monitoring.request_log import DEFAULT_SAMPLE_RATE
-from emotion_ai.settings import BatchSettings, ReleaseSettings, RequestLimits, ServingOptions
+from emotion_ai.settings import (
+    ENGINES,
+    BatchSettings,
+    ReleaseSettings,
+    RequestLimits,
+    ServingOptions,
+)
 
 
 def serve(
@@ -30,6 +38,30 @@ def serve(
     rest_api_port: Annotated[
         int, typer.Option(help="TF Serving's --rest_api_port.")
     ] = DEFAULT_REST_PORT,
+    port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="TF Serving's --port: its gRPC API (PredictionService, ModelService) and KServe's "
+            "V2 gRPC on this port; 0 serves no gRPC.",
+        ),
+    ] = DEFAULT_GRPC_PORT,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="What runs the SavedModels: openvino (used where it loads and agrees with "
+            "TensorFlow on the warm-up requests; otherwise TensorFlow, with the reason logged) or "
+            "tensorflow.",
+            callback=one_of(ENGINES),
+        ),
+    ] = ServingOptions.engine,
+    enable_model_warmup: Annotated[
+        bool,
+        typer.Option(
+            help="Replay each version's assets.extra/tf_serving_warmup_requests before serving it "
+            "(TF Serving's --enable_model_warmup)."
+        ),
+    ] = ServingOptions.warmup,
     host: Annotated[
         str, typer.Option(help="Address to bind (loopback unless told otherwise).")
     ] = LOOPBACK,
@@ -152,14 +184,20 @@ def serve(
 
         use_tracking(tracking_settings(state_dir))
         follow = partial(follow_one, base_path=base_path)
-    console.print(f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>")
+    grpc_line = f" and gRPC {host}:{port}" if port else ""
+    console.print(
+        f"Serving {base_path} on http://{host}:{rest_api_port}/v1/models/<name>{grpc_line}"
+    )
     serve_models(
         base_path,
         host,
         rest_api_port,
+        grpc_port=port or None,
         poll_seconds=file_system_poll_wait_seconds,
         model_name=model_name,
-        options=ServingOptions(num_versions, batching, max_refresh_failure_seconds),
+        options=ServingOptions(
+            num_versions, batching, max_refresh_failure_seconds, engine, enable_model_warmup
+        ),
         limits=RequestLimits(
             max_body_bytes,
             max_instances,

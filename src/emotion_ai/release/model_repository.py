@@ -16,9 +16,11 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emotion_ai.release.warmup import write_warmup_requests
 from emotion_ai.storage import (
     Scheme,
     atomic_path,
@@ -251,15 +253,24 @@ def versions(base_path: str | Path, model_name: str) -> list[int]:
 
 
 def export_saved_model(
-    model: keras.Model, base_path: str | Path, model_name: str, version: int
+    model: keras.Model,
+    base_path: str | Path,
+    model_name: str,
+    version: int,
+    check: Callable[[Path], object] | None = None,
 ) -> str:
-    """Writes `model` as a SavedModel version; an existing version is left as it is."""
+    """Writes `model` as a SavedModel version with its warm-up requests; an existing version is
+    left as it is. `check(export_dir)`, when given, sees the finished export before it is published
+    and raises to stop it."""
     target = layout(base_path)
     if version in target.versions(model_name):
         return f"{base_path}/{model_name}/{version}"
     staging = target.staging_dir(model_name)
     try:
         model.export(str(staging), format="tf_saved_model", verbose=False)
+        write_warmup_requests(staging, model_name, model.inputs[0].name)
+        if check is not None:
+            check(staging)
         return target.publish(staging, model_name, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -50,7 +50,7 @@ def json_face_request(body: bytes, limits: RequestLimits = RequestLimits()) -> F
     return faces_from_request(payload, limits)
 
 
-def _check_instances(count: int, limits: RequestLimits) -> None:
+def check_instances(count: int, limits: RequestLimits) -> None:
     if count > limits.max_instances:
         raise RequestTooLarge(
             f"{count} instances in one request; the server takes at most {limits.max_instances}"
@@ -68,8 +68,8 @@ def pixel_array_request(body: bytes, limits: RequestLimits = RequestLimits()) ->
         or parsed.values.shape[1:] not in FACE_SHAPES
     ):
         return None
-    _check_instances(len(parsed.values), limits)
-    return FaceRequest(_checked_faces(parsed.values), parsed.key == b"inputs")
+    check_instances(len(parsed.values), limits)
+    return FaceRequest(checked_faces(parsed.values), parsed.key == b"inputs")
 
 
 def faces_from_request(payload: dict, limits: RequestLimits = RequestLimits()) -> FaceRequest:
@@ -86,12 +86,43 @@ def faces_from_request(payload: dict, limits: RequestLimits = RequestLimits()) -
         instances = next(iter(instances.values()))
     if not isinstance(instances, list) or not instances:
         raise InvalidInput("instances must be a non-empty list of faces")
-    _check_instances(len(instances), limits)
+    check_instances(len(instances), limits)
     if all(isinstance(item, dict) and "b64" in item for item in instances):
         budget = PixelBudget(limits)
         faces = [_decode_image(item["b64"], budget) for item in instances]
         return FaceRequest(np.stack(faces)[..., np.newaxis], columnar)
     return FaceRequest(_pixel_faces(instances), columnar)
+
+
+def faces_from_tensor(name: str, values: np.ndarray, limits: RequestLimits) -> np.ndarray:
+    """The faces (n, 96, 96, 1) float32 in 0..255 of one request tensor (gRPC and V2): numbers of
+    shape (n, 96, 96, 1), (n, 96, 96) or (n, 9216), pixels 0..255 (or 0..1); or strings, one PNG or
+    JPEG image a face (raw bytes, or base64)."""
+    if values.ndim == 0 or len(values) == 0:
+        raise InvalidInput(f"input {name!r} holds no faces")
+    check_instances(len(values), limits)
+    if values.dtype.kind in "OSa":
+        budget = PixelBudget(limits)
+        images = [
+            decode_face_image(_raw_image(image), budget) for image in values.reshape(-1)
+        ]
+        return np.stack(images)[..., np.newaxis]
+    if values.dtype.kind not in "fiu" or values.shape[1:] not in FACE_SHAPES:
+        raise InvalidInput(
+            f"input {name!r} is {values.dtype} of shape {list(values.shape)}; faces are numbers of "
+            f"shape [n, {FACE_SIZE}, {FACE_SIZE}, 1], [n, {FACE_SIZE}, {FACE_SIZE}] or "
+            f"[n, {FACE_SIZE * FACE_SIZE}], or encoded images"
+        )
+    return checked_faces(values.astype(np.float32))
+
+
+def _raw_image(value: bytes | str) -> bytes:
+    """An image sent as is, or base64-encoded (KServe's V2 REST carries only UTF-8 strings)."""
+    value = value.encode() if isinstance(value, str) else bytes(value)
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        return value
 
 
 def _pixel_faces(instances: list) -> np.ndarray:
@@ -106,10 +137,10 @@ def _pixel_faces(instances: list) -> np.ndarray:
             f"each instance must be a {FACE_SIZE}x{FACE_SIZE} grayscale face (got instances of "
             f"shape {list(np.shape(instances))})"
         )
-    return _checked_faces(faces)
+    return checked_faces(faces)
 
 
-def _checked_faces(faces: np.ndarray) -> np.ndarray:
+def checked_faces(faces: np.ndarray) -> np.ndarray:
     """Faces of FACE_SHAPES as (n, 96, 96, 1), pixels in 0..255 (scaled up from 0..1 when no value
     exceeds 1)."""
     faces = faces.reshape(-1, FACE_SIZE, FACE_SIZE, 1)
@@ -143,13 +174,22 @@ class PixelBudget:
 def _decode_image(encoded: object, budget: PixelBudget) -> np.ndarray:
     """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
     try:
-        with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as image:
+        data = base64.b64decode(str(encoded), validate=True)
+    except binascii.Error as error:
+        raise InvalidInput(f"b64 value is not base64 ({error})") from error
+    return decode_face_image(data, budget)
+
+
+def decode_face_image(data: bytes, budget: PixelBudget) -> np.ndarray:
+    """A PNG/JPEG of any size -> 96x96 grayscale pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             budget.spend(*image.size)
             gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
     except Image.DecompressionBombError as error:
         raise RequestTooLarge(f"the image is larger than the server takes ({error})") from error
-    except (binascii.Error, UnidentifiedImageError, OSError) as error:
-        raise InvalidInput(f"b64 value is not a base64 PNG or JPEG image ({error})") from error
+    except (UnidentifiedImageError, OSError) as error:
+        raise InvalidInput(f"the image is not a PNG or JPEG image ({error})") from error
     return np.asarray(gray, dtype=np.float32)
 
 

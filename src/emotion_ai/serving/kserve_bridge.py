@@ -7,7 +7,9 @@ What it relies on beyond KServe's public API:
 - `RESTServer._add_middlewares`, overridden to leave out KServe's per-request timing;
 - `ModelServer._register_and_check_atleast_one_model_is_ready`, and the server's `dataplane`,
   `model_repository_extension`, `grace_period` and `timeout_keep_alive` handed to `RESTServer`;
-- `RESTServer.config.host`, set after construction (KServe binds 0.0.0.0).
+- `RESTServer.config.host`, set after construction (KServe binds 0.0.0.0);
+- `kserve.protocol.grpc.servicer.InferenceServicer`, KServe's V2 gRPC service, added to our own gRPC
+  server (KServe's binds [::] and serves nothing else).
 """
 
 from __future__ import annotations
@@ -21,13 +23,23 @@ def _import_kserve():
     try:
         import kserve
         from kserve.model_server import app
+        from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+        from kserve.protocol.grpc.servicer import InferenceServicer
+        from kserve.protocol.infer_type import InferRequest
         from kserve.protocol.rest.server import RESTServer
     finally:
         sys.argv = saved
-    return kserve, app, RESTServer
+    return kserve, app, RESTServer, InferRequest, InferenceServicer, grpc_predict_v2_pb2_grpc
 
 
-kserve, kserve_app, RESTServer = _import_kserve()
+(
+    kserve,
+    kserve_app,
+    RESTServer,
+    InferRequest,
+    InferenceServicer,
+    grpc_predict_v2_pb2_grpc,
+) = _import_kserve()
 Model = kserve.Model
 """The base class of every servable."""
 
@@ -65,3 +77,11 @@ class LoopbackModelServer(kserve.ModelServer):
         )
         server.config.host = self.host
         return server
+
+
+def add_open_inference_service(model_server: kserve.ModelServer, grpc_server) -> None:
+    """Adds KServe's V2 gRPC service for `model_server`'s models to a gRPC server."""
+    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(model_server.dataplane, model_server.model_repository_extension),
+        grpc_server,
+    )

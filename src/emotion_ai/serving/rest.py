@@ -94,6 +94,8 @@ class PredictLane:
             return await self._answer_predict(predict, scope, receive, send)
         if declared_length(scope) > self.limits.max_body_bytes:
             return await send_json(send, 413, self.too_large)
+        if V2_INFER_PATH.match(scope["path"]):
+            scope = v2_json_unless_binary(scope)
         await self.app(scope, receive, send)
 
     async def _answer_predict(self, predict: re.Match, scope, receive, send) -> None:
@@ -146,6 +148,20 @@ class PredictLane:
             return request
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.decoder, json_face_request, body, self.limits)
+
+
+V2_INFER_PATH = re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
+BINARY_HEADER = b"inference-header-content-length"
+
+
+def v2_json_unless_binary(scope) -> dict:
+    """A V2 infer request without the binary extension's header is JSON (so the protocol says),
+    whatever its content type: tritonclient sends JSON bodies with none, which KServe would
+    otherwise read as binary and refuse."""
+    headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+    if any(name == BINARY_HEADER for name, _ in headers):
+        return scope
+    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
 def declared_length(scope) -> int:

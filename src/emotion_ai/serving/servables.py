@@ -22,19 +22,28 @@ from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES, N_COORDINATES
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.release import model_repository
 from emotion_ai.release.model_repository import STABLE, version_number
+from emotion_ai.release.warmup import read_warmup_faces
 from emotion_ai.serving.batching import Batcher
+from emotion_ai.serving.engines import Engine, choose_engine
 from emotion_ai.serving.face_requests import (
     FaceRequest,
     describe_face,
     faces_from_request,
 )
-from emotion_ai.serving.kserve_bridge import Model
+from emotion_ai.serving.kserve_bridge import InferRequest, Model
 from emotion_ai.serving.metrics import LAST_REFRESH, SERVED_VERSION
+from emotion_ai.serving.open_inference import (
+    VersionNotFound,
+    faces_from_infer_request,
+    infer_response,
+    tensor_type,
+)
 from emotion_ai.settings import (
     COMBINED_MODEL,
     EMOTION_MODEL,
     KEYPOINT_MODEL,
     BatchSettings,
+    RequestLimits,
     ServingOptions,
 )
 
@@ -42,25 +51,21 @@ logger = logging.getLogger(__name__)
 
 
 class LoadedVersion:
-    """One loaded SavedModel version, with its own batcher."""
+    """One loaded SavedModel version: the engine that answers it, with its own batcher."""
 
     def __init__(
-        self, model_name: str, version: int, saved_model, batching: BatchSettings | None
+        self,
+        model_name: str,
+        version: int,
+        saved_model,
+        engine: Engine,
+        batching: BatchSettings | None,
     ) -> None:
-        self.version, self.saved_model = version, saved_model
+        self.version, self.saved_model, self.engine = version, saved_model, engine
         self._batcher = Batcher(self.infer_now, batching, model_name) if batching else None
 
     def infer_now(self, faces: np.ndarray) -> np.ndarray:
-        return self.saved_model.serve(tf.constant(faces)).numpy()
-
-    def warm_up(self, max_batch_size: int) -> None:
-        """Calls the model once at each batch size a request or batch may have (powers of two up to
-        `max_batch_size`): the first call at a size does Python-side work that would otherwise
-        stall the event loop while real requests wait."""
-        size = 1
-        while size <= max_batch_size:
-            self.infer_now(np.zeros((size, *FACE_BATCH), np.float32))
-            size *= 2
+        return self.engine.infer(faces)
 
     async def infer(self, faces: np.ndarray) -> np.ndarray:
         if self._batcher is None:
@@ -82,6 +87,23 @@ class LoadedVersion:
                 "method_name": "tensorflow/serving/predict",
             }
         }
+
+    def tensor_names(self) -> tuple[str, str]:
+        """The names of the signature's one input and one output."""
+        function = self.saved_model.signatures["serving_default"]
+        return next(iter(function.structured_input_signature[1])), next(
+            iter(function.structured_outputs)
+        )
+
+
+def warmup_batches(export_dir: Path, max_batch_size: int) -> list[np.ndarray]:
+    """The export's warm-up faces; an export without them (older than the warm-up file) gets zeros
+    at each power-of-two batch size up to `max_batch_size`."""
+    batches = read_warmup_faces(export_dir)
+    if batches:
+        return batches
+    sizes = [2**i for i in range(max_batch_size.bit_length()) if 2**i <= max_batch_size]
+    return [np.zeros((size, *FACE_BATCH), np.float32) for size in sizes]
 
 
 OUTPUT_SIZES = {KEYPOINT_MODEL: N_COORDINATES, EMOTION_MODEL: len(EMOTIONS)}
@@ -146,7 +168,37 @@ class ServedVersions:
         return self.loaded.get(number)
 
 
-class SavedModelServable(Model):
+class FaceModel(Model):
+    """What every served model shares: TF Serving REST (`predict` with a dict), the V2 Open
+    Inference Protocol (`predict` with an `InferRequest`, metadata from `tensor_types`), and
+    `answer` for the REST predict lane. Subclasses give `find`, `run`, `rest_answer` and
+    `tensor_types`."""
+
+    def __init__(self, name: str, limits: RequestLimits) -> None:
+        super().__init__(name)
+        self.limits = limits
+
+    async def predict(self, payload, headers: dict | None = None):
+        if isinstance(payload, InferRequest):
+            target = self.find(payload.model_version or None)
+            if target is None:
+                raise VersionNotFound(self.name, payload.model_version)
+            faces = faces_from_infer_request(payload, self.limits)
+            return infer_response(payload, self.name, target.version, await self.run(faces, target))
+        return await self.answer(faces_from_request(payload, self.limits), self.find())
+
+    async def answer(self, request: FaceRequest, target) -> dict:
+        """TF Serving's REST answer to `request` on version `target`."""
+        return self.rest_answer(request, await self.run(request.faces, target))
+
+    def get_input_types(self) -> list[dict]:
+        return self.tensor_types(self.find())[0]
+
+    def get_output_types(self) -> list[dict]:
+        return self.tensor_types(self.find())[1]
+
+
+class SavedModelServable(FaceModel):
     """One model under `<base_path>/<name>/`, following its versions and labels as they change."""
 
     def __init__(
@@ -155,8 +207,9 @@ class SavedModelServable(Model):
         base_path: str | Path,
         options: ServingOptions = ServingOptions(),
         sampler: RequestSampler | None = None,
+        limits: RequestLimits = RequestLimits(),
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, limits)
         self.base_path, self.options, self.sampler = base_path, options, sampler
         self.layout = model_repository.layout(base_path)
         self.served = ServedVersions()
@@ -245,13 +298,9 @@ class SavedModelServable(Model):
     def _load(self, version: int) -> LoadedVersion | None:
         marker = self.layout.marker(self.name, version)
         try:
-            saved_model = tf.saved_model.load(str(self.layout.local_copy(self.name, version)))
-            if violation := contract_violation(self.name, saved_model):
-                raise ValueError(f"it breaks the {self.name} contract: {violation}")
-            loaded = LoadedVersion(self.name, version, saved_model, self.options.batching)
-            batching = self.options.batching
-            loaded.warm_up(batching.max_batch_size if batching else 1)
-            return loaded
+            return load_version(
+                self.name, version, self.layout.local_copy(self.name, version), self.options
+            )
         except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
             self._refused[version] = marker
             logger.error("refused %s version %s: %s", self.name, version, error)
@@ -265,34 +314,51 @@ class SavedModelServable(Model):
         served = self.served
         return [str(v) for v in sorted(served.loaded, key=lambda v: (v != served.default, -v))]
 
-    async def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        return await self.answer(faces_from_request(payload), self.find())
-
-    async def answer(self, request: FaceRequest, target: LoadedVersion) -> dict:
-        outputs = await target.infer(request.faces)
+    async def run(self, faces: np.ndarray, target: LoadedVersion) -> dict[str, np.ndarray]:
+        """The model's named output for `faces` on version `target`."""
+        outputs = await target.infer(faces)
         if self.sampler:
             classes = outputs.argmax(axis=1) if outputs.shape[1] == len(EMOTIONS) else None
-            self.sampler.record(self.name, request.faces, classes)
-        return request.answer(outputs.tolist())
+            self.sampler.record(self.name, faces, classes)
+        return {target.tensor_names()[1]: outputs}
+
+    def rest_answer(self, request: FaceRequest, outputs: dict[str, np.ndarray]) -> dict:
+        return request.answer(next(iter(outputs.values())).tolist())
 
     def signature(self, target: LoadedVersion) -> dict:
         return target.signature()
 
+    def tensor_types(self, target: LoadedVersion) -> tuple[list[dict], list[dict]]:
+        input_name, output_name = target.tensor_names()
+        return [tensor_type(input_name, "FP32", [-1, *FACE_BATCH])], [
+            tensor_type(output_name, "FP32", [-1, OUTPUT_SIZES[self.name]])
+        ]
+
+
+COMBINED_VERSION_FACTOR = 10**6
+"""`emotion-ai`'s version is one int64, as TF Serving clients parse it: keypoint version x 10**6 +
+emotion version (3000004 is keypoints 3 with emotion 4). It grows whenever either model's does."""
+
+
+def combined_version(keypoints: int, emotion: int) -> int:
+    if emotion >= COMBINED_VERSION_FACTOR:
+        raise ValueError(f"emotion version {emotion} does not fit the combined version")
+    return keypoints * COMBINED_VERSION_FACTOR + emotion
+
 
 @dataclass(frozen=True)
 class FaceVersion:
-    """The keypoint and emotion versions that answer one `emotion-ai` request; its version is
-    `k.e`."""
+    """The keypoint and emotion versions that answer one `emotion-ai` request."""
 
     keypoints: LoadedVersion
     emotion: LoadedVersion
 
     @property
-    def version(self) -> str:
-        return f"{self.keypoints.version}.{self.emotion.version}"
+    def version(self) -> int:
+        return combined_version(self.keypoints.version, self.emotion.version)
 
 
-class FaceServable(Model):
+class FaceServable(FaceModel):
     """`emotion-ai`: 15 named keypoints and the emotion with its 5 probabilities, per face."""
 
     def __init__(
@@ -301,13 +367,13 @@ class FaceServable(Model):
         emotion: SavedModelServable,
         sampler: RequestSampler | None = None,
     ) -> None:
-        super().__init__(COMBINED_MODEL)
+        super().__init__(COMBINED_MODEL, keypoints.limits)
         self.keypoints, self.emotion, self.sampler = keypoints, emotion, sampler
         self.ready = keypoints.ready and emotion.ready
 
     @property
-    def version(self) -> str:
-        return f"{self.keypoints.version}.{self.emotion.version}"
+    def version(self) -> int:
+        return combined_version(self.keypoints.version, self.emotion.version)
 
     @property
     def refreshed_at(self) -> float:
@@ -317,28 +383,37 @@ class FaceServable(Model):
         return self.keypoints.stale() or self.emotion.stale()
 
     def find(self, version: str | None = None, label: str | None = None) -> FaceVersion | None:
-        """`version` is `k.e`; a label must be set on both models."""
-        keypoint_version, _, emotion_version = (version or "").partition(".")
-        if version is not None and not emotion_version:
+        """`version` is a combined version (see COMBINED_VERSION_FACTOR); a label must be set on
+        both models."""
+        if version is None:
+            keypoint_version = emotion_version = None
+        elif (number := version_number(version)) is None:
             return None
-        keypoints = self.keypoints.find(keypoint_version or None, label)
-        emotion = self.emotion.find(emotion_version or None, label)
+        else:
+            keypoint_version, emotion_version = map(str, divmod(number, COMBINED_VERSION_FACTOR))
+        keypoints = self.keypoints.find(keypoint_version, label)
+        emotion = self.emotion.find(emotion_version, label)
         return FaceVersion(keypoints, emotion) if keypoints and emotion else None
 
     def versions(self) -> list[str]:
-        return [self.version]
+        return [str(self.version)]
 
-    async def predict(self, payload: dict, headers: dict | None = None) -> dict:
-        return await self.answer(faces_from_request(payload), self.find())
-
-    async def answer(self, request: FaceRequest, target: FaceVersion) -> dict:
+    async def run(self, faces: np.ndarray, target: FaceVersion) -> dict[str, np.ndarray]:
+        """Keypoints, probabilities and emotion labels for `faces` on `target`'s two versions."""
         coordinates, probabilities = await asyncio.gather(
-            target.keypoints.infer(request.faces), target.emotion.infer(request.faces)
+            target.keypoints.infer(faces), target.emotion.infer(faces)
         )
         if self.sampler:
-            self.sampler.record(self.name, request.faces, probabilities.argmax(axis=1))
+            self.sampler.record(self.name, faces, probabilities.argmax(axis=1))
+        labels = np.array([EMOTIONS[i] for i in probabilities.argmax(axis=1)], dtype=object)
+        return {"keypoints": coordinates, "probabilities": probabilities, "emotion": labels}
+
+    def rest_answer(self, request: FaceRequest, outputs: dict[str, np.ndarray]) -> dict:
         return request.answer(
-            [describe_face(c, p) for c, p in zip(coordinates, probabilities, strict=False)]
+            [
+                describe_face(c, p)
+                for c, p in zip(outputs["keypoints"], outputs["probabilities"], strict=True)
+            ]
         )
 
     def signature(self, target: FaceVersion) -> dict:
@@ -355,6 +430,35 @@ class FaceServable(Model):
             }
         }
 
+    def tensor_types(self, target: FaceVersion) -> tuple[list[dict], list[dict]]:
+        inputs, _ = target.keypoints.tensor_names()
+        return [tensor_type(inputs, "FP32", [-1, *FACE_BATCH])], [
+            tensor_type("keypoints", "FP32", [-1, N_COORDINATES]),
+            tensor_type("probabilities", "FP32", [-1, len(EMOTIONS)]),
+            tensor_type("emotion", "BYTES", [-1]),
+        ]
+
+
+def load_version(
+    model_name: str, version: int, export_dir: Path, options: ServingOptions = ServingOptions()
+) -> LoadedVersion:
+    """Loads an export, checks its contract, picks its engine and replays its warm-up requests
+    (when `options.warmup`) before it answers anything; raises when it cannot serve."""
+    saved_model = tf.saved_model.load(str(export_dir))
+    if violation := contract_violation(model_name, saved_model):
+        raise ValueError(f"it breaks the {model_name} contract: {violation}")
+    batching = options.batching
+    batches = warmup_batches(export_dir, batching.max_batch_size if batching else 1)
+    checked = batches if options.warmup else batches[:1]
+    choice = choose_engine(options.engine, saved_model, export_dir, checked)
+    log = logger.info if options.engine == choice.engine.name else logger.warning
+    log("%s version %s runs on %s: %s", model_name, version, choice.engine.name, choice.reason)
+    loaded = LoadedVersion(model_name, version, saved_model, choice.engine, batching)
+    if options.warmup:
+        for faces in batches:
+            loaded.infer_now(faces)
+    return loaded
+
 
 SERVABLE_MODELS = (KEYPOINT_MODEL, EMOTION_MODEL, COMBINED_MODEL)
 
@@ -364,7 +468,8 @@ def load_servables(
     model_name: str | None = None,
     options: ServingOptions = ServingOptions(),
     sampler: RequestSampler | None = None,
-) -> list[Model]:
+    limits: RequestLimits = RequestLimits(),
+) -> list[FaceModel]:
     """All three models, or only `model_name` (TF Serving's --model_name), with the versions
     `options` keep."""
     if model_name is not None and model_name not in SERVABLE_MODELS:
@@ -372,13 +477,13 @@ def load_servables(
             f"unknown model {model_name!r}; choose one of {', '.join(SERVABLE_MODELS)}"
         )
     parts = {
-        name: SavedModelServable(name, base_path, options, sampler)
+        name: SavedModelServable(name, base_path, options, sampler, limits)
         for name in (KEYPOINT_MODEL, EMOTION_MODEL)
         if model_name in (None, name, COMBINED_MODEL)
     }
     for part in parts.values():
         part.load()
-    servables: list[Model] = list(parts.values())
+    servables: list[FaceModel] = list(parts.values())
     if model_name in (None, COMBINED_MODEL):
         servables.append(FaceServable(parts[KEYPOINT_MODEL], parts[EMOTION_MODEL], sampler))
     return [servable for servable in servables if model_name in (None, servable.name)]

@@ -1,5 +1,5 @@
-"""The model server's lifecycle: load the servables, serve them over REST, and follow the layout
-(and, when asked, the registry's champion) while serving.
+"""The model server's lifecycle: load the servables, serve them over REST (and gRPC when asked), and
+follow the layout (and, when asked, the registry's champion) while serving.
 
 Predict requests are answered by `PredictLane`, the outermost ASGI app, before FastAPI's middleware;
 the event loop is uvloop's. Uvicorn's access log (one line per request) is off unless asked for, as
@@ -15,9 +15,11 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import grpc
 import uvloop
 
 from emotion_ai.monitoring.request_log import RequestSampler
+from emotion_ai.serving.grpc_api import grpc_server
 from emotion_ai.serving.kserve_bridge import LoopbackModelServer
 from emotion_ai.serving.rest import PredictLane, register_tf_serving_endpoints
 from emotion_ai.serving.servables import (
@@ -37,6 +39,7 @@ def serve_models(
     host: str,
     port: int,
     *,
+    grpc_port: int | None = None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     model_name: str | None = None,
     options: ServingOptions = ServingOptions(),
@@ -47,19 +50,29 @@ def serve_models(
 ) -> None:
     """Loads the exported versions `options` keep and serves them until interrupted, following
     changes in the layout; `follow(model name)`, when given, is called every poll too (see
-    `follow_champion`)."""
-    servables = load_servables(base_path, model_name, options, sampler)
-    rest_server = LoopbackModelServer(host, port).rest_server(
+    `follow_champion`). `grpc_port`, when given, serves TF Serving's gRPC API and KServe's V2 gRPC
+    there."""
+    servables = load_servables(base_path, model_name, options, sampler, limits)
+    model_server = LoopbackModelServer(host, port)
+    rest_server = model_server.rest_server(
         servables, register_tf_serving_endpoints, partial(PredictLane, limits=limits)
+    )
+    make_rpc_server = (
+        partial(grpc_server, host, grpc_port, model_server, limits) if grpc_port else None
     )
     gc.freeze()  # TensorFlow's long-lived objects leave the collector's rounds: no pauses
     if not access_log:
         _silence_access_log()
-    uvloop.run(_serve_and_watch(rest_server, versioned_parts(servables), poll_seconds, follow))
+    uvloop.run(
+        _serve_and_watch(
+            rest_server, make_rpc_server, versioned_parts(servables), poll_seconds, follow
+        )
+    )
 
 
 async def _serve_and_watch(
     rest_server,
+    make_rpc_server: Callable[[], grpc.aio.Server] | None,
     servables: list[SavedModelServable],
     poll_seconds: float,
     follow: Callable[[str], object] | None,
@@ -68,11 +81,16 @@ async def _serve_and_watch(
     if follow is not None:
         names = [servable.name for servable in servables]
         watchers.append(asyncio.create_task(_follow_registry(follow, names, poll_seconds)))
+    rpc_server = make_rpc_server() if make_rpc_server else None  # in the loop it will run on
+    if rpc_server is not None:
+        await rpc_server.start()
     try:
         await rest_server.start()
     finally:
         for watcher in watchers:
             watcher.cancel()
+        if rpc_server is not None:
+            await rpc_server.stop(grace=1.0)
 
 
 MAX_BACKOFF_SECONDS = 60.0
