@@ -34,7 +34,7 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout_s: float = START_
         try:
             requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
             time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer within {timeout_s} s")
 

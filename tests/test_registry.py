@@ -1,4 +1,7 @@
-"""Registry and publishing, on SQLite and on a real MLflow server with artifacts on real S3."""
+"""Registry and publishing, on SQLite and on a real MLflow server with artifacts on real S3.
+
+The infrastructure check (tests/test_infra_check.py) is skipped where these tests publish directly
+(NO_CHECK: each check is a process of its own, 8 s); the CLI and the server still run it."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from emotion_ai.steps.tracking import TrackingSettings, local_tracking, use_trac
 NAME = "emotion-ai-emotion"
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
+NO_CHECK = {"latency_budget_ms": None}
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +100,9 @@ def test_publish_promote_and_rollback_move_alias_and_serving_together(store, tmp
     settings, s3 = store
     served = tmp_path / "serving"
     v1, v2 = _register_versions(2)
-    publish(NAME, v1, served)
+    publish(NAME, v1, served, **NO_CHECK)
     assert registry.version_by_alias(NAME, "champion").version in (v1, str(v1))
-    publish(NAME, v2, served)
+    publish(NAME, v2, served, **NO_CHECK)
     champion = registry.version_by_alias(NAME, "champion")
     assert int(champion.version) == v2 and champion.tags[PREVIOUS_CHAMPION_TAG] == str(v1)
     assert versions(served, NAME) == [v1, v2]
@@ -119,14 +123,14 @@ def test_a_failed_alias_move_withdraws_the_export_and_keeps_the_champion(
 ):
     served = tmp_path / "serving"
     v1, v2 = _register_versions(2)
-    publish(NAME, v1, served)
+    publish(NAME, v1, served, **NO_CHECK)
 
     def refuse(*_):
         raise RuntimeError("registry unavailable")
 
     monkeypatch.setattr(registry, "set_champion", refuse)
     with pytest.raises(RuntimeError, match="registry unavailable"):
-        publish(NAME, v2, served)
+        publish(NAME, v2, served, **NO_CHECK)
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
     assert versions(served, NAME) == [v1]
     assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE], (
@@ -139,17 +143,17 @@ def test_only_the_newest_versions_are_kept(store, tmp_path):
     served = tmp_path / "serving"
     numbers = _register_versions(3)
     for number in numbers:
-        publish(NAME, number, served, keep=2)
+        publish(NAME, number, served, keep=2, **NO_CHECK)
     assert versions(served, NAME) == numbers[1:]
 
 
 def test_a_canary_label_exports_its_version_and_outlives_promotions_and_pruning(store, tmp_path):
     served = tmp_path / "serving"
     v1, v2, v3 = _register_versions(3)
-    publish(NAME, v1, served)
-    assert label(NAME, "canary", v3, served) == {"stable": v1, "canary": v3}
+    publish(NAME, v1, served, **NO_CHECK)
+    assert label(NAME, "canary", v3, served, **NO_CHECK) == {"stable": v1, "canary": v3}
     assert versions(served, NAME) == [v1, v3], "the canary is exported beside the champion"
-    publish(NAME, v2, served, keep=1)
+    publish(NAME, v2, served, keep=1, **NO_CHECK)
     assert versions(served, NAME) == [v2, v3], "neither retired as newer nor pruned as older"
     assert read_labels(served, NAME) == {"stable": v2, "canary": v3}
     with pytest.raises(ValueError, match="promote"):
@@ -196,7 +200,7 @@ def test_cli_promote_and_rollback(tmp_path):
 def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_path):
     served = tmp_path / "serving"
     v1, v2 = _register_versions(2)
-    publish(NAME, v1, served)
+    publish(NAME, v1, served, **NO_CHECK)
 
     class ExportFailsHalfWay:
         def export(self, path, **_):
@@ -205,7 +209,7 @@ def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_pat
             raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        publish(NAME, v2, served, model=ExportFailsHalfWay())
+        publish(NAME, v2, served, model=ExportFailsHalfWay(), **NO_CHECK)
     assert int(registry.version_by_alias(NAME, "champion").version) == v1
     assert sorted(p.name for p in (served / NAME).iterdir()) == [str(v1), LABELS_FILE]
 

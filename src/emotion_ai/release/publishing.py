@@ -1,9 +1,10 @@
 """Publishing a champion: the registry alias and the served layout change together, or not at all.
 
-Serving reads TF Serving's layout. Making a version champion means: export it (atomically),
-move the `champion` alias, point the `stable` version label at it (our server answers
-unlabelled requests with `stable`; TF Serving, which ignores our labels, serves the highest
-version), then retire any newer unlabelled version (after a rollback) and prune old ones.
+Serving reads TF Serving's layout. Making a version champion means: export it (atomically, after
+the infrastructure check: see `infra_check`), move the `champion` alias, point the `stable` version
+label at it (our server answers unlabelled requests with `stable`; TF Serving, which ignores our
+labels, serves the highest version), then retire any newer unlabelled version (after a rollback)
+and prune old ones.
 If moving the alias fails, the export made for it is withdrawn, so the registry and serving
 never disagree. Other labels, such as `canary`, point at versions that receive only the
 requests that name them, and are kept until the label moves.
@@ -12,17 +13,22 @@ requests that name them, and are kept until the label moves.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import keras
 
 from emotion_ai.release import model_repository, registry
+from emotion_ai.release.infra_check import InfraCheckFailed, check_export
 from emotion_ai.release.model_repository import STABLE
 from emotion_ai.settings import ReleaseSettings
 
 logger = logging.getLogger(__name__)
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 DEFAULT_KEEP_VERSIONS = ReleaseSettings.keep_versions
+DEFAULT_LATENCY_BUDGET_MS = ReleaseSettings.latency_budget_ms
+INFRA_CHECK_TAG = "infra_check"
+"""Set on each version checked: `passed` or `failed`, with `infra_check_reason`."""
 
 
 def publish(
@@ -32,10 +38,13 @@ def publish(
     keep: int = DEFAULT_KEEP_VERSIONS,
     model: keras.Model | None = None,
     record_previous: bool = True,
+    latency_budget_ms: float | None = DEFAULT_LATENCY_BUDGET_MS,
 ) -> None:
-    """Makes `version` of `name` the champion and the version served from `base_path`."""
+    """Makes `version` of `name` the champion and the version served from `base_path`. A version
+    not exported yet must pass the infrastructure check first (see `infra_check`; None skips it):
+    if it fails, nothing changes and InfraCheckFailed says why."""
     current = registry.version_by_alias(name, registry.CHAMPION)
-    exported_now = _export(name, version, base_path, model)
+    exported_now = _export(name, version, base_path, model, latency_budget_ms)
     try:
         if record_previous and current is not None and int(current.version) != version:
             registry.tag_version(name, version, {PREVIOUS_CHAMPION_TAG: current.version})
@@ -58,6 +67,11 @@ def follow_champion(
         champion.version
     ):
         return None
+    if champion.tags.get(INFRA_CHECK_TAG) == "failed":
+        raise InfraCheckFailed(
+            f"{name} version {champion.version} is champion but failed the infrastructure check "
+            f"({champion.tags.get('infra_check_reason')}): still serving the earlier one"
+        )
     version = int(champion.version)
     _export(name, version, base_path)
     _serve_as_stable(name, version, base_path, keep)
@@ -98,23 +112,60 @@ def rollback(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS
     return int(previous)
 
 
-def label(name: str, label_name: str, version: int | None, base_path: str | Path) -> dict[str, int]:
+def label(
+    name: str,
+    label_name: str,
+    version: int | None,
+    base_path: str | Path,
+    latency_budget_ms: float | None = DEFAULT_LATENCY_BUDGET_MS,
+) -> dict[str, int]:
     """Points a version label (e.g. `canary`) at a registered version, exporting it if it is not
     served yet; None removes the label. `stable` moves only with the champion."""
     if label_name == STABLE:
         raise ValueError(f"'{STABLE}' follows the champion: use `emotion-ai promote` to move it")
     if version is not None:
-        _export(name, version, base_path)
+        _export(name, version, base_path, latency_budget_ms=latency_budget_ms)
     return model_repository.set_label(base_path, name, label_name, version)
 
 
 def _export(
-    name: str, version: int, base_path: str | Path, model: keras.Model | None = None
+    name: str,
+    version: int,
+    base_path: str | Path,
+    model: keras.Model | None = None,
+    latency_budget_ms: float | None = DEFAULT_LATENCY_BUDGET_MS,
 ) -> bool:
-    """Exports a registered version unless it is published already; True if exported now."""
+    """Exports a registered version unless it is published already, after the infrastructure
+    check when there is a budget; True if exported now."""
     if version in model_repository.versions(base_path, name):
         return False
-    model_repository.export_saved_model(
-        model or registry.load_version(name, str(version)), base_path, name, version
+    model = model or registry.load_version(name, str(version))
+    check = (
+        partial(_check_candidate, model, name, version, latency_budget_ms)
+        if latency_budget_ms is not None
+        else None
     )
+    model_repository.export_saved_model(model, base_path, name, version, check)
     return True
+
+
+def _check_candidate(
+    model: keras.Model, name: str, version: int, latency_budget_ms: float, export_dir: Path
+) -> None:
+    """The infrastructure check of a staged export; its outcome is tagged on the version."""
+    try:
+        report = check_export(model, name, export_dir, latency_budget_ms)
+    except InfraCheckFailed as failure:
+        registry.tag_version(
+            name, version, {INFRA_CHECK_TAG: "failed", "infra_check_reason": failure.reason}
+        )
+        raise
+    registry.tag_version(
+        name,
+        version,
+        {
+            INFRA_CHECK_TAG: "passed",
+            "infra_check_engine": report.engine,
+            "infra_check_slowest_ms": report.slowest_ms,
+        },
+    )

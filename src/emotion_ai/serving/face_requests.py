@@ -103,9 +103,7 @@ def faces_from_tensor(name: str, values: np.ndarray, limits: RequestLimits) -> n
     check_instances(len(values), limits)
     if values.dtype.kind in "OSa":
         budget = PixelBudget(limits)
-        images = [
-            decode_face_image(_raw_image(image), budget) for image in values.reshape(-1)
-        ]
+        images = [decode_face_image(_raw_image(image), budget) for image in values.reshape(-1)]
         return np.stack(images)[..., np.newaxis]
     if values.dtype.kind not in "fiu" or values.shape[1:] not in FACE_SHAPES:
         raise InvalidInput(

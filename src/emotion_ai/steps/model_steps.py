@@ -18,6 +18,7 @@ from emotion_ai.modeling import metrics, plots, training
 from emotion_ai.modeling.checkpoints import Checkpoints
 from emotion_ai.release import registry
 from emotion_ai.release.gate import gate_emotion, gate_keypoints
+from emotion_ai.release.infra_check import InfraCheckFailed
 from emotion_ai.release.model_card import MODEL_DESCRIPTIONS, UiLinks, model_card
 from emotion_ai.release.publishing import publish
 from emotion_ai.settings import (
@@ -328,15 +329,22 @@ def _register_one(
     mlflow.log_text(card.markdown, f"model_cards/{name}-v{version.version}.md")
     mlflow.log_dict(card.facts, f"model_cards/{name}-v{version.version}.json")
     registry.describe(name, version.version, MODEL_DESCRIPTIONS[name], card.markdown)
-    if decision["promote"]:
+    if not decision["promote"]:
+        return {"version": int(version.version), "champion": False}
+    try:
         publish(
             name,
             int(version.version),
             model_base_path,
             release.keep_versions,
             model=training.load_model(model_dir),
+            latency_budget_ms=release.latency_budget_ms,
         )
-    return {"version": int(version.version), "champion": decision["promote"]}
+    except InfraCheckFailed as failure:
+        logger.error("%s version %s is not promoted: %s", name, version.version, failure)
+        mlflow.set_tag(f"infra_check/{name}", f"failed: {failure.reason}")
+        return {"version": int(version.version), "champion": False, "refused": failure.reason}
+    return {"version": int(version.version), "champion": True}
 
 
 def register(

@@ -34,7 +34,10 @@ def headline_figure(model: str, score: float | str | None) -> str:
     )
 
 
-def verdict(decision: dict) -> str:
+def verdict(decision: dict, result: dict | None = None) -> str:
+    """The gate's decision, or, when the infrastructure check refused a promotion, that."""
+    if result and result.get("refused"):
+        return "keep champion (infra check failed)"
     return "promote" if decision["promote"] else "keep champion"
 
 
@@ -54,7 +57,7 @@ def summarize_pipeline_run(parent_run_id: str, decisions: dict, outcome: dict) -
             for key in SUMMARY_METRICS[name]
         ]
         tags += [
-            RunTag(f"decision/{name}", verdict(decision)),
+            RunTag(f"decision/{name}", verdict(decision, outcome[name])),
             RunTag(f"version/{name}", str(outcome[name]["version"])),
         ]
     tags.append(RunTag(NOTE_TAG, describe(decisions, outcome, UiLinks(experiment_id))))
@@ -74,7 +77,8 @@ def describe(decisions: dict, outcome: dict, links: UiLinks) -> str:
         lines.append(
             f"| {name} | [v{version}]({links.version(name, version)}) "
             f"| {headline_figure(name, decision['challenger_score'])} "
-            f"| {verdict(decision)}: {decision['reason']} |"
+            f"| {verdict(decision, outcome[name])}: "
+            f"{outcome[name].get('refused') or decision['reason']} |"
         )
     lines += ["", "RMSE: lower is better; accuracy: higher is better.", "", "Data:"]
     lines += [
