@@ -47,7 +47,7 @@ bench-ingest: sync  ## ingest throughput and peak memory vs the per-row np.froms
 bench-train: sync  ## training images/s: the real tf.data pipeline vs pre-loaded tensors
 	$(RUN) python bench/train.py $(ARGS)
 
-bench-serve: sync  ## serving req/s and p50/p99 at 1/8/16 clients vs the in-process model and mlflow models serve
+bench-serve: sync  ## serving req/s and p50/p99 at 1/8/16 clients, REST and gRPC, OpenVINO and TensorFlow, vs in-process TF, BentoML and mlflow models serve
 	$(RUN) python bench/serve.py $(ARGS)
 
 bench-quality: sync  ## emotion accuracy on real FER faces vs the majority class; ARGS="--part synthetic" for real-size generated data

@@ -1,0 +1,85 @@
+"""Inference engines: OpenVINO serves a SavedModel where it agrees with TensorFlow, and the server
+falls back to TensorFlow, saying why, where it does not load or does not agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from emotion_ai.modeling.networks import build_keypoint_model
+from emotion_ai.release.model_repository import export_saved_model
+from emotion_ai.release.warmup import WARMUP_BATCH_SIZES, read_warmup_faces
+from emotion_ai.serving import engines
+from emotion_ai.serving.engines import (
+    AGREEMENT_TOLERANCE,
+    OpenVinoEngine,
+    TensorFlowEngine,
+    choose_engine,
+)
+from emotion_ai.serving.servables import load_version
+from emotion_ai.settings import KEYPOINT_MODEL, ResNetConfig, ServingOptions
+
+TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving")
+    return export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 1)
+
+
+def test_every_export_carries_tf_serving_warm_up_requests(export):
+    batches = read_warmup_faces(export)
+    assert [len(faces) for faces in batches] == list(WARMUP_BATCH_SIZES)
+    assert all(faces.shape[1:] == (96, 96, 1) and faces.dtype == np.float32 for faces in batches)
+    assert 0 <= batches[-1].min() < batches[-1].max() <= 255, "faces, not blank images"
+
+
+def test_openvino_is_chosen_where_it_agrees_with_tensorflow(export):
+    saved_model = tf.saved_model.load(str(export))
+    faces = read_warmup_faces(export)
+    choice = choose_engine("openvino", saved_model, export, faces)
+    assert choice.engine.name == "openvino" and "agrees with TensorFlow" in choice.reason
+    reference = TensorFlowEngine(saved_model).infer(faces[-1])
+    np.testing.assert_allclose(
+        choice.engine.infer(faces[-1]),
+        reference,
+        atol=AGREEMENT_TOLERANCE,
+        rtol=AGREEMENT_TOLERANCE,
+    )
+
+
+def test_tensorflow_serves_where_openvino_does_not_load(export, tmp_path):
+    saved_model = tf.saved_model.load(str(export))
+    choice = choose_engine("openvino", saved_model, tmp_path, read_warmup_faces(export))
+    assert choice.engine.name == "tensorflow" and "OpenVINO could not load it" in choice.reason
+
+
+def test_tensorflow_serves_where_openvino_disagrees(export, monkeypatch):
+    class Disagrees(OpenVinoEngine):
+        def infer(self, faces):
+            return super().infer(faces) + 0.01
+
+    monkeypatch.setattr(engines, "OpenVinoEngine", Disagrees)
+    loaded = load_version(KEYPOINT_MODEL, 1, export, ServingOptions(engine="openvino"))
+    assert loaded.engine.name == "tensorflow"
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="unknown engine 'onnx'"):
+        ServingOptions(engine="onnx")
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_a_version_replays_its_warm_up_requests_before_it_serves(export, monkeypatch, warmup):
+    sizes = []
+
+    class Recording(TensorFlowEngine):
+        def infer(self, faces):
+            sizes.append(len(faces))
+            return super().infer(faces)
+
+    monkeypatch.setattr(engines, "TensorFlowEngine", Recording)
+    load_version(KEYPOINT_MODEL, 1, export, ServingOptions(engine="tensorflow", warmup=warmup))
+    assert sizes == (list(WARMUP_BATCH_SIZES) if warmup else [])
