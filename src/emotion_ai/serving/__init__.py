@@ -4,7 +4,8 @@ OpenVINO or TensorFlow), request formats (`face_requests`, `json_arrays`), batch
 the server's lifecycle (`server`), the pre-promotion check's serving side (`infra_validation`),
 every tie to KServe internals (`kserve_bridge`), and a small client.
 
-May import: `emotion_ai.release.model_repository` (the layout it serves), `emotion_ai.release.warmup`
-(the warm-up requests in each export), `emotion_ai.monitoring.request_log` (sampled requests) and
-the shared modules. Never modeling (no training code in a server), steps or the CLI.
+May import: `emotion_ai.release.model_repository` (the layout it serves),
+`emotion_ai.release.warmup` (the warm-up requests in each export),
+`emotion_ai.monitoring.request_log` (sampled requests) and the shared modules. Never modeling (no
+training code in a server), steps or the CLI.
 """
