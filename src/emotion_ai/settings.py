@@ -14,6 +14,8 @@ KEYPOINT_MODEL = "emotion-ai-keypoints"
 EMOTION_MODEL = "emotion-ai-emotion"
 COMBINED_MODEL = "emotion-ai"
 """The registered and served models; `emotion-ai` answers both for one face."""
+PHOTO_MODEL = "emotion-ai-faces"
+"""Photos in, every face found with its keypoints and emotion out (see `emotion_ai.photos`)."""
 DEFAULT_EXPERIMENT = "emotion-ai"
 """The MLflow experiment (and KFP experiment) runs go to."""
 
@@ -212,6 +214,20 @@ class BatchSettings:
     num_batch_threads: int = 2
 
 
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Which detected faces count (see `emotion_ai.photos.detection`)."""
+
+    min_face_size: int = 40
+    """Smallest face kept, in photo pixels (the box's shorter side)."""
+    min_score: float = 0.9
+    """Smallest detection score kept (MTCNN's last stage, 0..1)."""
+
+    def __post_init__(self) -> None:
+        if self.min_face_size < 1 or not 0.0 <= self.min_score <= 1.0:
+            raise ValueError("min_face_size must be at least 1 and min_score in 0..1")
+
+
 ENGINES = ("openvino", "tensorflow")
 """The inference engines the server can run a SavedModel on."""
 
@@ -231,6 +247,8 @@ class ServingOptions:
     warmup: bool = True
     """Replay each version's warm-up requests before it is served (TF Serving's
     --enable_model_warmup)."""
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    """The face detector of `emotion-ai-faces`."""
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

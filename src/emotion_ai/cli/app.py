@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from emotion_ai.cli import data, doctor, pipeline, serving, tracking, tune, watch
+from emotion_ai.cli import data, doctor, pipeline, predict, serving, tracking, tune, watch
 from emotion_ai.cli.steps import step_app
 from emotion_ai.logs import configure_logging
 
@@ -26,6 +26,7 @@ app.command()(tracking.models)
 app.command()(tracking.ui)
 app.command("tracking-server")(tracking.tracking_server)
 app.command()(serving.serve)
+app.command()(predict.predict)
 app.command()(serving.promote)
 app.command()(serving.rollback)
 app.command()(serving.label)

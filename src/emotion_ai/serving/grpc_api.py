@@ -50,6 +50,8 @@ async def _located(repository, spec: model_pb2.ModelSpec, context: grpc.aio.Serv
     model, target, version, label = _target(repository, spec)
     if target is None:
         await context.abort(grpc.StatusCode.NOT_FOUND, not_found_message(spec.name, version, label))
+    if not model.takes_faces:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{spec.name} answers REST only")
     return model, target
 
 

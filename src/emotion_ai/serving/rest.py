@@ -14,16 +14,15 @@ import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from kserve.errors import InvalidInput
 from starlette.requests import ClientDisconnect
 
 from emotion_ai.serving.face_requests import (
-    FaceRequest,
     RequestTooLarge,
-    json_face_request,
     pixel_array_request,
 )
 from emotion_ai.serving.metrics import PREDICT_REQUESTS, PREDICT_SECONDS
@@ -132,7 +131,7 @@ class PredictLane:
                 "error": not_found_message(predict["model"], predict["version"], predict["label"])
             }
         try:
-            return 200, await model.answer(await self._faces(body), target)
+            return 200, await model.answer(await self._request(model, body), target)
         except RequestTooLarge as error:
             return 413, {"error": str(error)}
         except InvalidInput as error:
@@ -141,13 +140,14 @@ class PredictLane:
             logger.exception("predict failed on %s", predict["model"])
             return 500, {"error": f"{type(error).__name__}: {error}"}
 
-    async def _faces(self, body: bytes) -> FaceRequest:
-        """The request's faces: a plain pixel array at once, anything else decoded off the loop."""
-        request = pixel_array_request(body, self.limits)
+    async def _request(self, model, body: bytes):
+        """The request as `model` reads it: a plain pixel array of faces at once, anything else
+        (JSON, images, photos) decoded off the loop."""
+        request = pixel_array_request(body, self.limits) if model.takes_faces else None
         if request is not None:
             return request
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.decoder, json_face_request, body, self.limits)
+        return await loop.run_in_executor(self.decoder, model.read_body, body, self.limits)
 
 
 V2_INFER_PATH = re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
@@ -256,9 +256,20 @@ class TFServingEndpoints:
         return JSONResponse({"error": not_found_message(name, version, label)}, 404)
 
 
+DEMO_PAGE = Path(__file__).with_name("demo") / "index.html"
+
+
+async def demo_page() -> HTMLResponse:
+    """The demo page: upload a photo or use the webcam, see every face's box, keypoints and
+    emotion (one static file; it calls `emotion-ai-faces`)."""
+    return HTMLResponse(DEMO_PAGE.read_text())
+
+
 def register_tf_serving_endpoints(app: FastAPI, repository) -> None:
-    """Adds the TF Serving routes ahead of KServe's own V1 routes (whose JSON differs)."""
+    """Adds the TF Serving routes ahead of KServe's own V1 routes (whose JSON differs), and the demo
+    page at `/` (ahead of KServe's liveness answer there)."""
     endpoints = TFServingEndpoints(repository)
+    app.add_api_route("/", demo_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/healthz", endpoints.liveness, methods=["GET"])
     app.add_api_route("/readyz", endpoints.readiness, methods=["GET"])
     for suffix in ("", "/versions/{version}", "/labels/{label}"):

@@ -29,6 +29,7 @@ from emotion_ai.serving.face_requests import (
     FaceRequest,
     describe_face,
     faces_from_request,
+    json_face_request,
 )
 from emotion_ai.serving.kserve_bridge import InferRequest, Model
 from emotion_ai.serving.metrics import LAST_REFRESH, SERVED_VERSION
@@ -174,9 +175,17 @@ class FaceModel(Model):
     `answer` for the REST predict lane. Subclasses give `find`, `run`, `rest_answer` and
     `tensor_types`."""
 
+    takes_faces = True
+    """Whether requests hold 96x96 faces (else photos: see `photo_servable`)."""
+
     def __init__(self, name: str, limits: RequestLimits) -> None:
         super().__init__(name)
         self.limits = limits
+
+    @staticmethod
+    def read_body(body: bytes, limits: RequestLimits) -> FaceRequest:
+        """A REST predict body that is not a plain pixel array (JSON parsing: off the loop)."""
+        return json_face_request(body, limits)
 
     async def predict(self, payload, headers: dict | None = None):
         if isinstance(payload, InferRequest):
@@ -458,44 +467,3 @@ def load_version(
         for faces in batches:
             loaded.infer_now(faces)
     return loaded
-
-
-SERVABLE_MODELS = (KEYPOINT_MODEL, EMOTION_MODEL, COMBINED_MODEL)
-
-
-def load_servables(
-    base_path: str | Path,
-    model_name: str | None = None,
-    options: ServingOptions = ServingOptions(),
-    sampler: RequestSampler | None = None,
-    limits: RequestLimits = RequestLimits(),
-) -> list[FaceModel]:
-    """All three models, or only `model_name` (TF Serving's --model_name), with the versions
-    `options` keep."""
-    if model_name is not None and model_name not in SERVABLE_MODELS:
-        raise ValueError(
-            f"unknown model {model_name!r}; choose one of {', '.join(SERVABLE_MODELS)}"
-        )
-    parts = {
-        name: SavedModelServable(name, base_path, options, sampler, limits)
-        for name in (KEYPOINT_MODEL, EMOTION_MODEL)
-        if model_name in (None, name, COMBINED_MODEL)
-    }
-    for part in parts.values():
-        part.load()
-    servables: list[FaceModel] = list(parts.values())
-    if model_name in (None, COMBINED_MODEL):
-        servables.append(FaceServable(parts[KEYPOINT_MODEL], parts[EMOTION_MODEL], sampler))
-    return [servable for servable in servables if model_name in (None, servable.name)]
-
-
-def versioned_parts(models: list[Model]) -> list[SavedModelServable]:
-    """The SavedModel servables behind `models` (the combined model's two included), each once."""
-    parts = [
-        part
-        for model in models
-        for part in (
-            (model.keypoints, model.emotion) if isinstance(model, FaceServable) else (model,)
-        )
-    ]
-    return list({id(part): part for part in parts}.values())

@@ -19,14 +19,11 @@ import grpc
 import uvloop
 
 from emotion_ai.monitoring.request_log import RequestSampler
+from emotion_ai.serving.catalog import load_servables, versioned_parts
 from emotion_ai.serving.grpc_api import grpc_server
 from emotion_ai.serving.kserve_bridge import LoopbackModelServer
 from emotion_ai.serving.rest import PredictLane, register_tf_serving_endpoints
-from emotion_ai.serving.servables import (
-    SavedModelServable,
-    load_servables,
-    versioned_parts,
-)
+from emotion_ai.serving.servables import SavedModelServable
 from emotion_ai.settings import RequestLimits, ServingOptions
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,146 @@
+"""`emotion-ai-faces`: photos in (TF Serving's REST row or columnar format, `{"b64": ...}` PNG or
+JPEG of any size, colour or gray, EXIF orientation honoured), a list of faces per photo out (box,
+score, the 15 named keypoints in photo pixels, the emotion and its 5 probabilities; [] for a photo
+without faces).
+
+Its versions are `emotion-ai`'s (the keypoint and emotion versions it runs). Detection and alignment
+run in worker threads; the crops of concurrent requests go through the two models' batchers
+together. It answers REST only: its answer is a list per photo, which no fixed tensor holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from kserve.errors import InvalidInput
+from PIL import Image
+
+from emotion_ai.photos.analysis import crops, describe, find_faces
+from emotion_ai.photos.detection import FaceDetector
+from emotion_ai.photos.images import PhotoError, read_photo
+from emotion_ai.serving.face_requests import PixelBudget, RequestTooLarge, check_instances
+from emotion_ai.serving.servables import FaceModel, FaceServable, FaceVersion
+from emotion_ai.settings import PHOTO_MODEL, DetectorSettings, RequestLimits
+
+
+@dataclass
+class PhotoRequest:
+    photos: list[np.ndarray]
+    """RGB uint8 (h, w, 3), upright."""
+    columnar: bool
+
+    def answer(self, faces_per_photo: list[list[dict]]) -> dict:
+        return {"outputs" if self.columnar else "predictions": faces_per_photo}
+
+
+def photo_request(body: bytes, limits: RequestLimits = RequestLimits()) -> PhotoRequest:
+    """A REST body of photos, `{"instances": [{"b64": ...}, ...]}` or `{"inputs": [...]}`."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InvalidInput(f"the request body is not JSON ({error})") from error
+    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
+        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
+    columnar = "instances" not in payload
+    instances = payload["inputs"] if columnar else payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput("instances must be a non-empty list of photos")
+    check_instances(len(instances), limits)
+    budget = PixelBudget(limits)
+    return PhotoRequest([_photo(item, budget) for item in instances], columnar)
+
+
+def _photo(item: object, budget: PixelBudget) -> np.ndarray:
+    if not isinstance(item, dict) or "b64" not in item:
+        raise InvalidInput(f'{PHOTO_MODEL} takes photos as {{"b64": "<base64 PNG or JPEG>"}}')
+    try:
+        return read_photo(base64.b64decode(str(item["b64"]), validate=True), budget.spend)
+    except binascii.Error as error:
+        raise InvalidInput(f"b64 value is not base64 ({error})") from error
+    except Image.DecompressionBombError as error:
+        raise RequestTooLarge(f"the photo is larger than the server takes ({error})") from error
+    except PhotoError as error:
+        raise InvalidInput(f"the photo is {error}") from error
+
+
+class PhotoServable(FaceModel):
+    takes_faces = False
+
+    def __init__(self, combined: FaceServable, detector: FaceDetector) -> None:
+        super().__init__(PHOTO_MODEL, combined.limits)
+        self.combined, self.detector = combined, detector
+        self.ready = combined.ready
+
+    @property
+    def version(self) -> int:
+        return self.combined.version
+
+    @property
+    def refreshed_at(self) -> float:
+        return self.combined.refreshed_at
+
+    def stale(self) -> bool:
+        return self.combined.stale()
+
+    def find(self, version: str | None = None, label: str | None = None) -> FaceVersion | None:
+        return self.combined.find(version, label)
+
+    def versions(self) -> list[str]:
+        return self.combined.versions()
+
+    @staticmethod
+    def read_body(body: bytes, limits: RequestLimits) -> PhotoRequest:
+        return photo_request(body, limits)
+
+    async def predict(self, payload, headers: dict | None = None) -> dict:
+        if not isinstance(payload, dict):
+            raise InvalidInput(f"{PHOTO_MODEL} answers TF Serving's REST predict only")
+        return await self.answer(
+            photo_request(json.dumps(payload).encode(), self.limits), self.find()
+        )
+
+    async def answer(self, request: PhotoRequest, target: FaceVersion) -> dict:
+        found = await asyncio.gather(
+            *(asyncio.to_thread(find_faces, photo, self.detector) for photo in request.photos)
+        )
+        every_face = [face for faces in found for face in faces]
+        if not every_face:
+            return request.answer([[] for _ in found])
+        outputs = await self.combined.run(crops(every_face), target)
+        described = iter(
+            describe(face, coordinates, probabilities)
+            for face, coordinates, probabilities in zip(
+                every_face, outputs["keypoints"], outputs["probabilities"], strict=True
+            )
+        )
+        return request.answer([[next(described) for _ in faces] for faces in found])
+
+    def signature(self, target: FaceVersion) -> dict:
+        return {
+            "serving_default": {
+                "inputs": {"photo": {"dtype": "DT_STRING", "format": '{"b64": PNG or JPEG}'}},
+                "outputs": {
+                    "faces": {
+                        "per_face": ["box", "score", "keypoints", "emotion", "probabilities"],
+                        "units": "photo pixels",
+                    }
+                },
+                "method_name": "tensorflow/serving/predict",
+            }
+        }
+
+    def tensor_types(self, target: FaceVersion) -> tuple[list[dict], list[dict]]:
+        return [{"name": "photo", "datatype": "BYTES", "shape": [-1]}], []
+
+
+def load_photo_servable(combined: FaceServable, settings: DetectorSettings) -> PhotoServable:
+    """`emotion-ai-faces` over `combined`, its detector loaded and warmed up (MTCNN's first call
+    takes half a second)."""
+    detector = FaceDetector(settings)
+    detector.detect(np.full((240, 320, 3), 128, np.uint8))
+    return PhotoServable(combined, detector)
