@@ -16,6 +16,7 @@ def ingest(
     parent_run_id: str,
     seed: int,
     synthetic_rows: int,
+    detect_faces: bool,
     trigger: str,
     keypoints_raw: Output[Dataset],
     fer_raw: Output[Dataset],
@@ -27,7 +28,7 @@ def ingest(
     from emotion_ai.settings import SourceSettings
     from emotion_ai.steps import data_steps
 
-    sources = SourceSettings(keypoints_source, fer_source, synthetic_rows, seed)
+    sources = SourceSettings(keypoints_source, fer_source, synthetic_rows, seed, detect_faces)
     return data_steps.ingest(
         sources, Path(keypoints_raw.path), Path(fer_raw.path), step_context(locals()), trigger
     )

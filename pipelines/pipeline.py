@@ -85,6 +85,7 @@ def build_pipeline(training_gpus: int = 0):
         parent_run_id: str = "",
         seed: int = SourceSettings.seed,
         synthetic_rows: int = SourceSettings.synthetic_rows,
+        detect_faces: bool = SourceSettings.detect_faces,
         val_fraction: float = SplitSettings.val_fraction,
         test_fraction: float = SplitSettings.test_fraction,
         split_by_usage: bool = SplitSettings.use_fer_usage,
@@ -124,6 +125,7 @@ def build_pipeline(training_gpus: int = 0):
                 parent_run_id=parent_run_id,
                 seed=seed,
                 synthetic_rows=synthetic_rows,
+                detect_faces=detect_faces,
                 trigger=trigger,
                 **tracking,
             )

@@ -34,6 +34,9 @@ class SourceSettings:
     fer_source: str = ""
     synthetic_rows: int = 600
     seed: int = 0
+    detect_faces: bool = False
+    """An FER source that is a folder of class folders holds ordinary photos: each photo's one face
+    is found, aligned and cropped (photos with no face or several are left out and reported)."""
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,13 @@ FlipTestTime = Annotated[
 SyntheticRows = Annotated[
     int, typer.Option(help="Rows of each synthetic data set, when no CSV is given.")
 ]
+DetectFaces = Annotated[
+    bool,
+    typer.Option(
+        help="The FER image folder holds ordinary photos: find, align and crop each one's face "
+        "(photos with no face or several are left out and reported in the ingest run)."
+    ),
+]
 ValFraction = Annotated[float, typer.Option()]
 TestFraction = Annotated[float, typer.Option()]
 SplitByUsage = Annotated[bool, typer.Option(help="Split FER rows by their Usage column instead.")]

@@ -92,16 +92,20 @@ def annotation_path(annotate: Path, source: Path, suffix: str, several: bool) ->
 
 
 def face_table(source: Path, faces: list[dict]) -> Table:
-    table = Table(title=f"{source}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
-    for column in ("face", "box (x, y, w, h)", "score", "emotion", *EMOTIONS):
-        table.add_column(column, justify="right" if column != "emotion" else "left")
+    """A row per face: where it is, how sure the detector is, and the emotion with its probability
+    (`--json` has the keypoints and all five probabilities)."""
+    table = Table(title=f"{source.name}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+    for column in ("face", "box x, y, w, h", "score", "emotion", "p", "runner-up"):
+        table.add_column(column, justify="left" if column in ("emotion", "runner-up") else "right")
     for index, face in enumerate(faces, start=1):
+        ranked = np.argsort(face["probabilities"])[::-1]
         table.add_row(
             str(index),
             ", ".join(f"{v:.0f}" for v in face["box"]),
             f"{face['score']:.3f}",
             face["emotion"],
-            *(f"{p:.2f}" for p in face["probabilities"]),
+            f"{face['probabilities'][ranked[0]]:.2f}",
+            f"{EMOTIONS[ranked[1]]} {face['probabilities'][ranked[1]]:.2f}",
         )
     return table
 

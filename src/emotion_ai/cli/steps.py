@@ -17,6 +17,7 @@ from emotion_ai.cli.options import (
     DEFAULT_STATE_DIR,
     BatchSize,
     Depth,
+    DetectFaces,
     EmaMomentum,
     Epochs,
     FerCsv,
@@ -137,6 +138,7 @@ def ingest(
     fer_csv: FerCsv = None,
     seed: Seed = SourceSettings.seed,
     synthetic_rows: SyntheticRows = SourceSettings.synthetic_rows,
+    detect_faces: DetectFaces = SourceSettings.detect_faces,
     val_fraction: ValFraction = SplitSettings.val_fraction,
     test_fraction: TestFraction = SplitSettings.test_fraction,
     split_by_usage: SplitByUsage = SplitSettings.use_fer_usage,
@@ -149,7 +151,11 @@ def ingest(
     from emotion_ai.steps.tracking import parent_run
 
     sources = SourceSettings(
-        absolute_source(keypoints_csv), absolute_source(fer_csv), synthetic_rows, seed
+        absolute_source(keypoints_csv),
+        absolute_source(fer_csv),
+        synthetic_rows,
+        seed,
+        detect_faces,
     )
     with parent_run(tracking_settings(state_dir), "step ingest") as parent_run_id:
         _prepare(

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import requests
 
 from emotion_ai.data.formats import DataFormatError
-from emotion_ai.data.image_folders import folder_to_fer_csv
+from emotion_ai.data.image_folders import FacesOf, folder_to_fer_csv
 from emotion_ai.storage import Scheme, atomic_path, s3_client, scheme, split_s3_uri
 
 CHUNK_BYTES = 1 << 20
@@ -70,14 +70,15 @@ def _copy_https(source: str, writer: _HashingWriter) -> None:
         raise DataFormatError(source, f"cannot be fetched over HTTP ({error})") from error
 
 
-def fetch(source: str, destination: Path) -> Fingerprint:
+def fetch(source: str, destination: Path, faces_of: FacesOf | None = None) -> Fingerprint:
     """Copies `source` to `destination` (atomically) and fingerprints its bytes.
 
-    A local folder of class folders of images becomes a FER2013-format CSV.
+    A local folder of class folders of images becomes a FER2013-format CSV (of the one face of
+    each photo, with `faces_of`).
     """
     kind = scheme(source)
     if kind is Scheme.LOCAL and Path(source).is_dir():
-        return Fingerprint(source, *folder_to_fer_csv(Path(source), destination))
+        return Fingerprint(source, *folder_to_fer_csv(Path(source), destination, faces_of))
     copy = {Scheme.S3: _copy_s3, Scheme.HTTPS: _copy_https, Scheme.LOCAL: _copy_local}[kind]
     with atomic_path(destination) as partial, open(partial, "wb") as handle:
         writer = _HashingWriter(handle)

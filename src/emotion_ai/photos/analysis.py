@@ -6,13 +6,16 @@ The models are given as one function, so the server (batched, async) and `emotio
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES
+from emotion_ai.data.formats import DataFormatError
+from emotion_ai.faces import EMOTIONS, FER_SIZE, KEYPOINT_NAMES
 from emotion_ai.photos.alignment import AlignedFace, align
 from emotion_ai.photos.detection import FaceDetector
-from emotion_ai.photos.images import gray
+from emotion_ai.photos.images import PhotoError, gray, read_photo
 
 Models = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(n, 96, 96, 1) faces -> keypoint coordinates (n, 30) and emotion probabilities (n, 5)."""
@@ -45,6 +48,25 @@ def describe(face: AlignedFace, coordinates: np.ndarray, probabilities: np.ndarr
         "probabilities": [round(float(p), 4) for p in probabilities],
         "labels": list(EMOTIONS),
     }
+
+
+def fer_faces_of(detector: FaceDetector) -> Callable[[Path], list[np.ndarray]]:
+    """The faces of a photo file, each aligned and cropped as a 48x48 FER face (for building FER
+    data from ordinary photos: see `emotion_ai.data.image_folders`)."""
+
+    def faces_of(path: Path) -> list[np.ndarray]:
+        try:
+            rgb = read_photo(path.read_bytes())
+        except PhotoError as error:
+            raise DataFormatError(path, str(error)) from error
+        return [
+            cv2.resize(face.pixels[..., 0], (FER_SIZE, FER_SIZE), interpolation=cv2.INTER_AREA)
+            .round()
+            .astype(np.uint8)
+            for face in find_faces(rgb, detector)
+        ]
+
+    return faces_of
 
 
 def analyze(rgb: np.ndarray, detector: FaceDetector, models: Models) -> list[dict]:

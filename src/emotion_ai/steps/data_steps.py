@@ -23,6 +23,7 @@ from emotion_ai.data.datasets import (
     save_dataset,
 )
 from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, DataFormatError, TableFormat
+from emotion_ai.data.image_folders import FACES_REPORT, FacesOf
 from emotion_ai.data.profiles import data_profile
 from emotion_ai.data.sources import fetch
 from emotion_ai.data.validation import (
@@ -55,7 +56,46 @@ from emotion_ai.storage import read_json, write_json
 logger = logging.getLogger(__name__)
 
 
-def _ingest_one(source: str, out_dir: Path, write_synthetic, sources: SourceSettings) -> dict:
+def _faces_of(sources: SourceSettings, name: str) -> FacesOf | None:
+    """The face finder for FER photo folders, when asked for (imported only then: it brings
+    TensorFlow, which the data steps otherwise never load)."""
+    if name != "fer" or not sources.detect_faces:
+        return None
+    from emotion_ai.photos.analysis import fer_faces_of
+    from emotion_ai.photos.detection import FaceDetector
+
+    return fer_faces_of(FaceDetector())
+
+
+def _log_faces_report(name: str, out_dir: Path) -> None:
+    """What face finding made of a folder of photos: metrics, the report, and a warning naming the
+    photos left out."""
+    path = out_dir / FACES_REPORT
+    if not path.is_file():
+        return
+    report = read_json(path)
+    mlflow.log_metrics(
+        {
+            f"data/{name}/photos": report["photos"],
+            f"data/{name}/photos_with_one_face": report["kept"],
+            f"data/{name}/photos_without_face": len(report["no_face"]),
+            f"data/{name}/photos_with_several_faces": len(report["several_faces"]),
+        }
+    )
+    mlflow.log_artifact(str(path), "data")
+    for reason in ("no_face", "several_faces"):
+        if report[reason]:
+            logger.warning(
+                "%d photos left out (%s): %s",
+                len(report[reason]),
+                reason.replace("_", " "),
+                ", ".join(report[reason][:10]) + (" ..." if len(report[reason]) > 10 else ""),
+            )
+
+
+def _ingest_one(
+    source: str, out_dir: Path, write_synthetic, sources: SourceSettings, name: str
+) -> dict:
     """Fetches one source (or writes synthetic data when `source` is empty) and fingerprints it."""
     if not source:
         rows, seed = sources.synthetic_rows, sources.seed
@@ -64,7 +104,7 @@ def _ingest_one(source: str, out_dir: Path, write_synthetic, sources: SourceSett
         generated.unlink()
         fingerprint["source"] = f"synthetic:{write_synthetic.__name__}(rows={rows}, seed={seed})"
     else:
-        fingerprint = fetch(source, out_dir / RAW_FILE).as_dict()
+        fingerprint = fetch(source, out_dir / RAW_FILE, _faces_of(sources, name)).as_dict()
     write_json(out_dir / SOURCE_FILE, fingerprint)
     return fingerprint
 
@@ -87,7 +127,8 @@ def ingest(
             ("keypoints", sources.keypoints_source, keypoints_raw, synthetic.write_keypoints_csv),
             ("fer", sources.fer_source, fer_raw, synthetic.write_fer_csv),
         ):
-            fingerprint = _ingest_one(source, out_dir, writer, sources)
+            fingerprint = _ingest_one(source, out_dir, writer, sources, name)
+            _log_faces_report(name, out_dir)
             mlflow.log_params(
                 {
                     f"data/{name}/source": fingerprint["source"],
