@@ -13,8 +13,10 @@ import mlflow
 import numpy as np
 import pytest
 import requests
+import skimage.data
 from browsers import headless_chromium
 from mlflow.tracking import MlflowClient
+from PIL import Image
 from playwright.sync_api import expect
 from servers import free_port, running
 
@@ -284,6 +286,16 @@ def server_url(state_dir):
         yield url
 
 
+def test_predict_after_a_run_prints_each_face_of_a_real_photo_and_draws_it(state_dir, tmp_path):
+    photo, annotated = tmp_path / "astronaut.png", tmp_path / "annotated.png"
+    Image.fromarray(skimage.data.astronaut()).save(photo)
+    result = emotion_ai("predict", str(photo), "--annotate", str(annotated), state_dir=state_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "astronaut.png: 1 face" in result.stdout
+    assert any(emotion in result.stdout for emotion in EMOTIONS)
+    assert Image.open(annotated).size == (512, 512)
+
+
 def test_served_request_returns_keypoints_and_emotion_probabilities(server_url):
     faces, _ = synthetic_faces(np.array([3]), np.random.default_rng(0))
     response = requests.post(
@@ -330,6 +342,7 @@ def test_liveness_readiness_and_prometheus_metrics(server_url):
         KEYPOINT_MODEL: "1",
         EMOTION_MODEL: "1",
         "emotion-ai": "1000001",
+        "emotion-ai-faces": "1000001",
     }
     metrics = requests.get(f"{server_url}/metrics").text
     assert re.search(

@@ -17,7 +17,7 @@ from emotion_ai.serving.engines import (
     TensorFlowEngine,
     choose_engine,
 )
-from emotion_ai.serving.servables import load_version
+from emotion_ai.serving.versions import load_version
 from emotion_ai.settings import KEYPOINT_MODEL, ResNetConfig, ServingOptions
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 from images import b64_request, png
 
+from emotion_ai.serving.face_requests import json_face_request
 from emotion_ai.serving.rest import PredictLane
 from emotion_ai.settings import RequestLimits
 
@@ -13,6 +14,11 @@ FACE = json.dumps({"instances": [np.zeros((96, 96)).tolist()]}).encode()
 
 
 class Model:
+    """Stands in for a served face model: the lane reads its faces and asks it to answer."""
+
+    takes_faces = True
+    read_body = staticmethod(json_face_request)
+
     def __init__(self, fails: bool = False) -> None:
         self.fails = fails
 

@@ -227,7 +227,9 @@ def _print_next_steps(state_dir: Path, experiment_id: str) -> None:
     console.print(
         f"\nMLflow UI:   [cyan]make ui[/]  (or: emotion-ai ui)  then open {runs}\nServe:       "
         f"[cyan]make serve[/]  (or: emotion-ai serve)  TF Serving REST API on {rest}\nQuery:      "
-        f" curl {rest}/v1/models/emotion-ai  and see README 'Query the served model'",
+        f" curl {rest}/v1/models/emotion-ai  and see README 'Query the served model'\nDemo:       "
+        f" {rest}/ (with the server up): upload a photo or use the webcam\nPhotos:     "
+        f" [cyan]emotion-ai predict photo.jpg --annotate annotated.png[/]  (every face, no server)",
         soft_wrap=True,
     )
 

@@ -27,6 +27,7 @@ from emotion_ai.monitoring.request_log import DEFAULT_SAMPLE_RATE
 from emotion_ai.settings import (
     ENGINES,
     BatchSettings,
+    DetectorSettings,
     ReleaseSettings,
     RequestLimits,
     ServingOptions,
@@ -55,6 +56,13 @@ def serve(
             callback=one_of(ENGINES),
         ),
     ] = ServingOptions.engine,
+    min_face_size: Annotated[
+        int, typer.Option(min=1, help="emotion-ai-faces: smallest face found, in pixels.")
+    ] = DetectorSettings.min_face_size,
+    min_score: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="emotion-ai-faces: smallest detection score kept."),
+    ] = DetectorSettings.min_score,
     enable_model_warmup: Annotated[
         bool,
         typer.Option(
@@ -72,7 +80,7 @@ def serve(
         Optional[str],
         typer.Option(
             help="Serve only this model (TF Serving's --model_name): emotion-ai-keypoints, "
-            "emotion-ai-emotion or emotion-ai (default: all three)."
+            "emotion-ai-emotion, emotion-ai or emotion-ai-faces (default: all four)."
         ),
     ] = None,
     num_versions: Annotated[
@@ -196,7 +204,12 @@ def serve(
         poll_seconds=file_system_poll_wait_seconds,
         model_name=model_name,
         options=ServingOptions(
-            num_versions, batching, max_refresh_failure_seconds, engine, enable_model_warmup
+            num_versions,
+            batching,
+            max_refresh_failure_seconds,
+            engine,
+            enable_model_warmup,
+            DetectorSettings(min_face_size, min_score),
         ),
         limits=RequestLimits(
             max_body_bytes,

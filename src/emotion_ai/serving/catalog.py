@@ -27,7 +27,7 @@ def load_servables(
     sampler: RequestSampler | None = None,
     limits: RequestLimits = RequestLimits(),
 ) -> list[FaceModel]:
-    """All three models, or only `model_name` (TF Serving's --model_name), with the versions
+    """All four models, or only `model_name` (TF Serving's --model_name), with the versions
     `options` keep."""
     if model_name is not None and model_name not in SERVABLE_MODELS:
         raise ValueError(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_ai.faces import EMOTIONS
-from emotion_ai.serving.servables import OUTPUT_SIZES, load_version, warmup_batches
+from emotion_ai.serving.versions import OUTPUT_SIZES, load_version, warmup_batches
 from emotion_ai.settings import EMOTION_MODEL, ServingOptions
 
 ANSWER_TOLERANCE = 1e-3

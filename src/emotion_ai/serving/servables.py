@@ -1,10 +1,11 @@
 """Servables and their version policy: the models served from TF Serving's layout
 `<model_base_path>/<model_name>/<version>/`.
 
-Three models are served: the keypoint model, the emotion model, and `emotion-ai`, which answers both
-for one face. Each keeps its newest `num_versions` versions loaded, plus every version a label names
-(`labels.json`, e.g. `{"stable": 3, "canary": 4}`). A request that names no version gets `stable`
-when that label is set, else the newest version. Concurrent requests are batched (see `batching`).
+The SavedModel servables are the keypoint model and the emotion model; `emotion-ai` answers both
+for one face (and `emotion-ai-faces`, in `photo_servable`, for every face of a photo). Each keeps
+its newest `num_versions` versions loaded, plus every version a label names (`labels.json`, e.g.
+`{"stable": 3, "canary": 4}`). A request that names no version gets `stable` when that label is
+set, else the newest version. Concurrent requests are batched (see `batching`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES, N_COORDINATES
+from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES, N_COORDINATES
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.release import model_repository
 from emotion_ai.release.model_repository import STABLE, version_number
-from emotion_ai.release.warmup import read_warmup_faces
-from emotion_ai.serving.batching import Batcher
-from emotion_ai.serving.engines import Engine, choose_engine
 from emotion_ai.serving.face_requests import (
     FaceRequest,
     describe_face,
@@ -39,113 +36,14 @@ from emotion_ai.serving.open_inference import (
     infer_response,
     tensor_type,
 )
+from emotion_ai.serving.versions import FACE_BATCH, OUTPUT_SIZES, LoadedVersion, load_version
 from emotion_ai.settings import (
     COMBINED_MODEL,
-    EMOTION_MODEL,
-    KEYPOINT_MODEL,
-    BatchSettings,
     RequestLimits,
     ServingOptions,
 )
 
 logger = logging.getLogger(__name__)
-
-
-class LoadedVersion:
-    """One loaded SavedModel version: the engine that answers it, with its own batcher."""
-
-    def __init__(
-        self,
-        model_name: str,
-        version: int,
-        saved_model,
-        engine: Engine,
-        batching: BatchSettings | None,
-    ) -> None:
-        self.version, self.saved_model, self.engine = version, saved_model, engine
-        self._batcher = Batcher(self.infer_now, batching, model_name) if batching else None
-
-    def infer_now(self, faces: np.ndarray) -> np.ndarray:
-        return self.engine.infer(faces)
-
-    async def infer(self, faces: np.ndarray) -> np.ndarray:
-        if self._batcher is None:
-            return await asyncio.to_thread(self.infer_now, faces)
-        return await self._batcher(faces)
-
-    def signature(self) -> dict:
-        """TF Serving's `signature_def` of this version's `serving_default`."""
-        function = self.saved_model.signatures["serving_default"]
-        return {
-            "serving_default": {
-                "inputs": {
-                    name: _tensor_info(spec)
-                    for name, spec in function.structured_input_signature[1].items()
-                },
-                "outputs": {
-                    name: _tensor_info(spec) for name, spec in function.structured_outputs.items()
-                },
-                "method_name": "tensorflow/serving/predict",
-            }
-        }
-
-    def tensor_names(self) -> tuple[str, str]:
-        """The names of the signature's one input and one output."""
-        function = self.saved_model.signatures["serving_default"]
-        return next(iter(function.structured_input_signature[1])), next(
-            iter(function.structured_outputs)
-        )
-
-
-def warmup_batches(export_dir: Path, max_batch_size: int) -> list[np.ndarray]:
-    """The export's warm-up faces; an export without them (older than the warm-up file) gets zeros
-    at each power-of-two batch size up to `max_batch_size`."""
-    batches = read_warmup_faces(export_dir)
-    if batches:
-        return batches
-    sizes = [2**i for i in range(max_batch_size.bit_length()) if 2**i <= max_batch_size]
-    return [np.zeros((size, *FACE_BATCH), np.float32) for size in sizes]
-
-
-OUTPUT_SIZES = {KEYPOINT_MODEL: N_COORDINATES, EMOTION_MODEL: len(EMOTIONS)}
-"""Each model's contract: `serve` takes one float32 (n, 96, 96, 1) face batch and returns one
-float32 (n, size) tensor."""
-FACE_BATCH = [FACE_SIZE, FACE_SIZE, 1]
-"""One face's shape, after the batch dimension."""
-
-
-def _is_one_float32(specs: list, shape: list) -> bool:
-    """Whether `specs` is a single float32 tensor of `shape` after its batch dimension."""
-    return (
-        len(specs) == 1 and specs[0].dtype == tf.float32 and specs[0].shape.as_list()[1:] == shape
-    )
-
-
-def _described(specs: list) -> list[str]:
-    return [f"{spec.dtype.name} {spec.shape.as_list()}" for spec in specs]
-
-
-def contract_violation(model_name: str, saved_model) -> str | None:
-    """How a loaded SavedModel breaks its model's contract, or None when it keeps it."""
-    if not hasattr(saved_model, "serve") or "serving_default" not in saved_model.signatures:
-        return "it has no `serve` endpoint and `serving_default` signature"
-    function = saved_model.signatures["serving_default"]
-    inputs = list(function.structured_input_signature[1].values())
-    outputs = list(function.structured_outputs.values())
-    if not _is_one_float32(inputs, FACE_BATCH):
-        return f"it takes {_described(inputs)}, not one float32 {[None, *FACE_BATCH]} face batch"
-    size = OUTPUT_SIZES[model_name]
-    if not _is_one_float32(outputs, [size]):
-        return f"it returns {_described(outputs)}, not one float32 [None, {size}]"
-    return None
-
-
-def _tensor_info(spec) -> dict:
-    """TF Serving's `TensorInfo` of one tensor spec (unknown dimensions are -1)."""
-    return {
-        "dtype": f"DT_{spec.dtype.name.upper()}",
-        "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)} for d in spec.shape]},
-    }
 
 
 @dataclass(frozen=True)
@@ -446,24 +344,3 @@ class FaceServable(FaceModel):
             tensor_type("probabilities", "FP32", [-1, len(EMOTIONS)]),
             tensor_type("emotion", "BYTES", [-1]),
         ]
-
-
-def load_version(
-    model_name: str, version: int, export_dir: Path, options: ServingOptions = ServingOptions()
-) -> LoadedVersion:
-    """Loads an export, checks its contract, picks its engine and replays its warm-up requests
-    (when `options.warmup`) before it answers anything; raises when it cannot serve."""
-    saved_model = tf.saved_model.load(str(export_dir))
-    if violation := contract_violation(model_name, saved_model):
-        raise ValueError(f"it breaks the {model_name} contract: {violation}")
-    batching = options.batching
-    batches = warmup_batches(export_dir, batching.max_batch_size if batching else 1)
-    checked = batches if options.warmup else batches[:1]
-    choice = choose_engine(options.engine, saved_model, export_dir, checked)
-    log = logger.info if options.engine == choice.engine.name else logger.warning
-    log("%s version %s runs on %s: %s", model_name, version, choice.engine.name, choice.reason)
-    loaded = LoadedVersion(model_name, version, saved_model, choice.engine, batching)
-    if options.warmup:
-        for faces in batches:
-            loaded.infer_now(faces)
-    return loaded
