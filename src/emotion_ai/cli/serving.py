@@ -165,8 +165,9 @@ def serve(
     ] = RequestLimits.body_timeout_seconds,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Serve the exported models over TensorFlow Serving's REST API (KServe ModelServer), following
-    new versions.
+    """Serve the exported models over TensorFlow Serving's REST and gRPC APIs and KServe's V2
+    protocol (a KServe ModelServer), following new versions; photos go to emotion-ai-faces, and
+    GET / is a demo page.
 
     Unversioned requests get the version labelled `stable` (the champion) when there is one, else
     the newest; /versions/<v>:predict and /labels/<label>:predict reach the others.
