@@ -31,7 +31,13 @@ from emotion_ai.photos.analysis import fer_faces_of
 from emotion_ai.photos.detection import FaceDetector
 from emotion_ai.photos.video import IouTracker
 from emotion_ai.release.model_repository import export_saved_model
-from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, PHOTO_MODEL, ResNetConfig
+from emotion_ai.settings import (
+    EMOTION_MODEL,
+    KEYPOINT_MODEL,
+    PHOTO_MODEL,
+    DetectorSettings,
+    ResNetConfig,
+)
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 ASTRONAUT = data.astronaut()
@@ -112,7 +118,7 @@ def test_several_faces_and_small_ones_are_found_down_to_the_minimum_size(detecto
     faces = detector.detect(composed([200, 140, 100, 50]))  # faces about 94, 66, 47 and 23 px wide
     widths = sorted(round(face.box[2]) for face in faces)
     assert len(faces) == 3, f"the 23 px face is under min_face_size (40); found widths {widths}"
-    assert all(face.score >= 0.9 for face in faces)
+    assert all(face.score >= DetectorSettings().min_score for face in faces)
 
 
 def test_a_photo_answers_every_face_in_photo_pixels(server):
