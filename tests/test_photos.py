@@ -31,12 +31,14 @@ from emotion_ai.photos.analysis import fer_faces_of
 from emotion_ai.photos.detection import FaceDetector
 from emotion_ai.photos.video import IouTracker
 from emotion_ai.release.model_repository import export_saved_model
+from emotion_ai.serving.catalog import load_servables, versioned_parts
 from emotion_ai.settings import (
     EMOTION_MODEL,
     KEYPOINT_MODEL,
     PHOTO_MODEL,
     DetectorSettings,
     ResNetConfig,
+    ServingOptions,
 )
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
@@ -283,3 +285,9 @@ def test_photo_folders_become_fer_rows_of_their_one_face_and_the_rest_is_reporte
         "no_face": ["Sad/coffee.jpg"],
         "several_faces": ["Happy/two-people.png"],
     }
+
+
+def test_a_server_of_the_faces_model_alone_follows_both_models_versions(layout):
+    models = load_servables(layout, PHOTO_MODEL, ServingOptions(batching=None))
+    assert [model.name for model in models] == [PHOTO_MODEL]
+    assert sorted(part.name for part in versioned_parts(models)) == [EMOTION_MODEL, KEYPOINT_MODEL]

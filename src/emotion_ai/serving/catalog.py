@@ -49,13 +49,7 @@ def load_servables(
 
 
 def versioned_parts(models: list[FaceModel]) -> list[SavedModelServable]:
-    """The SavedModel servables behind `models` (the combined model's two included), each once."""
-    parts = [
-        part
-        for model in models
-        if isinstance(model, SavedModelServable | FaceServable)
-        for part in (
-            (model.keypoints, model.emotion) if isinstance(model, FaceServable) else (model,)
-        )
-    ]
+    """The SavedModel servables behind `models` (those of `emotion-ai` and `emotion-ai-faces`
+    included), each once: the ones whose versions the server follows."""
+    parts = [part for model in models for part in model.parts()]
     return list({id(part): part for part in parts}.values())

@@ -24,7 +24,12 @@ from emotion_ai.photos.analysis import crops, describe, find_faces
 from emotion_ai.photos.detection import FaceDetector
 from emotion_ai.photos.images import PhotoError, read_photo
 from emotion_ai.serving.face_requests import PixelBudget, RequestTooLarge, check_instances
-from emotion_ai.serving.servables import FaceModel, FaceServable, FaceVersion
+from emotion_ai.serving.servables import (
+    FaceModel,
+    FaceServable,
+    FaceVersion,
+    SavedModelServable,
+)
 from emotion_ai.settings import PHOTO_MODEL, DetectorSettings, RequestLimits
 
 
@@ -92,6 +97,9 @@ class PhotoServable(FaceModel):
 
     def versions(self) -> list[str]:
         return self.combined.versions()
+
+    def parts(self) -> tuple[SavedModelServable, ...]:
+        return self.combined.parts()
 
     @staticmethod
     def read_body(body: bytes, limits: RequestLimits) -> PhotoRequest:

@@ -98,6 +98,10 @@ class FaceModel(Model):
         """TF Serving's REST answer to `request` on version `target`."""
         return self.rest_answer(request, await self.run(request.faces, target))
 
+    def parts(self) -> tuple[SavedModelServable, ...]:
+        """The SavedModel servables this model answers with."""
+        raise NotImplementedError
+
     def get_input_types(self) -> list[dict]:
         return self.tensor_types(self.find())[0]
 
@@ -235,6 +239,9 @@ class SavedModelServable(FaceModel):
     def signature(self, target: LoadedVersion) -> dict:
         return target.signature()
 
+    def parts(self) -> tuple[SavedModelServable, ...]:
+        return (self,)
+
     def tensor_types(self, target: LoadedVersion) -> tuple[list[dict], list[dict]]:
         input_name, output_name = target.tensor_names()
         return [tensor_type(input_name, "FP32", [-1, *FACE_BATCH])], [
@@ -304,6 +311,9 @@ class FaceServable(FaceModel):
 
     def versions(self) -> list[str]:
         return [str(self.version)]
+
+    def parts(self) -> tuple[SavedModelServable, ...]:
+        return (self.keypoints, self.emotion)
 
     async def run(self, faces: np.ndarray, target: FaceVersion) -> dict[str, np.ndarray]:
         """Keypoints, probabilities and emotion labels for `faces` on `target`'s two versions."""
