@@ -3,6 +3,7 @@ and label smoothing, each doing what it says and training end to end."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import keras
@@ -70,6 +71,20 @@ def test_an_unknown_schedule_is_refused():
         TrainSettings(lr_schedule="linear")
 
 
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"label_smoothing": 1.0}, "label_smoothing 1.0 must be at least 0 and below 1"),
+        ({"ema_momentum": -0.1}, "ema_momentum -0.1 must be"),
+        ({"mixup_alpha": -1.0}, "mixup_alpha -1.0 must be 0 (off) or positive"),
+        ({"warmup_epochs": -2}, "warmup_epochs -2"),
+    ],
+)
+def test_recipe_values_out_of_range_are_refused_naming_them(change, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        TrainSettings(**change)
+
+
 def test_the_whole_recipe_trains_and_keeps_probabilities(tmp_path):
     labels = np.arange(40) % len(EMOTIONS)
     faces, _ = synthetic_faces(labels, np.random.default_rng(0))
@@ -103,3 +118,12 @@ def test_the_cli_refuses_an_unknown_schedule_before_running_anything(tmp_path):
     result = CliRunner().invoke(app, ["run", "--lr-schedule", "linear", "--state-dir", tmp_path])
     assert result.exit_code == 2 and "'linear' is not one of plateau, cosine" in result.output
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_run_refuses_a_bad_recipe_before_any_step_starts(tmp_path):
+    result = CliRunner().invoke(
+        app, ["run", "--label-smoothing", "1.5", "--state-dir", str(tmp_path / "state")]
+    )
+    assert result.exit_code == 2
+    assert "label_smoothing 1.5 must be at least 0 and below 1" in result.output
+    assert not (tmp_path / "state").exists(), "no MLflow run, no step"

@@ -149,6 +149,13 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
+        for name in ("ema_momentum", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} {getattr(self, name)} must be at least 0 and below 1")
+        if self.mixup_alpha < 0.0:
+            raise ValueError(f"mixup_alpha {self.mixup_alpha} must be 0 (off) or positive")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs {self.warmup_epochs} must be 0 or more")
 
     @classmethod
     def scaled(

@@ -137,6 +137,21 @@ def run(
     from pipelines.local_runner import run_local
     from pipelines.pipeline import task_policies
 
+    try:  # refused here, before any step runs, rather than by the training step
+        TrainSettings.scaled(
+            epochs,
+            batch_size,
+            learning_rate,
+            seed,
+            width,
+            depth,
+            lr_schedule=lr_schedule,
+            ema_momentum=ema_momentum,
+            label_smoothing=label_smoothing,
+            mixup_alpha=mixup_alpha,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     tracking = tracking_settings(state_dir)
     with registry_errors("reaching the tracking server"):
         abandoned = fail_abandoned_runs(tracking)
