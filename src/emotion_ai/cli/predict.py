@@ -19,6 +19,7 @@ from emotion_ai.cli.options import (
     console,
     serving_dir,
 )
+from emotion_ai.data.image_folders import IMAGE_SUFFIXES
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.settings import (
     EMOTION_MODEL,
@@ -26,8 +27,6 @@ from emotion_ai.settings import (
     DetectorSettings,
     ServingOptions,
 )
-
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @dataclass
@@ -48,13 +47,13 @@ def collect_inputs(paths: list[Path]) -> Inputs:
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         for file in files:
             suffix = file.suffix.lower()
-            if suffix in PHOTO_SUFFIXES:
+            if suffix in IMAGE_SUFFIXES:
                 photos.append(file)
             elif suffix in VIDEO_SUFFIXES:
                 videos.append(file)
             elif not path.is_dir():
                 raise typer.BadParameter(
-                    f"{file} is neither a photo ({', '.join(PHOTO_SUFFIXES)}) nor a video "
+                    f"{file} is neither a photo ({', '.join(IMAGE_SUFFIXES)}) nor a video "
                     f"({', '.join(VIDEO_SUFFIXES)})"
                 )
     return Inputs(photos, videos)

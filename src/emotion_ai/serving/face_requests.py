@@ -41,13 +41,41 @@ class FaceRequest:
 def json_face_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest:
     """A request body parsed as JSON (slower than `pixel_array_request`: run it off the event
     loop)."""
+    return faces_from_request(parse_json_body(body), limits)
+
+
+def parse_json_body(body: bytes) -> object:
+    """A request body's JSON, or InvalidInput naming why it is not."""
     try:
-        payload = json.loads(body)
+        return json.loads(body)
     except RecursionError as error:
         raise InvalidInput("the request body's JSON is nested too deeply") from error
     except ValueError as error:
         raise InvalidInput(f"the request body is not JSON ({error})") from error
-    return faces_from_request(payload, limits)
+
+
+def request_instances(payload: object, limits: RequestLimits, what: str) -> tuple[list, bool]:
+    """The instances of TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`,
+    also as `{"inputs": {"<name>": [...]}}`) request, and whether it was columnar; `what` names
+    them in errors."""
+    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
+        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
+    columnar = "instances" not in payload
+    instances = payload["inputs"] if columnar else payload["instances"]
+    if isinstance(instances, dict) and len(instances) == 1:
+        instances = next(iter(instances.values()))
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput(f"instances must be a non-empty list of {what}")
+    check_instances(len(instances), limits)
+    return instances, columnar
+
+
+def b64_bytes(encoded: object) -> bytes:
+    """The bytes of a request's `{"b64": ...}` value."""
+    try:
+        return base64.b64decode(str(encoded), validate=True)
+    except binascii.Error as error:
+        raise InvalidInput(f"b64 value is not base64 ({error})") from error
 
 
 def check_instances(count: int, limits: RequestLimits) -> None:
@@ -78,18 +106,10 @@ def faces_from_request(payload: dict, limits: RequestLimits = RequestLimits()) -
     Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
     0..1 when no value exceeds 1, or `{"b64": "..."}` holding a PNG or JPEG of any size.
     """
-    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
-        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
-    columnar = "instances" not in payload
-    instances = payload["inputs"] if columnar else payload["instances"]
-    if isinstance(instances, dict) and len(instances) == 1:
-        instances = next(iter(instances.values()))
-    if not isinstance(instances, list) or not instances:
-        raise InvalidInput("instances must be a non-empty list of faces")
-    check_instances(len(instances), limits)
+    instances, columnar = request_instances(payload, limits, "faces")
     if all(isinstance(item, dict) and "b64" in item for item in instances):
         budget = PixelBudget(limits)
-        faces = [_decode_image(item["b64"], budget) for item in instances]
+        faces = [decode_face_image(b64_bytes(item["b64"]), budget) for item in instances]
         return FaceRequest(np.stack(faces)[..., np.newaxis], columnar)
     return FaceRequest(_pixel_faces(instances), columnar)
 
@@ -167,15 +187,6 @@ class PixelBudget:
                 "together"
             )
         self.left -= pixels
-
-
-def _decode_image(encoded: object, budget: PixelBudget) -> np.ndarray:
-    """A base64 PNG/JPEG of any size -> 96x96 grayscale pixels."""
-    try:
-        data = base64.b64decode(str(encoded), validate=True)
-    except binascii.Error as error:
-        raise InvalidInput(f"b64 value is not base64 ({error})") from error
-    return decode_face_image(data, budget)
 
 
 def decode_face_image(data: bytes, budget: PixelBudget) -> np.ndarray:

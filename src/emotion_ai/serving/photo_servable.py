@@ -11,9 +11,6 @@ together. It answers REST only: its answer is a list per photo, which no fixed t
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +20,13 @@ from PIL import Image
 from emotion_ai.photos.analysis import crops, describe, find_faces
 from emotion_ai.photos.detection import FaceDetector
 from emotion_ai.photos.images import PhotoError, read_photo
-from emotion_ai.serving.face_requests import PixelBudget, RequestTooLarge, check_instances
+from emotion_ai.serving.face_requests import (
+    PixelBudget,
+    RequestTooLarge,
+    b64_bytes,
+    parse_json_body,
+    request_instances,
+)
 from emotion_ai.serving.servables import (
     FaceModel,
     FaceServable,
@@ -43,19 +46,9 @@ class PhotoRequest:
         return {"outputs" if self.columnar else "predictions": faces_per_photo}
 
 
-def photo_request(body: bytes, limits: RequestLimits = RequestLimits()) -> PhotoRequest:
-    """A REST body of photos, `{"instances": [{"b64": ...}, ...]}` or `{"inputs": [...]}`."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise InvalidInput(f"the request body is not JSON ({error})") from error
-    if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
-        raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
-    columnar = "instances" not in payload
-    instances = payload["inputs"] if columnar else payload["instances"]
-    if not isinstance(instances, list) or not instances:
-        raise InvalidInput("instances must be a non-empty list of photos")
-    check_instances(len(instances), limits)
+def photo_request(payload: object, limits: RequestLimits = RequestLimits()) -> PhotoRequest:
+    """A REST request of photos, `{"instances": [{"b64": ...}, ...]}` or `{"inputs": [...]}`."""
+    instances, columnar = request_instances(payload, limits, "photos")
     budget = PixelBudget(limits)
     return PhotoRequest([_photo(item, budget) for item in instances], columnar)
 
@@ -63,10 +56,9 @@ def photo_request(body: bytes, limits: RequestLimits = RequestLimits()) -> Photo
 def _photo(item: object, budget: PixelBudget) -> np.ndarray:
     if not isinstance(item, dict) or "b64" not in item:
         raise InvalidInput(f'{PHOTO_MODEL} takes photos as {{"b64": "<base64 PNG or JPEG>"}}')
+    data = b64_bytes(item["b64"])
     try:
-        return read_photo(base64.b64decode(str(item["b64"]), validate=True), budget.spend)
-    except binascii.Error as error:
-        raise InvalidInput(f"b64 value is not base64 ({error})") from error
+        return read_photo(data, budget.spend)
     except Image.DecompressionBombError as error:
         raise RequestTooLarge(f"the photo is larger than the server takes ({error})") from error
     except PhotoError as error:
@@ -103,14 +95,12 @@ class PhotoServable(FaceModel):
 
     @staticmethod
     def read_body(body: bytes, limits: RequestLimits) -> PhotoRequest:
-        return photo_request(body, limits)
+        return photo_request(parse_json_body(body), limits)
 
     async def predict(self, payload, headers: dict | None = None) -> dict:
         if not isinstance(payload, dict):
             raise InvalidInput(f"{PHOTO_MODEL} answers TF Serving's REST predict only")
-        return await self.answer(
-            photo_request(json.dumps(payload).encode(), self.limits), self.find()
-        )
+        return await self.answer(photo_request(payload, self.limits), self.find())
 
     async def answer(self, request: PhotoRequest, target: FaceVersion) -> dict:
         found = await asyncio.gather(
