@@ -3,6 +3,8 @@ falls back to TensorFlow, saying why, where it does not load or does not agree."
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -51,9 +53,13 @@ def test_openvino_is_chosen_where_it_agrees_with_tensorflow(export):
 
 
 def test_tensorflow_serves_where_openvino_does_not_load(export, tmp_path):
+    root = logging.getLogger()
+    before = (root.level, list(root.filters), list(root.handlers))
     saved_model = tf.saved_model.load(str(export))
     choice = choose_engine("openvino", saved_model, tmp_path, read_warmup_faces(export))
     assert choice.engine.name == "tensorflow" and "OpenVINO could not load it" in choice.reason
+    after = (root.level, list(root.filters), list(root.handlers))
+    assert after == before, "a failed conversion leaves the root logger as it found it"
 
 
 def test_tensorflow_serves_where_openvino_disagrees(export, monkeypatch):

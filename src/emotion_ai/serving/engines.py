@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -44,13 +46,29 @@ class TensorFlowEngine:
         return self.saved_model.serve(tf.constant(faces)).numpy()
 
 
+@contextmanager
+def root_logger_kept() -> Iterator[None]:
+    """Gives the root logger back its level, filters and handlers: `openvino.convert_model` sets it
+    to ERROR and restores it only when the conversion succeeds, which would silence every other
+    library's warnings in a server that falls back to TensorFlow."""
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.filters[:] = filters
+        root.handlers[:] = handlers
+
+
 class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, saved_model_dir: Path) -> None:
         import openvino
 
-        model = openvino.convert_model(str(saved_model_dir))
+        with root_logger_kept():
+            model = openvino.convert_model(str(saved_model_dir))
         self.compiled = openvino.Core().compile_model(
             model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         )
