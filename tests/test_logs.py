@@ -1,8 +1,10 @@
 """Passwords in URIs never reach a log line, whichever library logs them."""
 
+import io
 import logging
+from contextlib import redirect_stderr
 
-from emotion_ai.logs import redact, redact_credentials_in_logs
+from emotion_ai.logs import StderrHandler, redact, redact_credentials_in_logs
 
 
 def test_passwords_in_uris_are_hidden():
@@ -32,3 +34,21 @@ def test_every_log_record_of_the_process_is_redacted():
     finally:
         other.removeHandler(keep)
     assert records == ["retrying http://alice:***@mlflow:5000/api after 4 s"]
+
+
+def test_our_handler_writes_to_the_stderr_of_the_moment():
+    """A caller that swaps stderr for a while (a CLI test runner) leaves no closed stream behind."""
+    logger = logging.getLogger("emotion_ai.tests.stderr")
+    logger.addHandler(handler := StderrHandler())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.propagate = False  # only this handler: `emotion_ai` may have its own by now
+    try:
+        with redirect_stderr(io.StringIO()) as first:
+            logger.warning("one")
+        first.close()
+        with redirect_stderr(io.StringIO()) as second:
+            logger.warning("two")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert second.getvalue() == "two\n"

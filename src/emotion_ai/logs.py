@@ -43,6 +43,23 @@ def redact_credentials_in_logs() -> None:
         logging.setLogRecordFactory(redacting)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to the `sys.stderr` of the moment, not the one it was made with: a caller that
+    redirects stderr for a while (a CLI test runner, `contextlib.redirect_stderr`) leaves no closed
+    stream behind."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _stream) -> None:
+        """Always `sys.stderr`; StreamHandler's own set-up assigns it."""
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Routes the `emotion_ai.*` loggers at `level` to stderr, once per process, and hides passwords
     in URIs in every log record. Only our own logger gets a
@@ -56,7 +73,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 
         handler: logging.Handler = RichHandler(show_path=False)
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
     ours.addHandler(handler)
     ours.setLevel(level)
