@@ -24,6 +24,8 @@ def test_tune_runs_trials_as_nested_runs_and_records_the_best(tmp_path):
         "1",
         "--workdir",
         str(tmp_path / "work"),
+        "--synthetic-rows",
+        "150",
         "--state-dir",
         str(tmp_path),
     ]

@@ -113,14 +113,19 @@ def _prepare(
     )
 
 
-def ensure_data(folders: StepFolders, context, seed: int) -> None:
+def ensure_data(
+    folders: StepFolders,
+    context,
+    seed: int,
+    synthetic_rows: int = SourceSettings.synthetic_rows,
+) -> None:
     """Ingests synthetic data into the work folder when it holds no validated data yet."""
     if not folders.has_data():
         console.print(f"no validated data in {folders.root}: ingesting synthetic data first")
         _prepare(
             folders,
             context,
-            SourceSettings(seed=seed),
+            SourceSettings(synthetic_rows=synthetic_rows, seed=seed),
             SplitSettings(seed=seed),
             ValidationSettings(),
         )

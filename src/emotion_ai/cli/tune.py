@@ -17,7 +17,7 @@ from emotion_ai.cli.options import (
     tracking_settings,
 )
 from emotion_ai.cli.steps import DEFAULT_WORKDIR, StepFolders, Workdir, ensure_data
-from emotion_ai.settings import TrainSettings
+from emotion_ai.settings import SourceSettings, TrainSettings
 
 
 class TunedModel(str, Enum):
@@ -32,6 +32,9 @@ def tune(
     batch_size: BatchSize = TrainSettings.batch_size,
     seed: Seed = TrainSettings.seed,
     workdir: Workdir = DEFAULT_WORKDIR,
+    synthetic_rows: Annotated[
+        int, typer.Option(help="Rows of each synthetic data set, when WORKDIR holds no data yet.")
+    ] = SourceSettings.synthetic_rows,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Search learning rate, width and depth (Optuna TPE) on WORKDIR's data; each trial is a nested
@@ -46,7 +49,7 @@ def tune(
 
     folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
     with parent_run(tracking, f"tune {model.value}", {"emotion_ai.step": "tune"}) as parent_run_id:
-        ensure_data(folders, StepContext(tracking, parent_run_id), seed)
+        ensure_data(folders, StepContext(tracking, parent_run_id), seed, synthetic_rows)
         dataset = load_dataset(folders[f"{model.value}_data"] / DATASET_FILE)
         with mlflow.start_run(run_id=parent_run_id):
             result = search(
