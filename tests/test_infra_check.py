@@ -1,6 +1,7 @@
 """The pre-promotion infrastructure check: a candidate is loaded by the serving code in a process of
 its own and must answer its warm-up requests as the trained model does, within a latency budget;
 one that answers NaN or too slowly is never published or promoted, and the reason is on its version.
+("Too slowly" is a sound model against a budget of 10 µs, which no request meets.)
 """
 
 from __future__ import annotations
@@ -27,20 +28,6 @@ FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
 class AnswersNaN(keras.layers.Layer):
     def call(self, x):
         return x * float("nan")
-
-
-class BurnsTime(keras.layers.Layer):
-    """Forty 2048x2048 matrix products per face: 0.3 GFLOP a face, 11 GFLOP a batch of 32. Their
-    result is added (scaled down, not multiplied by zero, which a compiler may fold away)."""
-
-    def build(self, input_shape):
-        self.weight = self.add_weight(shape=(2048, 2048), initializer="orthogonal")
-
-    def call(self, x):
-        y = keras.ops.tile(x, (1, 2048 // 5 + 1))[:, :2048]
-        for _ in range(40):
-            y = keras.ops.tanh(keras.ops.matmul(y, self.weight))
-        return x + 1e-6 * keras.ops.mean(y, axis=1, keepdims=True)
 
 
 def emotion_model_with(layer: keras.layers.Layer) -> keras.Model:
@@ -81,7 +68,7 @@ def test_a_sound_candidate_passes_and_says_so_on_its_version(champion):
     "candidate, budget_ms, words",
     [
         (lambda: emotion_model_with(AnswersNaN()), 1000.0, "5 non-finite values"),
-        (lambda: emotion_model_with(BurnsTime()), 20.0, "over the budget of 20 ms"),
+        (lambda: emotion_model_with(keras.layers.Identity()), 0.01, "over the budget of 0.01 ms"),
     ],
     ids=["answers-nan", "too-slow"],
 )

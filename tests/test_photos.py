@@ -9,8 +9,6 @@ import base64
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -22,7 +20,9 @@ from PIL import Image
 from playwright.sync_api import expect
 from servers import free_port, running, serve_command
 from skimage import data
+from typer.testing import CliRunner, Result
 
+from emotion_ai.cli import app
 from emotion_ai.data.image_folders import FACES_REPORT, folder_to_fer_csv
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
@@ -189,14 +189,10 @@ def test_the_iou_tracker_keeps_ids_while_faces_move_and_starts_new_ones():
     assert tracker.assign([[100, 100, 10, 10]]) == [3]
 
 
-def run_predict(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "emotion_ai", "predict", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def run_predict(*arguments: str) -> Result:
+    """`emotion-ai predict` in this process (its detector and models load as in a process of its
+    own; `test_end_to_end` runs it as one)."""
+    return CliRunner().invoke(app, ["predict", *arguments])
 
 
 def test_predict_prints_every_face_and_writes_the_annotated_photo(layout, tmp_path):
@@ -206,7 +202,7 @@ def test_predict_prints_every_face_and_writes_the_annotated_photo(layout, tmp_pa
     done = run_predict(
         str(photo), "--model-base-path", str(layout), "--annotate", str(out), "--json"
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.exit_code == 0, done.stderr[-2000:]
     [result] = json.loads(done.stdout)["results"]
     [face] = result["faces"]
     assert face["emotion"] in EMOTIONS and result["annotated"] == str(out)
@@ -214,9 +210,7 @@ def test_predict_prints_every_face_and_writes_the_annotated_photo(layout, tmp_pa
     x, y, _, height = (round(v) for v in face["box"])
     assert (np.abs(drawn[y + height // 2, x] - (255, 196, 0)) < 40).all(), "the box is drawn"
     table = run_predict(str(photo), "--model-base-path", str(layout))
-    assert (
-        table.returncode == 0 and "1 face" in table.stdout and face["emotion"][:5] in table.stdout
-    )
+    assert table.exit_code == 0 and "1 face" in table.stdout and face["emotion"][:5] in table.stdout
 
 
 def test_predict_follows_the_faces_of_a_video_and_writes_their_timeline(layout, tmp_path):
@@ -231,7 +225,7 @@ def test_predict_follows_the_faces_of_a_video_and_writes_their_timeline(layout, 
         str(video), "--model-base-path", str(layout), "--fps", "2", "--annotate", str(out),
         "--timeline", str(tmp_path / "timelines"), "--json",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.exit_code == 0, done.stderr[-2000:]
     [result] = json.loads(done.stdout)["results"]
     assert result["faces_tracked"] == 2 and result["samples"] == 6
     rows = json.loads((tmp_path / "timelines" / "clip.json").read_text())

@@ -17,7 +17,9 @@ import pytest
 from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
 from servers import free_port, running, seaweedfs_s3, served_version, wait_for_version
+from typer.testing import CliRunner, Result
 
+from emotion_ai.cli import app
 from emotion_ai.modeling.networks import build_emotion_model
 from emotion_ai.modeling.training import log_keras_model
 from emotion_ai.release import registry
@@ -162,38 +164,28 @@ def test_a_canary_label_exports_its_version_and_outlives_promotions_and_pruning(
 
 
 def test_cli_promote_and_rollback(tmp_path):
+    """The commands in this process (CliRunner): each promotion still runs the infrastructure check
+    in a process of its own."""
     state = tmp_path / "state"
     use_tracking(local_tracking(state))
     v1, v2 = _register_versions(2)
-    cli = [sys.executable, "-m", "emotion_ai"]
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(app, [*args, "--state-dir", str(state)], env={"COLUMNS": "200"})
+
     for args in (["promote", NAME, str(v1)], ["promote", NAME, str(v2)], ["rollback", NAME]):
-        result = subprocess.run(
-            [*cli, *args, "--state-dir", str(state)], capture_output=True, text=True
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-    assert "rolled back: version 1" in result.stdout
+        result = cli(*args)
+        assert result.exit_code == 0, result.output[-2000:]
+    assert "rolled back: version 1" in result.output
     assert int(MlflowClient().get_model_version_by_alias(NAME, "champion").version) == v1
     assert versions(state / "serving", NAME) == [v1]
-    canary = subprocess.run(
-        [*cli, "label", NAME, "canary", str(v2), "--state-dir", str(state)],
-        capture_output=True,
-        text=True,
-    )
-    assert canary.returncode == 0, canary.stderr[-2000:]
+    canary = cli("label", NAME, "canary", str(v2))
+    assert canary.exit_code == 0, canary.output[-2000:]
     assert versions(state / "serving", NAME) == [v1, v2]
     assert read_labels(state / "serving", NAME) == {"stable": v1, "canary": v2}
-    refused = subprocess.run(
-        [*cli, "label", NAME, "stable", str(v2), "--state-dir", str(state)],
-        capture_output=True,
-        text=True,
-    )
-    assert refused.returncode == 1 and "promote" in refused.stdout
-    table = subprocess.run(
-        [*cli, "models", "--state-dir", str(state)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    ).stdout
+    refused = cli("label", NAME, "stable", str(v2))
+    assert refused.exit_code == 1 and "promote" in refused.output
+    table = cli("models").output
     assert "champion" in table and NAME in table
 
 

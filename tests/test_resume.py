@@ -54,13 +54,13 @@ def _wait_for_checkpoint(
 def test_a_run_killed_with_sigkill_resumes_from_its_last_epoch_in_the_same_mlflow_run(tmp_path):
     environment = {**os.environ, "COLUMNS": "200"}
     ingest = subprocess.run(
-        _step("ingest", "--synthetic-rows", "300", state=tmp_path),
+        _step("ingest", "--synthetic-rows", "150", state=tmp_path),
         capture_output=True,
         text=True,
         env=environment,
     )
     assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-2000:]
-    train = _step("train-emotion", "--epochs", str(EPOCHS), state=tmp_path)
+    train = _step("train-emotion", "--epochs", str(EPOCHS), "--width", "16", state=tmp_path)
     state_file = tmp_path / "work" / "checkpoints" / "train_emotion" / "state.json"
     with open(tmp_path / "killed.log", "wb") as log:
         process = subprocess.Popen(train, stdout=log, stderr=subprocess.STDOUT, env=environment)
