@@ -6,7 +6,7 @@ import pytest
 
 from emotion_ai.data.formats import FER_FORMAT, FKD_FORMAT, DataFormatError, read_table
 from emotion_ai.data.pixel_parser import CsvBlock, parse_csv_block
-from emotion_ai.faces import KEYPOINT_COLUMNS
+from emotion_ai.faces import ALWAYS_LABELLED, KEYPOINT_COLUMNS
 
 
 def _parse(text: str, pixel_field: int, n_pixels: int) -> CsvBlock:
@@ -96,7 +96,11 @@ def test_reads_fkd_training_csv_with_missing_keypoints(keypoints_csv):
     table = read_table(keypoints_csv, FKD_FORMAT)
     assert table.images.shape == (60, 96 * 96)
     keypoints = table.rows[list(KEYPOINT_COLUMNS)]
-    assert keypoints.isna().any(axis=1).sum() > 0, "synthetic FKD keeps rows with missing keypoints"
+    incomplete = keypoints[keypoints.isna().any(axis=1)]
+    assert len(incomplete) > 0, "synthetic FKD keeps rows with missing keypoints"
+    assert set(incomplete.dropna(axis=1).columns) == {
+        f"{name}_{axis}" for name in ALWAYS_LABELLED for axis in "xy"
+    }, "as in Kaggle, incomplete rows hold the eye centres, nose tip and lower lip"
     assert table.rows["row"].tolist()[:2] == [2, 3]
 
 

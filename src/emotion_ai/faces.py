@@ -32,6 +32,13 @@ KEYPOINT_COLUMNS: tuple[str, ...] = tuple(
     f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y")
 )
 N_COORDINATES = len(KEYPOINT_COLUMNS)
+ALWAYS_LABELLED: tuple[str, ...] = (
+    "left_eye_center",
+    "right_eye_center",
+    "nose_tip",
+    "mouth_center_bottom_lip",
+)
+"""The keypoints of nearly every Kaggle row: its about 4900 incomplete rows hold only these."""
 
 EMOTIONS: tuple[str, ...] = ("Angry", "Disgust", "Sad", "Happy", "Surprise")
 """Our 5 classes; a label is the index into this tuple."""

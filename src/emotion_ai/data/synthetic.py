@@ -16,6 +16,7 @@ import numpy as np
 
 from emotion_ai.data.formats import pixel_string
 from emotion_ai.faces import (
+    ALWAYS_LABELLED,
     EMOTIONS,
     FACE_SIZE,
     FER_CODE_TO_CLASS,
@@ -47,6 +48,7 @@ MEAN_KEYPOINTS = np.array(
 """Average FKD keypoints (x, y) in pixels, in KEYPOINT_NAMES order."""
 
 _INDEX = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
+_ALWAYS_LABELLED_COLUMNS = np.repeat(np.isin(KEYPOINT_NAMES, ALWAYS_LABELLED), 2)
 _BROW_INNER = [_INDEX["left_eyebrow_inner_end"], _INDEX["right_eyebrow_inner_end"]]
 _BROW_OUTER = [_INDEX["left_eyebrow_outer_end"], _INDEX["right_eyebrow_outer_end"]]
 _MOUTH_CORNERS = [_INDEX["mouth_left_corner"], _INDEX["mouth_right_corner"]]
@@ -233,8 +235,8 @@ def _open_for_writing(path: Path):
 def write_keypoints_csv(
     path: Path, n_rows: int, seed: int = 0, missing_fraction: float = 0.3
 ) -> Path:
-    """Writes an FKD `training.csv`; `missing_fraction` of rows lack some keypoints, as in
-    Kaggle."""
+    """Writes an FKD `training.csv`; `missing_fraction` of rows hold only the `ALWAYS_LABELLED`
+    keypoints, as Kaggle's incomplete rows do."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _open_for_writing(path) as handle:
@@ -243,7 +245,7 @@ def write_keypoints_csv(
         for start, end in _batches(n_rows):
             images, keypoints = synthetic_faces(rng.integers(0, len(EMOTIONS), end - start), rng)
             partial = rng.random(end - start) < missing_fraction
-            keypoints[partial, 4:28] = np.nan
+            keypoints[np.ix_(partial, ~_ALWAYS_LABELLED_COLUMNS)] = np.nan
             for image, row in zip(images, keypoints, strict=False):
                 writer.writerow(
                     [*("" if np.isnan(v) else f"{v:.4f}" for v in row), pixel_string(image)]
