@@ -5,6 +5,8 @@ split 60/20/20 stratified with --split-seed (one shared split), trained on CPU w
 and scored on the held-out test split, without and with test-time flip averaging, against the
 majority-class baseline (the training split's most frequent class). --ablation trains the baseline,
 each recipe change alone and all together over the same seeds.
+--part real-sizes: the emotion recipe of --change at each of --sizes (WIDTHxDEPTH), same split
+and seeds; the headline figure moves to a size only where its mean beats the recorded one.
 --part real-keypoints: the keypoint model on ../shared/data/fkd_teacher_real_subset.csv.gz (real
 faces, keypoints from a teacher model), a seeded split per seed: teacher RMSE beside the mean face.
 --part keypoint-rows: keypoint RMSE on GENERATED data of Kaggle's size and share of incomplete rows
@@ -117,66 +119,92 @@ def _score_emotion(model, images, labels) -> dict:
     return scores
 
 
+def _emotion_variant(args, dataset, change: dict, width: int, depth: int, name: str) -> dict:
+    """One recipe at one size, trained with each of `args.seeds` and scored on the test split:
+    means and spreads, and every run."""
+    from emotion_ai.data.datasets import TEST
+    from emotion_ai.faces import EMOTIONS
+    from emotion_ai.modeling.training import train_emotion_model
+    from emotion_ai.settings import TrainSettings
+
+    images, labels = dataset.part(TEST)
+    runs = []
+    for seed in args.seeds:
+        settings = replace(
+            TrainSettings.scaled(args.epochs, 32, 2e-3, seed, width, depth),
+            early_stopping_patience=args.patience,
+            balance_classes=not args.no_balance,
+            **change,
+        )
+        model, seconds = _train(train_emotion_model, dataset, settings, f"{name} seed {seed}")
+        runs.append(
+            {"seed": seed, "train_seconds_cpu": seconds, **_score_emotion(model, images, labels)}
+        )
+        print(
+            name,
+            seed,
+            seconds,
+            runs[-1]["plain"]["accuracy"],
+            runs[-1]["flip_averaged"]["accuracy"],
+            flush=True,
+        )
+    return {
+        "settings": change,
+        "width": width,
+        "depth": depth,
+        "accuracy": _spread([run["plain"]["accuracy"] for run in runs]),
+        "accuracy_flip_averaged": _spread([run["flip_averaged"]["accuracy"] for run in runs]),
+        "macro_f1_flip_averaged": _spread([run["flip_averaged"]["macro_f1"] for run in runs]),
+        "train_seconds_cpu": _spread([run["train_seconds_cpu"] for run in runs]),
+        "recall_flip_averaged": {
+            emotion: _spread([run["flip_averaged"]["recall"][emotion] for run in runs])
+            for emotion in EMOTIONS
+        },
+        "runs": runs,
+    }
+
+
+def _real_fer_split(args):
+    from emotion_ai.data.datasets import emotion_dataset
+    from emotion_ai.data.formats import FER_FORMAT
+
+    return _dataset(REAL_FER_SUBSET, FER_FORMAT, emotion_dataset, args.split_seed)
+
+
+def _headline(variant: dict, name: str) -> dict:
+    """The quality.json figures of the emotion recipe that scored best."""
+    return {
+        "emotion.accuracy": variant["accuracy_flip_averaged"]["mean"],
+        "emotion.accuracy_std": variant["accuracy_flip_averaged"]["std"],
+        "emotion.macro_f1": variant["macro_f1_flip_averaged"]["mean"],
+        "emotion.recipe": {
+            "variant": name,
+            **variant["settings"],
+            "width": variant["width"],
+            "depth": variant["depth"],
+            "flip_test_time": True,
+        },
+    }
+
+
 def real_faces_quality(args) -> dict:
     """The emotion recipe (or, with --ablation, each change of it) over `args.seeds` training seeds
     on one shared split (`args.split_seed`) of the real FER subset."""
     import numpy as np
 
-    from emotion_ai.data.datasets import TEST, TRAIN, emotion_dataset
-    from emotion_ai.data.formats import FER_FORMAT
+    from emotion_ai.data.datasets import TEST, TRAIN
     from emotion_ai.faces import EMOTIONS
-    from emotion_ai.modeling.training import train_emotion_model
-    from emotion_ai.settings import TrainSettings
 
-    dataset = _dataset(REAL_FER_SUBSET, FER_FORMAT, emotion_dataset, args.split_seed)
-    images, labels = dataset.part(TEST)
-    variants = {}
-    for variant, change in _recipe_variants(args.ablation, args.change).items():
-        runs = []
-        for seed in args.seeds:
-            settings = replace(
-                TrainSettings.scaled(args.epochs, 32, 2e-3, seed, args.width, args.depth),
-                early_stopping_patience=args.patience,
-                balance_classes=not args.no_balance,
-                **change,
-            )
-            model, seconds = _train(
-                train_emotion_model, dataset, settings, f"{variant} seed {seed}"
-            )
-            runs.append(
-                {
-                    "seed": seed,
-                    "train_seconds_cpu": seconds,
-                    **_score_emotion(model, images, labels),
-                }
-            )
-            print(
-                variant,
-                seed,
-                seconds,
-                runs[-1]["plain"]["accuracy"],
-                runs[-1]["flip_averaged"]["accuracy"],
-                flush=True,
-            )
-        variants[variant] = {
-            "settings": change,
-            "accuracy": _spread([run["plain"]["accuracy"] for run in runs]),
-            "accuracy_flip_averaged": _spread([run["flip_averaged"]["accuracy"] for run in runs]),
-            "macro_f1_flip_averaged": _spread([run["flip_averaged"]["macro_f1"] for run in runs]),
-            "train_seconds_cpu": _spread([run["train_seconds_cpu"] for run in runs]),
-            "recall_flip_averaged": {
-                emotion: _spread([run["flip_averaged"]["recall"][emotion] for run in runs])
-                for emotion in EMOTIONS
-            },
-            "runs": runs,
-        }
+    dataset = _real_fer_split(args)
+    labels = dataset.part(TEST)[1]
+    variants = {
+        variant: _emotion_variant(args, dataset, change, args.width, args.depth, variant)
+        for variant, change in _recipe_variants(args.ablation, args.change).items()
+    }
     best = max(variants, key=lambda name: variants[name]["accuracy_flip_averaged"]["mean"])
     majority = int(np.bincount(dataset.part(TRAIN)[1], minlength=len(EMOTIONS)).argmax())
     return {
-        "emotion.accuracy": variants[best]["accuracy_flip_averaged"]["mean"],
-        "emotion.accuracy_std": variants[best]["accuracy_flip_averaged"]["std"],
-        "emotion.macro_f1": variants[best]["macro_f1_flip_averaged"]["mean"],
-        "emotion.recipe": {"variant": best, **variants[best]["settings"], "flip_test_time": True},
+        **_headline(variants[best], best),
         "emotion.variants": variants,
         "emotion.majority_baseline": float((labels == majority).mean()),
         "emotion.majority_class": EMOTIONS[majority],
@@ -189,6 +217,23 @@ def real_faces_quality(args) -> dict:
         "early_stopping_patience": args.patience,
         "balance_classes": not args.no_balance,
     }
+
+
+def real_sizes_quality(args, previous: dict) -> dict:
+    """The emotion recipe of --change at each of --sizes (WIDTHxDEPTH), over the seeds on the same
+    split; the headline moves to a size only where its mean beats the recorded one."""
+    dataset = _real_fer_split(args)
+    recipe = {key: value for name in args.change for key, value in RECIPE_CHANGES[name].items()}
+    sizes = {}
+    for size in args.sizes:
+        width, depth = (int(part) for part in size.split("x"))
+        name = f"{'+'.join(args.change) or 'baseline'} width {width} depth {depth}"
+        sizes[name] = _emotion_variant(args, dataset, recipe, width, depth, name)
+    best = max(sizes, key=lambda name: sizes[name]["accuracy_flip_averaged"]["mean"])
+    measured = {"emotion.sizes": sizes}
+    if sizes[best]["accuracy_flip_averaged"]["mean"] > previous.get("emotion.accuracy", 0.0):
+        measured.update(_headline(sizes[best], best))
+    return measured
 
 
 def real_keypoints_quality(args) -> dict:
@@ -415,19 +460,34 @@ def _command(part: str, args, *options: str) -> str:
 
 
 def _secondary_rows(details: dict) -> list[dict]:
-    if "keypoints.teacher_rmse_px" not in details:
-        return []
-    return [
-        secondary_row(
-            "quality: keypoints on real faces (teacher RMSE, mean of seeds)",
-            value=details["keypoints.teacher_rmse_px"]["mean"],
-            baseline=details["keypoints.mean_face_teacher_rmse_px"]["mean"],
-            target=f"<= {TEACHER_RMSE_TARGET_PX} px",
-            unit="px",
-            lower_is_better=True,
-            command=details["commands"]["real-keypoints"],
+    rows = []
+    if "keypoints.teacher_rmse_px" in details:
+        rows.append(
+            secondary_row(
+                "quality: keypoints on real faces (teacher RMSE, mean of seeds)",
+                value=details["keypoints.teacher_rmse_px"]["mean"],
+                baseline=details["keypoints.mean_face_teacher_rmse_px"]["mean"],
+                target=f"<= {TEACHER_RMSE_TARGET_PX} px",
+                unit="px",
+                lower_is_better=True,
+                command=details["commands"]["real-keypoints"],
+            )
         )
-    ]
+    masked, complete = (details.get("keypoints.rows_curve") or [{}, {}])[:2]
+    if "rmse_px_always_labelled" in masked:
+        rows.append(
+            secondary_row(
+                "quality: masked loss (every row) vs complete rows only, RMSE of the 4 keypoints "
+                "every row holds (generated, mean of seeds)",
+                value=masked["rmse_px_always_labelled"]["mean"],
+                baseline=complete["rmse_px_always_labelled"]["mean"],
+                target="> 1",
+                unit="px",
+                lower_is_better=True,
+                command=details["commands"]["keypoint-rows"],
+            )
+        )
+    return rows
 
 
 def _previous() -> dict:
@@ -441,7 +501,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--part",
-        choices=["real", "real-keypoints", "keypoint-rows", "synthetic"],
+        choices=["real", "real-sizes", "real-keypoints", "keypoint-rows", "synthetic"],
         default="real",
     )
     parser.add_argument("--epochs", type=int, default=40, help="real part: emotion epochs")
@@ -474,6 +534,12 @@ def main() -> None:
         "--patience", type=int, default=15, help="real part: early-stopping patience"
     )
     parser.add_argument("--no-balance", action="store_true", help="real part: no class weights")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["16x1", "32x1", "16x2"],
+        help="real-sizes part: WIDTHxDEPTH of each emotion model trained",
+    )
     args = parser.parse_args()
     previous = _previous()
     commands = previous.get("commands", {})
@@ -485,6 +551,18 @@ def main() -> None:
             + (" --ablation" if args.ablation else "")
             + "".join(f" --change {name}" for name in args.change)
         )
+        measured["emotion.headline_command"] = commands["real"]
+    elif args.part == "real-sizes":
+        measured = real_sizes_quality(args, previous)
+        commands["real-sizes"] = (
+            "uv run python bench/quality.py --part real-sizes --epochs "
+            f"{args.epochs} --sizes {' '.join(args.sizes)} --seeds "
+            f"{' '.join(map(str, args.seeds))} --patience {args.patience}"
+            + (" --no-balance" if args.no_balance else "")
+            + "".join(f" --change {name}" for name in args.change)
+        )
+        if "emotion.accuracy" in measured:
+            measured["emotion.headline_command"] = commands["real-sizes"]
     elif args.part == "real-keypoints":
         measured = real_keypoints_quality(args)
         commands["real-keypoints"] = _command("real-keypoints", args, "--seeds", "--patience")
@@ -527,7 +605,7 @@ def main() -> None:
         baseline=details["emotion.majority_baseline"],
         target=TARGET,
         unit="mean test accuracy over seeds (real FER subset)",
-        command=commands["real"],
+        command=details.get("emotion.headline_command", commands["real"]),
         details=details,
     )
     print(json.dumps(result, indent=2))
