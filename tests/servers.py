@@ -87,12 +87,21 @@ def wait_for_version(model_url: str, version: str, timeout_s: float = SWAP_TIMEO
         time.sleep(0.25)
 
 
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _unused_ports(count: int) -> list[int]:
     """Ports whose +10000 gRPC neighbours are free too (SeaweedFS' convention)."""
     ports: list[int] = []
     while len(ports) < count:
         port = free_port()
-        if port + 10000 < 65536 and port not in ports:
+        if port + 10000 < 65536 and port not in ports and _is_free(port + 10000):
             ports.append(port)
     return ports
 
@@ -120,6 +129,8 @@ def seaweedfs(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         f"-filer.port={filer}",
         "-s3",
         f"-s3.port={s3}",
+        "-s3.port.iceberg=0",  # off: its fixed default ports would collide between test workers
+        "-s3.port.lance=0",
     ]
     endpoint = f"http://127.0.0.1:{s3}"
     log = data_dir / "weed.log"
