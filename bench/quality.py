@@ -223,11 +223,11 @@ def real_sizes_quality(args, previous: dict) -> dict:
     """The emotion recipe of --change at each of --sizes (WIDTHxDEPTH), over the seeds on the same
     split; the headline moves to a size only where its mean beats the recorded one."""
     dataset = _real_fer_split(args)
-    recipe = {key: value for name in args.change for key, value in RECIPE_CHANGES[name].items()}
+    [(recipe_name, recipe)] = _recipe_variants(False, args.change).items()
     sizes = {}
     for size in args.sizes:
         width, depth = (int(part) for part in size.split("x"))
-        name = f"{'+'.join(args.change) or 'baseline'} width {width} depth {depth}"
+        name = f"{recipe_name} width {width} depth {depth}"
         sizes[name] = _emotion_variant(args, dataset, recipe, width, depth, name)
     best = max(sizes, key=lambda name: sizes[name]["accuracy_flip_averaged"]["mean"])
     measured = {"emotion.sizes": sizes}
@@ -459,6 +459,13 @@ def _command(part: str, args, *options: str) -> str:
     )
 
 
+def _recipe_flags(args) -> str:
+    """The emotion parts' recipe options, as given."""
+    return (" --no-balance" if args.no_balance else "") + "".join(
+        f" --change {name}" for name in args.change
+    )
+
+
 def _secondary_rows(details: dict) -> list[dict]:
     rows = []
     if "keypoints.teacher_rmse_px" in details:
@@ -547,9 +554,8 @@ def main() -> None:
         measured = real_faces_quality(args)
         commands["real"] = (
             _command("real", args, "--seeds", "--patience")
-            + (" --no-balance" if args.no_balance else "")
             + (" --ablation" if args.ablation else "")
-            + "".join(f" --change {name}" for name in args.change)
+            + _recipe_flags(args)
         )
         measured["emotion.headline_command"] = commands["real"]
     elif args.part == "real-sizes":
@@ -557,9 +563,7 @@ def main() -> None:
         commands["real-sizes"] = (
             "uv run python bench/quality.py --part real-sizes --epochs "
             f"{args.epochs} --sizes {' '.join(args.sizes)} --seeds "
-            f"{' '.join(map(str, args.seeds))} --patience {args.patience}"
-            + (" --no-balance" if args.no_balance else "")
-            + "".join(f" --change {name}" for name in args.change)
+            f"{' '.join(map(str, args.seeds))} --patience {args.patience}" + _recipe_flags(args)
         )
         if "emotion.accuracy" in measured:
             measured["emotion.headline_command"] = commands["real-sizes"]
