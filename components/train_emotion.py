@@ -23,6 +23,7 @@ def train_emotion(
     ema_momentum: float,
     label_smoothing: float,
     mixup_alpha: float,
+    random_erasing: float,
     flip_test_time: bool,
     cache_root: str,
     checkpoint_root: str,

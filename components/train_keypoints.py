@@ -21,6 +21,7 @@ def train_keypoints(
     depth: int,
     lr_schedule: str,
     ema_momentum: float,
+    flip_test_time: bool,
     cache_root: str,
     checkpoint_root: str,
     resume: bool,

@@ -100,6 +100,7 @@ def build_pipeline(training_gpus: int = 0):
         ema_momentum: float = TrainSettings.ema_momentum,
         label_smoothing: float = TrainSettings.label_smoothing,
         mixup_alpha: float = TrainSettings.mixup_alpha,
+        random_erasing: float = TrainSettings.random_erasing,
         flip_test_time: bool = TrainSettings.flip_test_time,
         max_keypoint_rmse_px: float = GateSettings.max_keypoint_rmse_px,
         min_emotion_accuracy: float = GateSettings.min_emotion_accuracy,
@@ -154,6 +155,7 @@ def build_pipeline(training_gpus: int = 0):
             "depth": depth,
             "lr_schedule": lr_schedule,
             "ema_momentum": ema_momentum,
+            "flip_test_time": flip_test_time,
             "cache_root": cache_root,
             "checkpoint_root": checkpoint_root,
             "resume": resume,
@@ -167,7 +169,7 @@ def build_pipeline(training_gpus: int = 0):
                 data=validated.outputs["emotion_data"],
                 label_smoothing=label_smoothing,
                 mixup_alpha=mixup_alpha,
-                flip_test_time=flip_test_time,
+                random_erasing=random_erasing,
                 **training,
             )
         )

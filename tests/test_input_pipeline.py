@@ -11,9 +11,9 @@ from emotion_ai.modeling.input_pipeline import (
     face_batches,
     flip_faces_and_keypoints,
     keypoint_augmentation,
-    mirror_keypoints,
     warp_faces,
 )
+from emotion_ai.modeling.networks import mirror_keypoints
 from emotion_ai.settings import AugmentSettings
 
 COLUMN = {name: i for i, name in enumerate(KEYPOINT_COLUMNS)}

@@ -15,31 +15,63 @@ from typer.testing import CliRunner
 
 from emotion_ai.cli import app
 from emotion_ai.data.datasets import FaceDataset
-from emotion_ai.data.synthetic import synthetic_faces
+from emotion_ai.data.synthetic import MEAN_KEYPOINTS, synthetic_faces
 from emotion_ai.faces import EMOTIONS
-from emotion_ai.modeling.input_pipeline import mixup
-from emotion_ai.modeling.networks import build_emotion_model, with_flip_averaging
-from emotion_ai.modeling.training import load_model, optimizer, save_model, train_emotion_model
+from emotion_ai.modeling.input_pipeline import emotion_augmentation, mixup
+from emotion_ai.modeling.networks import (
+    build_emotion_model,
+    build_keypoint_model,
+    mirror_keypoints,
+    with_flip_averaging,
+)
+from emotion_ai.modeling.training import (
+    load_model,
+    optimizer,
+    save_model,
+    train_emotion_model,
+    train_keypoint_model,
+)
 from emotion_ai.release.model_repository import export_saved_model
-from emotion_ai.settings import ResNetConfig, TrainSettings
+from emotion_ai.serving.engines import choose_engine
+from emotion_ai.settings import AugmentSettings, ResNetConfig, TrainSettings
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
 TINY = ResNetConfig(stem_filters=16, stage_filters=(16, 32), identity_blocks=1)
 
 
-def test_flip_averaging_answers_the_mean_of_a_face_and_its_mirror_and_reloads_safely(tmp_path):
-    model = build_emotion_model(TINY)
+def _flip_averaging_cases() -> dict:
+    """Per model: the untrained model (keypoint head given random weights, so faces matter) and
+    how its answer on a mirrored face maps back onto the face."""
+    keypoints = build_keypoint_model(TINY, MEAN_KEYPOINTS.reshape(-1))
+    head = keypoints.get_layer("keypoints_centred")
+    head.kernel.assign(np.random.default_rng(1).normal(0, 0.05, head.kernel.shape))
+    return {
+        "emotion": (build_emotion_model(TINY), lambda answer: answer),
+        "keypoints": (keypoints, lambda answer: mirror_keypoints(answer).numpy()),
+    }
+
+
+@pytest.mark.parametrize("output", ["emotion", "keypoints"])
+def test_flip_averaging_answers_the_mean_of_a_face_and_its_mirror_and_reloads_safely(
+    tmp_path, output
+):
+    model, onto_face = _flip_averaging_cases()[output]
     averaged = with_flip_averaging(model)
     faces = np.random.default_rng(0).uniform(0, 255, (3, 96, 96, 1)).astype(np.float32)
-    expected = (model.predict(faces, verbose=0) + model.predict(faces[:, :, ::-1], verbose=0)) / 2
-    np.testing.assert_allclose(averaged.predict(faces, verbose=0), expected, atol=1e-6)
-    assert averaged.output_names == ["emotion"] and averaged.name == "emotion"
+    plain = model.predict(faces, verbose=0)
+    expected = (plain + onto_face(model.predict(faces[:, :, ::-1], verbose=0))) / 2
+    assert not np.allclose(expected, plain, atol=1e-3), "the mirror image changes the answer"
+    np.testing.assert_allclose(averaged.predict(faces, verbose=0), expected, atol=1e-4)
+    assert averaged.output_names == [output] and averaged.name == output
     reloaded = load_model(save_model(averaged, tmp_path / "model").parent)
-    np.testing.assert_allclose(reloaded.predict(faces, verbose=0), expected, atol=1e-6)
-    export_saved_model(averaged, tmp_path / "serving", "emotion-ai-emotion", 1)
-    served = tf.saved_model.load(str(tmp_path / "serving" / "emotion-ai-emotion" / "1"))
+    np.testing.assert_allclose(reloaded.predict(faces, verbose=0), expected, atol=1e-4)
+    version = tmp_path / "serving" / f"emotion-ai-{output}" / "1"
+    export_saved_model(averaged, tmp_path / "serving", f"emotion-ai-{output}", 1)
+    served = tf.saved_model.load(str(version))
     answer = served.signatures["serving_default"](face=tf.constant(faces))
-    np.testing.assert_allclose(answer["output_0"].numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(answer["output_0"].numpy(), expected, atol=1e-4)
+    engine = choose_engine("openvino", served, version, [faces])
+    assert engine.engine.name == "openvino", engine.reason
 
 
 def test_mixup_blends_faces_and_targets_by_the_same_weight():
@@ -50,6 +82,19 @@ def test_mixup_blends_faces_and_targets_by_the_same_weight():
     np.testing.assert_allclose(tf.reduce_sum(mixed, axis=1), [1.0, 1.0], atol=1e-6)
     share_of_second = blended.numpy().mean(axis=(1, 2, 3)) / 100
     np.testing.assert_allclose(share_of_second, mixed.numpy()[:, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_random_erasing_puts_a_noise_rectangle_on_its_share_of_faces(share):
+    still = AugmentSettings(rotation_degrees=0, shift_px=0, scale=0, brightness=0, contrast=0)
+    augment = emotion_augmentation(still, random_erasing=share)
+    faces, _ = augment(tf.fill((16, 48, 48, 1), 100.0), tf.zeros(16, tf.int32))
+    erased = (faces.numpy() != 100).reshape(16, -1).mean(axis=1)
+    assert faces.shape == (16, 96, 96, 1)
+    if share == 0:
+        assert not erased.any()
+    else:
+        assert (erased > 0.01).all() and (erased < 0.45).all(), erased
 
 
 def test_the_cosine_schedule_warms_up_then_decays_to_zero():
@@ -77,6 +122,7 @@ def test_an_unknown_schedule_is_refused():
         ({"label_smoothing": 1.0}, "label_smoothing 1.0 must be at least 0 and below 1"),
         ({"ema_momentum": -0.1}, "ema_momentum -0.1 must be"),
         ({"mixup_alpha": -1.0}, "mixup_alpha -1.0 must be 0 (off) or positive"),
+        ({"random_erasing": 1.5}, "random_erasing 1.5 must be a share from 0 to 1"),
         ({"warmup_epochs": -2}, "warmup_epochs -2"),
     ],
 )
@@ -85,11 +131,23 @@ def test_recipe_values_out_of_range_are_refused_naming_them(change, words):
         TrainSettings(**change)
 
 
+SPLIT = np.where(np.arange(40) < 30, 0, np.where(np.arange(40) < 35, 1, 2))
+"""30 training, 5 validation and 5 test faces."""
+
+
+def _train_tracked(train, dataset: FaceDataset, settings: TrainSettings, tmp_path):
+    use_tracking(local_tracking(tmp_path))
+    try:
+        with mlflow.start_run():
+            return train(dataset, settings)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 def test_the_whole_recipe_trains_and_keeps_probabilities(tmp_path):
     labels = np.arange(40) % len(EMOTIONS)
     faces, _ = synthetic_faces(labels, np.random.default_rng(0))
-    split = np.where(np.arange(40) < 30, 0, np.where(np.arange(40) < 35, 1, 2))
-    dataset = FaceDataset(faces, labels, split, {"kind": "emotion"})
+    dataset = FaceDataset(faces, labels, SPLIT, {"kind": "emotion"})
     settings = TrainSettings(
         epochs=2,
         batch_size=8,
@@ -99,19 +157,27 @@ def test_the_whole_recipe_trains_and_keeps_probabilities(tmp_path):
         ema_momentum=0.9,
         label_smoothing=0.1,
         mixup_alpha=0.2,
+        random_erasing=0.5,
         flip_test_time=True,
     )
-    use_tracking(local_tracking(tmp_path))
-    try:
-        with mlflow.start_run():
-            trained = train_emotion_model(dataset, settings)
-    finally:
-        mlflow.set_tracking_uri(None)
+    trained = _train_tracked(train_emotion_model, dataset, settings, tmp_path)
     assert len(trained.history["val_accuracy"]) == 2
     assert "mirror" in [layer.name for layer in trained.model.layers], "flip averaging kept"
     probabilities = trained.model.predict(faces[:4, :, :, None].astype(np.float32), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert isinstance(trained.model.get_layer("mirror"), keras.layers.Layer)
+
+
+def test_the_keypoint_model_trains_with_the_recipe_and_keeps_flip_averaging(tmp_path):
+    faces, keypoints = synthetic_faces(np.arange(40) % len(EMOTIONS), np.random.default_rng(0))
+    dataset = FaceDataset(faces, keypoints, SPLIT, {"kind": "keypoints"})
+    settings = TrainSettings(
+        epochs=1, batch_size=8, network=TINY, ema_momentum=0.9, flip_test_time=True
+    )
+    trained = _train_tracked(train_keypoint_model, dataset, settings, tmp_path)
+    assert "mirror_back" in [layer.name for layer in trained.model.layers], "flip averaging kept"
+    answer = trained.model.predict(faces[:4, :, :, None].astype(np.float32), verbose=0)
+    assert answer.shape == (4, 30) and np.isfinite(answer).all()
 
 
 def test_the_cli_refuses_an_unknown_schedule_before_running_anything(tmp_path):

@@ -40,6 +40,17 @@ ALWAYS_LABELLED: tuple[str, ...] = (
 )
 """The keypoints of nearly every Kaggle row: its about 4900 incomplete rows hold only these."""
 
+
+def _mirror_partner(name: str) -> str:
+    return name.replace("left", "@").replace("right", "left").replace("@", "right")
+
+
+MIRRORED_KEYPOINTS: tuple[int, ...] = tuple(
+    KEYPOINT_NAMES.index(_mirror_partner(name)) for name in KEYPOINT_NAMES
+)
+"""For each keypoint, the one it becomes in a mirrored face (left and right swap; nose and lips
+stay)."""
+
 EMOTIONS: tuple[str, ...] = ("Angry", "Disgust", "Sad", "Happy", "Surprise")
 """Our 5 classes; a label is the index into this tuple."""
 

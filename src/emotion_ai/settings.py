@@ -110,10 +110,16 @@ class AugmentSettings:
 
 
 LR_SCHEDULES = ("plateau", "cosine")
-RECIPE_FIELDS = ("lr_schedule", "ema_momentum", "label_smoothing", "mixup_alpha", "flip_test_time")
-"""The training recipe's options that the CLI and the pipeline pass through (the last three apply to
-the emotion model only)."""
-EMOTION_ONLY_FIELDS = ("label_smoothing", "mixup_alpha", "flip_test_time")
+RECIPE_FIELDS = (
+    "lr_schedule",
+    "ema_momentum",
+    "label_smoothing",
+    "mixup_alpha",
+    "random_erasing",
+    "flip_test_time",
+)
+"""The training recipe's options that the CLI and the pipeline pass through."""
+EMOTION_ONLY_FIELDS = ("label_smoothing", "mixup_alpha", "random_erasing")
 
 
 @dataclass(frozen=True)
@@ -140,9 +146,12 @@ class TrainSettings:
     mixup_alpha: float = 0.0
     """Emotion: each training face is blended with another of its batch, and their targets alike,
     by a Beta(alpha, alpha) weight (0: off)."""
+    random_erasing: float = 0.0
+    """Emotion: the share of training faces with a random rectangle (2 to 33 % of the face)
+    replaced by noise (random erasing, Zhong et al. 2020; 0: off)."""
     flip_test_time: bool = False
-    """Emotion: the trained model averages each face's probabilities with its mirror image's, so
-    evaluation and serving both see the average."""
+    """The trained model averages its answer for each face with its answer for the mirror image
+    (keypoints mirrored back), so evaluation and serving both see the average."""
     network: ResNetConfig = field(default_factory=ResNetConfig)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
@@ -152,6 +161,8 @@ class TrainSettings:
         for name in ("ema_momentum", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} must be at least 0 and below 1")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing {self.random_erasing} must be a share from 0 to 1")
         if self.mixup_alpha < 0.0:
             raise ValueError(f"mixup_alpha {self.mixup_alpha} must be 0 (off) or positive")
         if self.warmup_epochs < 0:

@@ -71,11 +71,17 @@ EmaMomentum = Annotated[
 ]
 LabelSmoothing = Annotated[float, typer.Option(help="Emotion: label smoothing (0: off).")]
 MixupAlpha = Annotated[float, typer.Option(help="Emotion: mixup's Beta(alpha, alpha) (0: off).")]
+RandomErasing = Annotated[
+    float,
+    typer.Option(
+        help="Emotion: the share of training faces given a random noise rectangle (0: off)."
+    ),
+]
 FlipTestTime = Annotated[
     bool,
     typer.Option(
-        help="Emotion: the model averages each face with its mirror image (evaluation and "
-        "serving; twice the compute per face)."
+        help="Both models average each face's answer with its mirror image's (keypoints "
+        "mirrored back; evaluation and serving; twice the compute per face)."
     ),
 ]
 SyntheticRows = Annotated[

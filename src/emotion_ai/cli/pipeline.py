@@ -39,6 +39,7 @@ from emotion_ai.cli.options import (
     MixupAlpha,
     ModelBasePath,
     PipelineParams,
+    RandomErasing,
     Seed,
     Significance,
     SplitByUsage,
@@ -83,6 +84,7 @@ def run(
     ema_momentum: EmaMomentum = TrainSettings.ema_momentum,
     label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
     mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
+    random_erasing: RandomErasing = TrainSettings.random_erasing,
     flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
     seed: Seed = SourceSettings.seed,
     synthetic_rows: SyntheticRows = SourceSettings.synthetic_rows,
@@ -149,6 +151,7 @@ def run(
             ema_momentum=ema_momentum,
             label_smoothing=label_smoothing,
             mixup_alpha=mixup_alpha,
+            random_erasing=random_erasing,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -198,6 +201,7 @@ def run(
                 ema_momentum=ema_momentum,
                 label_smoothing=label_smoothing,
                 mixup_alpha=mixup_alpha,
+                random_erasing=random_erasing,
                 flip_test_time=flip_test_time,
                 max_keypoint_rmse_px=max_keypoint_rmse_px,
                 min_emotion_accuracy=min_emotion_accuracy,

@@ -33,6 +33,7 @@ from emotion_ai.cli.options import (
     MinRowsPerClass,
     MixupAlpha,
     ModelBasePath,
+    RandomErasing,
     Seed,
     Significance,
     SplitByUsage,
@@ -211,6 +212,7 @@ def _train_command(step: str, model: str):
         ema_momentum: EmaMomentum = TrainSettings.ema_momentum,
         label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
         mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
+        random_erasing: RandomErasing = TrainSettings.random_erasing,
         flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
         resume: Resume = False,
         workdir: Workdir = DEFAULT_WORKDIR,
@@ -221,6 +223,7 @@ def _train_command(step: str, model: str):
             "ema_momentum": ema_momentum,
             "label_smoothing": label_smoothing,
             "mixup_alpha": mixup_alpha,
+            "random_erasing": random_erasing,
             "flip_test_time": flip_test_time,
         }
         if step != "train_emotion":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from emotion_ai.faces import FACE_SIZE, KEYPOINT_NAMES
+from emotion_ai.modeling.networks import mirror_keypoints
 from emotion_ai.settings import AugmentSettings
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -65,24 +67,6 @@ def flip_faces(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tenso
     return _mirror_random_half(faces)[0], labels
 
 
-def _mirror_partner(name: str) -> str:
-    return name.replace("left", "@").replace("right", "left").replace("@", "right")
-
-
-MIRRORED_KEYPOINTS = [KEYPOINT_NAMES.index(_mirror_partner(name)) for name in KEYPOINT_NAMES]
-"""For each keypoint, the one it becomes in a mirrored face (left and right swap; nose and lips
-stay)."""
-
-
-def mirror_keypoints(keypoints: tf.Tensor) -> tf.Tensor:
-    """(n, 30) keypoints of faces -> those of the horizontally mirrored faces (NaN stays NaN)."""
-    points = tf.gather(
-        tf.reshape(keypoints, (-1, len(KEYPOINT_NAMES), 2)), MIRRORED_KEYPOINTS, axis=1
-    )
-    mirrored = tf.stack([(FACE_SIZE - 1) - points[..., 0], points[..., 1]], axis=-1)
-    return tf.reshape(mirrored, (-1, 2 * len(KEYPOINT_NAMES)))
-
-
 def flip_faces_and_keypoints(faces: tf.Tensor, keypoints: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mirrors a random half of a batch, keypoints with them, so every label stays true."""
     faces, flip = _mirror_random_half(faces)
@@ -126,7 +110,7 @@ def warp_faces(
         ],
         axis=1,
     )
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
         images=faces,
         transforms=transforms,
         output_shape=tf.shape(faces)[1:3],
@@ -134,6 +118,7 @@ def warp_faces(
         interpolation="BILINEAR",
         fill_mode="REFLECT",
     )
+    return tf.ensure_shape(warped, faces.shape)
 
 
 def move_keypoints(
@@ -158,16 +143,24 @@ def _jitter_light(faces: tf.Tensor, settings: AugmentSettings) -> tf.Tensor:
     return tf.clip_by_value((faces - mean) * contrast + mean + brightness, 0.0, 255.0)
 
 
-def emotion_augmentation(settings: AugmentSettings, mixup_alpha: float = 0.0):
+def emotion_augmentation(
+    settings: AugmentSettings, mixup_alpha: float = 0.0, random_erasing: float = 0.0
+):
     """Flip, brightness, contrast, rotation, shift and scale of a batch of faces at their own size,
-    then upsampled to 96x96; labels unchanged, or with `mixup_alpha`, faces and their one-hot
-    targets blended pairwise (`mixup`)."""
+    and with `random_erasing`, a noise rectangle on that share of them, then upsampled to 96x96;
+    labels unchanged, or with `mixup_alpha`, faces and their one-hot targets blended pairwise
+    (`mixup`)."""
+    erase = keras.layers.RandomErasing(
+        factor=(random_erasing, random_erasing), value_range=(0, 255)
+    )
 
     def augment(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         faces, labels = flip_faces(faces, labels)
         faces = warp_faces(
             _jitter_light(faces, settings), *_random_similarity(tf.shape(faces)[0], settings)
         )
+        if random_erasing > 0:
+            faces = erase(faces, training=True)
         faces = at_face_size(faces)
         return mixup(faces, labels, mixup_alpha) if mixup_alpha > 0 else (faces, labels)
 

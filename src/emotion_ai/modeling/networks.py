@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
+from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES, MIRRORED_KEYPOINTS, N_COORDINATES
 from emotion_ai.modeling.blocks import face_input, resnet_features
 from emotion_ai.settings import ResNetConfig
 
@@ -55,14 +55,33 @@ class MirrorFaces(layers.Layer):
         return ops.flip(faces, axis=2)
 
 
+def mirror_keypoints(keypoints):
+    """(n, 30) keypoints of faces -> those of the horizontally mirrored faces: left and right
+    swap, x becomes 95 - x (NaN stays NaN)."""
+    points = ops.take(ops.reshape(keypoints, (-1, len(KEYPOINT_NAMES), 2)), MIRRORED_KEYPOINTS, 1)
+    mirrored = ops.stack([(FACE_SIZE - 1) - points[..., 0], points[..., 1]], axis=-1)
+    return ops.reshape(mirrored, (-1, N_COORDINATES))
+
+
+@keras.saving.register_keras_serializable(package="emotion_ai")
+class MirrorKeypoints(layers.Layer):
+    """Keypoints found on mirrored faces, mirrored back onto the faces themselves."""
+
+    def call(self, keypoints):
+        return mirror_keypoints(keypoints)
+
+
 def with_flip_averaging(model: keras.Model) -> keras.Model:
     """`model` answering with the mean of its outputs on each face and on its mirror image
-    (test-time flip averaging, for outputs a mirror leaves true, such as emotions). Input, output
+    (test-time flip averaging): emotions as they are, keypoints mirrored back first. Input, output
     name and model name stay the same."""
     single = keras.Model(model.input, model.output, name=f"{model.name}_single")
     faces = face_input(FACE_SIZE)
+    on_mirror = single(MirrorFaces(name="mirror")(faces))
+    if model.output_names[0] == "keypoints":
+        on_mirror = MirrorKeypoints(name="mirror_back")(on_mirror)
     averaged = layers.Average(name=model.output_names[0], dtype="float32")(
-        [single(faces), single(MirrorFaces(name="mirror")(faces))]
+        [single(faces), on_mirror]
     )
     return keras.Model(faces, averaged, name=model.name)
 

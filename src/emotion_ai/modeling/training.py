@@ -339,6 +339,8 @@ def train_keypoint_model(
         augment=keypoint_augmentation(settings.augment),
         checkpoints=checkpoints,
     )
+    if settings.flip_test_time:
+        model = with_flip_averaging(model)
     faces, truth = _held_out(dataset)
     predicted = model.predict(as_model_input(faces), verbose=0)
     mlflow.log_figure(
@@ -370,7 +372,9 @@ def train_emotion_model(
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
         if soft_targets
         else ["accuracy"],
-        augment=emotion_augmentation(settings.augment, settings.mixup_alpha),
+        augment=emotion_augmentation(
+            settings.augment, settings.mixup_alpha, settings.random_erasing
+        ),
         class_weight=weights,
         checkpoints=checkpoints,
     )
