@@ -8,7 +8,8 @@ each recipe change alone and all together over the same seeds.
 --part real-sizes: the emotion recipe of --change at each of --sizes (WIDTHxDEPTH), same split
 and seeds; the headline figure moves to a size only where its mean beats the recorded one.
 --part real-keypoints: the keypoint model on ../shared/data/fkd_teacher_real_subset.csv.gz (real
-faces, keypoints from a teacher model), a seeded split per seed: teacher RMSE beside the mean face.
+faces, keypoints from a teacher model) at each of --sizes, a seeded split per seed: teacher RMSE
+without and with test-time flip averaging, beside the mean face.
 --part keypoint-rows: keypoint RMSE on GENERATED data of Kaggle's size and share of incomplete rows
 as the training rows shrink (every row through the masked loss; 2140 complete rows; 500).
 --part synthetic: both models on GENERATED data of the real sizes (7049 FKD rows, 35887 FER rows,
@@ -78,17 +79,35 @@ RECIPE_CHANGES = {
     "label_smoothing": {"label_smoothing": 0.1},
     "cosine": {"lr_schedule": "cosine"},
     "mixup": {"mixup_alpha": 0.2},
+    "erasing": {"random_erasing": 0.5},
 }
 """Each change of the emotion recipe, measured alone over the seeds against the baseline, and all
 together; test-time flip averaging is scored on every trained model (no training of its own)."""
+KEYPOINT_CHANGES = ("ema", "cosine")
+"""The changes that apply to the keypoint model too."""
+ABLATION_BASELINE = {"lr_schedule": "plateau"}
+"""The recipe before any change (cosine has since become the default): --ablation measures each
+change against it."""
 
 
 def _recipe_variants(ablation: bool, changes: list[str]) -> dict[str, dict]:
+    """Name -> recipe settings: the --change recipe on the defaults; with --ablation, the baseline,
+    each of the changes (all of them when none is named) alone on it, and all together."""
     chosen = {key: value for name in changes for key, value in RECIPE_CHANGES[name].items()}
     if not ablation:
-        return {"+".join(changes) or "baseline": chosen}
-    every = {key: value for change in RECIPE_CHANGES.values() for key, value in change.items()}
-    return {"baseline": {}, **RECIPE_CHANGES, "all": every}
+        return {"+".join(changes) or "default": chosen}
+    pool = {name: RECIPE_CHANGES[name] for name in changes} or RECIPE_CHANGES
+    every = {key: value for change in pool.values() for key, value in change.items()}
+    alone = {name: {**ABLATION_BASELINE, **change} for name, change in pool.items()}
+    return {"baseline": ABLATION_BASELINE, **alone, "all": {**ABLATION_BASELINE, **every}}
+
+
+REAL_SIZES_DEFAULT = ("16x1", "32x1", "16x2")
+
+
+def _sizes(args, *default: str) -> list[tuple[int, int]]:
+    """(width, depth) of each --sizes WIDTHxDEPTH, or of each `default` when none is given."""
+    return [tuple(int(part) for part in size.split("x")) for size in args.sizes or default]
 
 
 def _spread(values: list[float]) -> dict:
@@ -225,72 +244,134 @@ def real_sizes_quality(args, previous: dict) -> dict:
     dataset = _real_fer_split(args)
     [(recipe_name, recipe)] = _recipe_variants(False, args.change).items()
     sizes = {}
-    for size in args.sizes:
-        width, depth = (int(part) for part in size.split("x"))
+    for width, depth in _sizes(args, *REAL_SIZES_DEFAULT):
         name = f"{recipe_name} width {width} depth {depth}"
         sizes[name] = _emotion_variant(args, dataset, recipe, width, depth, name)
     best = max(sizes, key=lambda name: sizes[name]["accuracy_flip_averaged"]["mean"])
-    measured = {"emotion.sizes": sizes}
+    measured = {"emotion.sizes": {**previous.get("emotion.sizes", {}), **sizes}}
     if sizes[best]["accuracy_flip_averaged"]["mean"] > previous.get("emotion.accuracy", 0.0):
         measured.update(_headline(sizes[best], best))
     return measured
 
 
-def real_keypoints_quality(args) -> dict:
-    """The keypoint model on the teacher-labelled real faces, one seeded split per seed: teacher
-    RMSE, per keypoint and within 2 px, beside the mean-face baseline (the training split's mean
-    keypoints for every face)."""
+def _score_keypoints(model, images, truth) -> dict:
+    """Teacher metrics without and with test-time flip averaging (the served model's option)."""
+    from emotion_ai.modeling.metrics import keypoint_metrics
+    from emotion_ai.modeling.networks import with_flip_averaging
+    from emotion_ai.modeling.training import predict
+
+    return {
+        "plain": keypoint_metrics(predict(model, images), truth),
+        "flip_averaged": keypoint_metrics(predict(with_flip_averaging(model), images), truth),
+    }
+
+
+def _keypoint_variant(args, splits: dict, change: dict, width: int, depth: int, name: str) -> dict:
+    """One keypoint recipe at one size, trained on each seed's split and scored on its test part."""
     import numpy as np
 
-    from emotion_ai.data.datasets import TEST, TRAIN, keypoint_dataset
-    from emotion_ai.data.formats import FKD_FORMAT
+    from emotion_ai.data.datasets import TEST, TRAIN
     from emotion_ai.modeling.metrics import keypoint_metrics
-    from emotion_ai.modeling.training import predict, train_keypoint_model
+    from emotion_ai.modeling.training import train_keypoint_model
     from emotion_ai.settings import TrainSettings
 
     runs = []
-    for seed in args.seeds:
-        dataset = _dataset(TEACHER_FKD_SUBSET, FKD_FORMAT, keypoint_dataset, seed)
+    for seed, dataset in splits.items():
         settings = replace(
-            TrainSettings.scaled(args.epochs, 32, 2e-3, seed, args.width, args.depth),
+            TrainSettings.scaled(args.epochs, 32, 2e-3, seed, width, depth),
             early_stopping_patience=args.patience,
+            **change,
         )
-        model, seconds = _train(train_keypoint_model, dataset, settings, f"teacher seed {seed}")
+        model, seconds = _train(train_keypoint_model, dataset, settings, f"{name} seed {seed}")
         images, truth = dataset.part(TEST)
         mean_face = np.nanmean(dataset.part(TRAIN)[1], axis=0)
         runs.append(
             {
                 "seed": seed,
                 "train_seconds_cpu": seconds,
-                "model": keypoint_metrics(predict(model, images), truth),
+                **_score_keypoints(model, images, truth),
                 "mean_face": keypoint_metrics(np.tile(mean_face, (len(truth), 1)), truth),
             }
         )
-        print("teacher", seed, seconds, runs[-1]["model"]["rmse_px"], flush=True)
-    per_keypoint = sorted({key for key in runs[0]["model"] if key.startswith("rmse_px/")})
+        print(name, seed, seconds, *(runs[-1][kind]["rmse_px"] for kind in SCORINGS), flush=True)
     return {
-        "keypoints.teacher_rmse_px": _spread([run["model"]["rmse_px"] for run in runs]),
-        "keypoints.teacher_within_2px": _spread([run["model"]["within_2px"] for run in runs]),
+        "settings": change,
+        "width": width,
+        "depth": depth,
+        **{
+            f"teacher_rmse_px{suffix}": _spread([run[kind]["rmse_px"] for run in runs])
+            for kind, suffix in SCORINGS.items()
+        },
+        "train_seconds_cpu": _spread([run["train_seconds_cpu"] for run in runs]),
+        "runs": runs,
+    }
+
+
+SCORINGS = {"plain": "", "flip_averaged": "_flip_averaged"}
+"""Each trained keypoint model is scored as it is and with test-time flip averaging."""
+
+
+def _keypoint_headline(variant: dict, name: str, scoring: str, command: str) -> dict:
+    """The quality.json keypoint figures of one variant, scored one way."""
+    runs = [run[scoring] for run in variant["runs"]]
+    per_keypoint = sorted(key for key in runs[0] if key.startswith("rmse_px/"))
+    return {
+        "keypoints.teacher_rmse_px": _spread([run["rmse_px"] for run in runs]),
+        "keypoints.teacher_within_2px": _spread([run["within_2px"] for run in runs]),
         "keypoints.mean_face_teacher_rmse_px": _spread(
-            [run["mean_face"]["rmse_px"] for run in runs]
+            [run["mean_face"]["rmse_px"] for run in variant["runs"]]
         ),
         "keypoints.teacher_rmse_px_per_keypoint": {
-            key.removeprefix("rmse_px/"): _spread([run["model"][key] for run in runs])
+            key.removeprefix("rmse_px/"): _spread([run[key] for run in runs])
             for key in per_keypoint
         },
-        "keypoints.train_seconds_cpu": _spread([run["train_seconds_cpu"] for run in runs]),
+        "keypoints.train_seconds_cpu": variant["train_seconds_cpu"],
+        "keypoints.recipe": {
+            "variant": name,
+            **variant["settings"],
+            "width": variant["width"],
+            "depth": variant["depth"],
+            "flip_test_time": scoring == "flip_averaged",
+        },
+        "keypoints.headline_command": command,
+    }
+
+
+def real_keypoints_quality(args, previous: dict, command: str) -> dict:
+    """The keypoint model on the teacher-labelled real faces at each of --sizes, one seeded split
+    per seed: teacher RMSE, per keypoint and within 2 px, without and with flip averaging, beside
+    the mean-face baseline (the training split's mean keypoints for every face). The headline
+    moves only to a variant that beats the recorded one."""
+    from emotion_ai.data.datasets import keypoint_dataset
+    from emotion_ai.data.formats import FKD_FORMAT
+
+    emotion_only = [name for name in args.change if name not in KEYPOINT_CHANGES]
+    if emotion_only:
+        raise SystemExit(f"--change {' '.join(emotion_only)}: the emotion model's only")
+    splits = {
+        seed: _dataset(TEACHER_FKD_SUBSET, FKD_FORMAT, keypoint_dataset, seed)
+        for seed in args.seeds
+    }
+    [(recipe_name, recipe)] = _recipe_variants(False, args.change).items()
+    variants = {}
+    for width, depth in _sizes(args, f"{args.width}x{args.depth}"):
+        name = f"{recipe_name} width {width} depth {depth}"
+        variants[name] = _keypoint_variant(args, splits, recipe, width, depth, name)
+    best, scoring = min(
+        ((name, kind) for name in variants for kind in SCORINGS),
+        key=lambda pair: variants[pair[0]][f"teacher_rmse_px{SCORINGS[pair[1]]}"]["mean"],
+    )
+    measured = {
+        "keypoints.variants": {**previous.get("keypoints.variants", {}), **variants},
         "keypoints.teacher_target_px": TEACHER_RMSE_TARGET_PX,
         "keypoints.teacher_note": "RMSE against dlib's 68-point predictor mapped to the 15 Kaggle "
         "points (a teacher, not human annotation), on FER faces upsampled to 96x96",
-        "keypoints.teacher_runs": runs,
-        "keypoints.settings": {
-            "epochs": args.epochs,
-            "width": args.width,
-            "depth": args.depth,
-            "patience": args.patience,
-            "seeds": args.seeds,
-        },
     }
+    recorded = previous.get("keypoints.teacher_rmse_px", {}).get("mean", float("inf"))
+    figure = variants[best][f"teacher_rmse_px{SCORINGS[scoring]}"]["mean"]
+    if figure < recorded:
+        measured.update(_keypoint_headline(variants[best], best, scoring, command))
+    return measured
 
 
 def _training_rows(dataset, keep: str, rows: int, seed: int):
@@ -477,7 +558,9 @@ def _secondary_rows(details: dict) -> list[dict]:
                 target=f"<= {TEACHER_RMSE_TARGET_PX} px",
                 unit="px",
                 lower_is_better=True,
-                command=details["commands"]["real-keypoints"],
+                command=details.get(
+                    "keypoints.headline_command", details["commands"]["real-keypoints"]
+                ),
             )
         )
     masked, complete = (details.get("keypoints.rows_curve") or [{}, {}])[:2]
@@ -530,12 +613,14 @@ def main() -> None:
         action="append",
         default=[],
         choices=sorted(RECIPE_CHANGES),
-        help="real part: a recipe change to train with (repeatable)",
+        help="real, real-sizes and real-keypoints parts: a recipe change to train with "
+        f"(repeatable; the keypoint model takes {', '.join(KEYPOINT_CHANGES)})",
     )
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="real part: the baseline, each change alone and all together, over the seeds",
+        help="real part: the baseline, each --change (every one when none is named) alone and all "
+        "together, over the seeds",
     )
     parser.add_argument(
         "--patience", type=int, default=15, help="real part: early-stopping patience"
@@ -544,8 +629,8 @@ def main() -> None:
     parser.add_argument(
         "--sizes",
         nargs="+",
-        default=["16x1", "32x1", "16x2"],
-        help="real-sizes part: WIDTHxDEPTH of each emotion model trained",
+        help="real-sizes and real-keypoints parts: WIDTHxDEPTH of each model trained (real-sizes: "
+        f"{' '.join(REAL_SIZES_DEFAULT)} unless given; real-keypoints: --width x --depth)",
     )
     args = parser.parse_args()
     previous = _previous()
@@ -562,14 +647,18 @@ def main() -> None:
         measured = real_sizes_quality(args, previous)
         commands["real-sizes"] = (
             "uv run python bench/quality.py --part real-sizes --epochs "
-            f"{args.epochs} --sizes {' '.join(args.sizes)} --seeds "
+            f"{args.epochs} --sizes {' '.join(args.sizes or REAL_SIZES_DEFAULT)} --seeds "
             f"{' '.join(map(str, args.seeds))} --patience {args.patience}" + _recipe_flags(args)
         )
         if "emotion.accuracy" in measured:
             measured["emotion.headline_command"] = commands["real-sizes"]
     elif args.part == "real-keypoints":
-        measured = real_keypoints_quality(args)
-        commands["real-keypoints"] = _command("real-keypoints", args, "--seeds", "--patience")
+        commands["real-keypoints"] = (
+            _command("real-keypoints", args, "--seeds", "--patience")
+            + (f" --sizes {' '.join(args.sizes)}" if args.sizes else "")
+            + "".join(f" --change {name}" for name in args.change)
+        )
+        measured = real_keypoints_quality(args, previous, commands["real-keypoints"])
     elif args.part == "keypoint-rows":
         measured = keypoint_rows_quality(args)
         commands["keypoint-rows"] = _command("keypoint-rows", args, "--seeds", "--patience")
