@@ -540,11 +540,14 @@ def _command(part: str, args, *options: str) -> str:
     )
 
 
+def _change_flags(args) -> str:
+    """The --change options, as given."""
+    return "".join(f" --change {name}" for name in args.change)
+
+
 def _recipe_flags(args) -> str:
     """The emotion parts' recipe options, as given."""
-    return (" --no-balance" if args.no_balance else "") + "".join(
-        f" --change {name}" for name in args.change
-    )
+    return (" --no-balance" if args.no_balance else "") + _change_flags(args)
 
 
 def _secondary_rows(details: dict) -> list[dict]:
@@ -656,7 +659,7 @@ def main() -> None:
         commands["real-keypoints"] = (
             _command("real-keypoints", args, "--seeds", "--patience")
             + (f" --sizes {' '.join(args.sizes)}" if args.sizes else "")
-            + "".join(f" --change {name}" for name in args.change)
+            + _change_flags(args)
         )
         measured = real_keypoints_quality(args, previous, commands["real-keypoints"])
     elif args.part == "keypoint-rows":

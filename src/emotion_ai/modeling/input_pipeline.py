@@ -150,8 +150,10 @@ def emotion_augmentation(
     and with `random_erasing`, a noise rectangle on that share of them, then upsampled to 96x96;
     labels unchanged, or with `mixup_alpha`, faces and their one-hot targets blended pairwise
     (`mixup`)."""
-    erase = keras.layers.RandomErasing(
-        factor=(random_erasing, random_erasing), value_range=(0, 255)
+    erase = (
+        keras.layers.RandomErasing(factor=(random_erasing, random_erasing), value_range=(0, 255))
+        if random_erasing > 0
+        else None
     )
 
     def augment(faces: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -159,7 +161,7 @@ def emotion_augmentation(
         faces = warp_faces(
             _jitter_light(faces, settings), *_random_similarity(tf.shape(faces)[0], settings)
         )
-        if random_erasing > 0:
+        if erase is not None:
             faces = erase(faces, training=True)
         faces = at_face_size(faces)
         return mixup(faces, labels, mixup_alpha) if mixup_alpha > 0 else (faces, labels)
