@@ -1,6 +1,7 @@
 """Augmentation keeps labels true: a mirrored, rotated, shifted or scaled face gets keypoints moved
 alike."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -107,6 +108,26 @@ def test_augmented_emotion_batches_come_out_at_96_pixels_from_48_pixel_faces():
     )
     shapes = [(tuple(x.shape), tuple(y.shape)) for x, y in batches]
     assert shapes == [((4, 96, 96, 1), (4,)), ((4, 96, 96, 1), (4,)), ((2, 96, 96, 1), (2,))]
+
+
+def test_the_same_seed_draws_the_same_augmented_batches_every_epoch_and_another_seed_others():
+    faces, _ = synthetic_faces(np.arange(64) % 5, np.random.default_rng(4))
+
+    def two_epochs(seed: int) -> np.ndarray:
+        keras.utils.set_random_seed(seed)
+        batches = face_batches(
+            faces,
+            np.arange(64),
+            8,
+            shuffle=True,
+            seed=seed,
+            augment=emotion_augmentation(AugmentSettings()),
+        )
+        return np.stack([x.numpy() for _ in range(2) for x, _ in batches])
+
+    first = two_epochs(seed=3)
+    np.testing.assert_array_equal(two_epochs(seed=3), first)
+    assert not np.allclose(two_epochs(seed=4), first)
 
 
 def test_emotion_augmentation_keeps_labels_and_pixel_range():

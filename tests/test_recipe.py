@@ -188,6 +188,20 @@ def test_the_keypoint_model_trains_with_the_recipe_and_keeps_flip_averaging(tmp_
     assert answer.shape == (4, 30) and np.isfinite(answer).all()
 
 
+def test_the_same_seed_trains_the_same_model(tmp_path):
+    """The first weights follow the seed (and the augmentation, tests/test_input_pipeline.py)."""
+    labels = np.arange(40) % len(EMOTIONS)
+    faces, _ = synthetic_faces(labels, np.random.default_rng(0))
+    dataset = FaceDataset(faces, labels, SPLIT, {"kind": "emotion"})
+
+    def answers() -> np.ndarray:
+        settings = TrainSettings(epochs=1, batch_size=8, network=TINY, seed=3)
+        model = _train_tracked(train_emotion_model, dataset, settings, tmp_path).model
+        return model.predict(faces[:8, :, :, None].astype(np.float32), verbose=0)
+
+    np.testing.assert_array_equal(answers(), answers())
+
+
 def test_the_cli_refuses_an_unknown_schedule_before_running_anything(tmp_path):
     result = CliRunner().invoke(app, ["run", "--lr-schedule", "linear", "--state-dir", tmp_path])
     assert result.exit_code == 2 and "'linear' is not one of plateau, cosine" in result.output

@@ -130,6 +130,8 @@ class TrainSettings:
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
+    """The first weights, the shuffling and every augmentation draw follow it: on the same machine
+    and libraries, the same seed trains the same model."""
     early_stopping_patience: int = 5
     balance_classes: bool = True
     """Weight emotion classes inversely to their frequency (rare Disgust counts more)."""

@@ -44,7 +44,10 @@ def face_batches(
     faces.
 
     `augment` takes float faces at their stored size and returns them at 96x96: 48x48 FER faces are
-    augmented at their own size (a quarter of the pixels to warp) and upsampled last.
+    augmented at their own size (a quarter of the pixels to warp) and upsampled last. Batches are
+    converted one at a time (prefetched while the model trains): the augmentation's random draws
+    then come in the same order every run, where parallel calls would take them in whatever order
+    their threads ran, and the same seed would train a different model.
     """
     data = tf.data.Dataset.from_tensor_slices((images, targets)).cache()
     if shuffle:
@@ -53,7 +56,7 @@ def face_batches(
         convert = lambda x, y: (to_model_input(x), y)  # noqa: E731
     else:
         convert = lambda x, y: augment(tf.cast(x, tf.float32)[..., tf.newaxis], y)  # noqa: E731
-    return data.batch(batch_size).map(convert, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return data.batch(batch_size).map(convert).prefetch(AUTOTUNE)
 
 
 def _mirror_random_half(faces: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

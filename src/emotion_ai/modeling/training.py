@@ -160,7 +160,6 @@ def _fit(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Trains `model`, or the checkpointed one from its last finished epoch when `checkpoints` holds
     one; returns the model and its whole history."""
-    keras.utils.set_random_seed(settings.seed)
     saved = checkpoints.saved() if checkpoints else None
     if saved and saved["epoch"] >= settings.epochs:
         logger.info("the checkpoint holds all %s epochs: finishing the step", settings.epochs)
@@ -316,8 +315,11 @@ def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
     return images[:EXAMPLE_FACES], targets[:EXAMPLE_FACES]
 
 
-def _set_precision() -> None:
-    """Mixed precision when TensorFlow sees a GPU; the policy is logged with the run."""
+def _prepare(settings: TrainSettings) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras before the network is built, so its first weights
+    and every random draw of training follow the settings' seed; mixed precision when TensorFlow
+    sees a GPU (the policy is logged with the run)."""
+    keras.utils.set_random_seed(settings.seed)
     policy = precision_policy(tf.config.list_physical_devices("GPU"))
     keras.mixed_precision.set_global_policy(policy)
     mlflow.log_param("precision", policy)
@@ -328,7 +330,7 @@ def train_keypoint_model(
 ) -> TrainedModel:
     """Trains the keypoint ResNet on all rows (missing keypoints masked out of the loss), on faces
     mirrored, rotated, shifted, scaled and relit at random with their keypoints moved alike."""
-    _set_precision()
+    _prepare(settings)
     model = build_keypoint_model(settings.network, np.nanmean(dataset.part(TRAIN)[1], axis=0))
     model, history = _fit(
         model,
@@ -356,7 +358,7 @@ def train_emotion_model(
 ) -> TrainedModel:
     """Trains the emotion ResNet (classes balanced by weights unless turned off) on randomly
     mirrored, moved and relit faces."""
-    _set_precision()
+    _prepare(settings)
     model = build_emotion_model(settings.network)
     weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None
     if weights:
