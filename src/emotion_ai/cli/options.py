@@ -44,7 +44,13 @@ BatchSize = Annotated[int, typer.Option()]
 LearningRate = Annotated[float, typer.Option()]
 Width = Annotated[int, typer.Option(help="Filters of the first ResNet stage (doubling per stage).")]
 Depth = Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")]
-Seed = Annotated[int, typer.Option()]
+Seed = Annotated[
+    int,
+    typer.Option(
+        help="Random seed of whatever the command draws (generated data, the split, first weights, "
+        "shuffling, augmentation): on the same machine the same seed gives the same result."
+    ),
+]
 
 
 def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
