@@ -175,11 +175,11 @@ def test_the_whole_recipe_trains_keeps_probabilities_and_trains_the_same_model_a
     assert "mirror" in [layer.name for layer in trained.model.layers], "flip averaging kept"
     probabilities = trained.model.predict(faces[:4, :, :, None].astype(np.float32), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert isinstance(trained.model.get_layer("mirror"), keras.layers.Layer)
     again = _train_tracked(train_emotion_model, dataset, settings, tmp_path).model
     np.testing.assert_array_equal(
         again.predict(faces[:4, :, :, None].astype(np.float32), verbose=0), probabilities
     )
-    assert isinstance(trained.model.get_layer("mirror"), keras.layers.Layer)
 
 
 def test_the_keypoint_model_trains_with_the_recipe_and_keeps_flip_averaging(tmp_path):
