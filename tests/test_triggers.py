@@ -25,7 +25,13 @@ from emotion_ai.monitoring.drift import (
     population_stability_index,
 )
 from emotion_ai.monitoring.request_log import RequestSampler, read_samples
-from emotion_ai.monitoring.triggers import CommandLauncher, Watcher, WatchSettings
+from emotion_ai.monitoring.triggers import (
+    CommandLauncher,
+    Watcher,
+    WatchSettings,
+    data_fingerprints,
+    data_sources,
+)
 from emotion_ai.steps.tracking import TRIGGER_TAG, local_tracking, use_tracking
 
 FACES = 120
@@ -134,6 +140,20 @@ def test_new_data_triggers_exactly_one_run_and_changed_data_another(tmp_path, da
     launches = recorder.launches()
     assert len(launches) == 2 and launches[0].startswith("new data: fer2013.csv, training.csv|")
     assert launches[1].endswith(str((data_folder / "fer2013.csv").resolve()))
+
+
+def test_only_data_files_are_taken_as_sources_and_a_state_folder_inside_the_data_is_refused(
+    tmp_path, data_folder
+):
+    (data_folder / "fer2013-report.html").write_text("<html></html>")
+    (data_folder / "training_notes.txt").write_text("notes")
+    keypoints, fer = data_sources(data_fingerprints(str(data_folder)))
+    assert (keypoints, fer) == (
+        str((data_folder / "training.csv").resolve()),
+        str((data_folder / "fer2013.csv").resolve()),
+    )
+    with pytest.raises(ValueError, match="state folder .* is inside the watched data folder"):
+        WatchSettings(data_folder / ".state", data_uri=str(data_folder))
 
 
 def test_drift_triggers_undrifted_does_not_and_the_reason_is_in_mlflow(tmp_path, reference):

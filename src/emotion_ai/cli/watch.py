@@ -106,15 +106,18 @@ def watch(
         if reference_profile
         else latest_reference_profile(tracking)
     )
-    settings = WatchSettings(
-        state_dir.resolve(),
-        data_uri or "",
-        request_log or default_request_log(state_dir),
-        profile.get("emotion", profile) if profile else None,
-        schedule or "",
-        debounce_seconds,
-        DriftThresholds(pixel_psi, brightness_ks, class_mix_psi, min_faces),
-    )
+    try:
+        settings = WatchSettings(
+            state_dir.resolve(),
+            data_uri or "",
+            request_log or default_request_log(state_dir),
+            profile.get("emotion", profile) if profile else None,
+            schedule or "",
+            debounce_seconds,
+            DriftThresholds(pixel_psi, brightness_ks, class_mix_psi, min_faces),
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--data-uri") from error
     watcher = Watcher(
         settings, _launcher(launch, state_dir, run_arg, kfp_host, param, launch_command), tracking
     )

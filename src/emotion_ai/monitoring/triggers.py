@@ -40,6 +40,8 @@ STATE_FILE = "state.json"
 LOCK_FILE = "launch.lock"
 KEYPOINTS_PREFIXES = ("training",)
 FER_PREFIXES = ("fer2013", "icml_face_data")
+DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
+"""The files a run can read (Kaggle ships its CSVs zipped): a `fer2013-report.html` is no source."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,18 @@ def data_fingerprints(uri: str) -> dict[str, str]:
 
 
 def data_sources(fingerprints: dict[str, str]) -> tuple[str, str]:
-    """The FKD and FER files among the watched ones (by their Kaggle names); '' where absent."""
+    """The FKD and FER files among the watched ones (by their Kaggle names and data suffixes); ''
+    where absent."""
 
     def named(prefixes: tuple[str, ...]) -> str:
+        names = {uri: uri.rsplit("/", 1)[-1] for uri in sorted(fingerprints)}
         return next(
-            (uri for uri in sorted(fingerprints) if uri.rsplit("/", 1)[-1].startswith(prefixes)), ""
+            (
+                uri
+                for uri, name in names.items()
+                if name.startswith(prefixes) and name.endswith(DATA_SUFFIXES)
+            ),
+            "",
         )
 
     return named(KEYPOINTS_PREFIXES), named(FER_PREFIXES)
@@ -236,6 +245,16 @@ class WatchSettings:
     schedule: str = ""
     debounce_seconds: float = 600.0
     thresholds: DriftThresholds = DriftThresholds()
+
+    def __post_init__(self) -> None:
+        if not self.data_uri or scheme(self.data_uri) is Scheme.S3:
+            return
+        if self.state_dir.resolve().is_relative_to(Path(self.data_uri).resolve()):
+            raise ValueError(
+                f"the state folder {self.state_dir} is inside the watched data folder "
+                f"{self.data_uri}: every run's own files would look like new data and start the "
+                "next run; keep the state folder (--state-dir) outside it"
+            )
 
 
 @dataclass(frozen=True)
