@@ -138,7 +138,8 @@ class TrainSettings:
     lr_schedule: str = "cosine"
     """`cosine`: a linear warm-up over `warmup_epochs`, then a cosine decay to zero at the last
     epoch; `plateau`: halve the learning rate when validation stalls. Over 3 seeds on real FER
-    faces cosine gave 0.827 +- 0.004 test accuracy, plateau 0.818 +- 0.016 (bench/quality.py)."""
+    faces cosine gave 0.827 +- 0.004 test accuracy, plateau 0.818 +- 0.016 (bench/quality.py, one
+    draw each, measured before training was repeatable)."""
     warmup_epochs: int = 3
     ema_momentum: float = 0.0
     """Keep an exponential moving average of the weights, validated and kept at the end (0: off;
