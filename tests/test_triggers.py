@@ -143,7 +143,7 @@ def test_new_data_triggers_exactly_one_run_and_changed_data_another(tmp_path, da
 
 
 def test_only_data_files_are_taken_as_sources_and_a_state_folder_inside_the_data_is_refused(
-    tmp_path, data_folder
+    data_folder,
 ):
     (data_folder / "fer2013-report.html").write_text("<html></html>")
     (data_folder / "training_notes.txt").write_text("notes")
