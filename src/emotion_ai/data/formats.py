@@ -113,6 +113,10 @@ def _open_zip_member(path: Path) -> BinaryIO:
     return archive.open(members[0])
 
 
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".zip")
+"""How the files `open_binary` reads are named: plain, gzip and zip CSVs (Kaggle ships zips)."""
+
+
 def open_binary(path: Path) -> BinaryIO:
     """Opens a plain, gzip or zip CSV as a stream of its (decompressed) bytes."""
     with open(path, "rb") as probe:

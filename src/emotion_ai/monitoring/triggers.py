@@ -24,6 +24,7 @@ import mlflow
 from croniter import croniter
 from filelock import FileLock, Timeout
 
+from emotion_ai.data.formats import TABLE_SUFFIXES
 from emotion_ai.monitoring.drift import DriftReport, DriftThresholds, detect_drift
 from emotion_ai.monitoring.request_log import read_samples
 from emotion_ai.steps.tracking import TRIGGER_TAG, TrackingSettings, use_tracking
@@ -40,8 +41,6 @@ STATE_FILE = "state.json"
 LOCK_FILE = "launch.lock"
 KEYPOINTS_PREFIXES = ("training",)
 FER_PREFIXES = ("fer2013", "icml_face_data")
-DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
-"""The files a run can read (Kaggle ships its CSVs zipped): a `fer2013-report.html` is no source."""
 
 
 @dataclass(frozen=True)
@@ -115,19 +114,12 @@ def data_fingerprints(uri: str) -> dict[str, str]:
 
 
 def data_sources(fingerprints: dict[str, str]) -> tuple[str, str]:
-    """The FKD and FER files among the watched ones (by their Kaggle names and data suffixes); ''
-    where absent."""
+    """The FKD and FER files among the watched ones (by their Kaggle names, among the files a run
+    can read: a `fer2013-report.html` is no source); '' where absent."""
+    tables = sorted(uri for uri in fingerprints if uri.endswith(TABLE_SUFFIXES))
 
     def named(prefixes: tuple[str, ...]) -> str:
-        names = {uri: uri.rsplit("/", 1)[-1] for uri in sorted(fingerprints)}
-        return next(
-            (
-                uri
-                for uri, name in names.items()
-                if name.startswith(prefixes) and name.endswith(DATA_SUFFIXES)
-            ),
-            "",
-        )
+        return next((uri for uri in tables if uri.rsplit("/", 1)[-1].startswith(prefixes)), "")
 
     return named(KEYPOINTS_PREFIXES), named(FER_PREFIXES)
 
