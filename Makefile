@@ -16,7 +16,8 @@ sync:
 run: sync  ## the whole pipeline on the embedded defaults (ARGS="--fer-csv ..." to pass options)
 	$(RUN) emotion-ai run $(ARGS)
 
-PYTEST_ARGS ?= -n auto --dist loadfile
+# Files go to workers in collection order (--no-loadscope-reorder), longest first (tests/conftest.py).
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: sync  ## the full test suite, one worker per core (a file's tests share a worker and its fixtures)
 	$(RUN) pytest $(PYTEST_ARGS)
 
