@@ -7,6 +7,8 @@ majority-class baseline (the training split's most frequent class). --ablation t
 each recipe change alone and all together over the same seeds.
 --part real-sizes: the emotion recipe of --change at each of --sizes (WIDTHxDEPTH), same split
 and seeds; the headline figure moves to a size only where its mean beats the recorded one.
+--part real-rows: the emotion recipe of --change at --width x --depth trained on a quarter, a half
+and all of the real training faces (same split, a sample per seed): how accuracy grows with faces.
 --part real-keypoints: the keypoint model on ../shared/data/fkd_teacher_real_subset.csv.gz (real
 faces, keypoints from a teacher model) at each of --sizes, a seeded split per seed: teacher RMSE
 without and with test-time flip averaging, beside the mean face.
@@ -138,17 +140,17 @@ def _score_emotion(model, images, labels) -> dict:
     return scores
 
 
-def _emotion_variant(args, dataset, change: dict, width: int, depth: int, name: str) -> dict:
-    """One recipe at one size, trained with each of `args.seeds` and scored on the test split:
-    means and spreads, and every run."""
+def _emotion_variant(args, datasets: dict, change: dict, width: int, depth: int, name: str) -> dict:
+    """One recipe at one size, trained with each seed on its data set of `datasets` (seed -> data
+    set, one test split for all) and scored on the test split: means and spreads, and every run."""
     from emotion_ai.data.datasets import TEST
     from emotion_ai.faces import EMOTIONS
     from emotion_ai.modeling.training import train_emotion_model
     from emotion_ai.settings import TrainSettings
 
-    images, labels = dataset.part(TEST)
     runs = []
-    for seed in args.seeds:
+    for seed, dataset in datasets.items():
+        images, labels = dataset.part(TEST)
         settings = replace(
             TrainSettings.scaled(args.epochs, 32, 2e-3, seed, width, depth),
             early_stopping_patience=args.patience,
@@ -181,6 +183,11 @@ def _emotion_variant(args, dataset, change: dict, width: int, depth: int, name: 
         },
         "runs": runs,
     }
+
+
+def _each_seed(args, dataset) -> dict:
+    """The one data set for every seed."""
+    return dict.fromkeys(args.seeds, dataset)
 
 
 def _real_fer_split(args):
@@ -217,7 +224,9 @@ def real_faces_quality(args) -> dict:
     dataset = _real_fer_split(args)
     labels = dataset.part(TEST)[1]
     variants = {
-        variant: _emotion_variant(args, dataset, change, args.width, args.depth, variant)
+        variant: _emotion_variant(
+            args, _each_seed(args, dataset), change, args.width, args.depth, variant
+        )
         for variant, change in _recipe_variants(args.ablation, args.change).items()
     }
     best = max(variants, key=lambda name: variants[name]["accuracy_flip_averaged"]["mean"])
@@ -253,13 +262,55 @@ def real_sizes_quality(args, previous: dict) -> dict:
     sizes = {}
     for width, depth in _sizes(args, *REAL_SIZES_DEFAULT):
         name = f"{recipe_name} width {width} depth {depth}"
-        sizes[name] = _emotion_variant(args, dataset, recipe, width, depth, name)
+        sizes[name] = _emotion_variant(args, _each_seed(args, dataset), recipe, width, depth, name)
     best = max(sizes, key=lambda name: sizes[name]["accuracy_flip_averaged"]["mean"])
     measured = {"emotion.sizes": {**previous.get("emotion.sizes", {}), **sizes}}
     beats = sizes[best]["accuracy_flip_averaged"]["mean"] > previous.get("emotion.accuracy", 0.0)
     if _headline_moves(previous.get("emotion.recipe"), sizes, beats):
         measured.update(_headline(sizes[best], best))
     return measured
+
+
+FACE_SHARES = (0.25, 0.5, 1.0)
+"""Shares of the real training faces --part real-rows trains on."""
+
+
+def real_rows_quality(args) -> dict:
+    """The emotion recipe of --change at --width x --depth trained on each of FACE_SHARES of the
+    real training faces (a sample drawn per seed; the same split and test faces), with epochs and
+    patience scaled up as faces shrink so that every run takes about as many steps: how accuracy
+    grows with faces, and so what more of them (the full FER2013) may bring."""
+    import numpy as np
+
+    from emotion_ai.data.datasets import TRAIN
+
+    full = _real_fer_split(args)
+    [(recipe_name, recipe)] = _recipe_variants(False, args.change).items()
+    training_faces = int((full.split == TRAIN).sum())
+    curve = []
+    for share in FACE_SHARES:
+        rows = round(share * training_faces)
+        scaled = argparse.Namespace(
+            **{
+                **vars(args),
+                "epochs": round(args.epochs / share),
+                "patience": round(args.patience / share),
+            }
+        )
+        samples = {seed: _training_sample(full, rows, seed) for seed in args.seeds}
+        name = f"{recipe_name} width {args.width} depth {args.depth}, {rows} training faces"
+        variant = _emotion_variant(scaled, samples, recipe, args.width, args.depth, name)
+        curve.append({"training_faces": rows, "epochs": scaled.epochs, **variant})
+    means = [point["accuracy_flip_averaged"]["mean"] for point in curve]
+    slope = np.polyfit(np.log2([point["training_faces"] for point in curve]), means, 1)[0]
+    return {
+        "emotion.faces_curve": curve,
+        "emotion.faces_curve_gain_per_doubling": float(slope),
+        "emotion.faces_curve_note": "test accuracy with flip averaging, mean over seeds, as the "
+        "training faces of the real FER subset shrink (a sample per seed, epochs and patience "
+        "scaled up alike); gain_per_doubling: the least-squares slope of accuracy against "
+        "log2(training faces)",
+    }
 
 
 def _score_keypoints(model, images, truth) -> dict:
@@ -382,20 +433,27 @@ def real_keypoints_quality(args, previous: dict, command: str) -> dict:
     return measured
 
 
-def _training_rows(dataset, keep: str, rows: int, seed: int):
-    """The data set with only some training rows left in: `all`, or `rows` complete ones."""
+def _training_sample(dataset, rows: int, seed: int, eligible=True):
+    """The data set with `rows` of its `eligible` training rows left in, drawn with `seed`; the
+    other training rows set aside (split UNUSED)."""
     import numpy as np
 
     from emotion_ai.data.datasets import TRAIN
 
-    if keep == "all":
-        return dataset
-    complete = ~np.isnan(dataset.targets).any(axis=1)
-    candidates = np.flatnonzero((dataset.split == TRAIN) & complete)
+    candidates = np.flatnonzero((dataset.split == TRAIN) & eligible)
     kept = np.random.default_rng(seed).choice(candidates, min(rows, len(candidates)), replace=False)
     split = np.where(dataset.split == TRAIN, UNUSED, dataset.split)
     split[kept] = TRAIN
     return replace(dataset, split=split)
+
+
+def _training_rows(dataset, keep: str, rows: int, seed: int):
+    """The data set with only some training rows left in: `all`, or `rows` complete ones."""
+    import numpy as np
+
+    if keep == "all":
+        return dataset
+    return _training_sample(dataset, rows, seed, ~np.isnan(dataset.targets).any(axis=1))
 
 
 ROW_CASES = (
@@ -574,6 +632,19 @@ def _secondary_rows(details: dict) -> list[dict]:
                 ),
             )
         )
+    if "emotion.faces_curve" in details:
+        fewest, *_, every = details["emotion.faces_curve"]
+        rows.append(
+            secondary_row(
+                f"quality: emotion accuracy on all {every['training_faces']} real training faces "
+                f"vs {fewest['training_faces']} of them (mean of seeds)",
+                value=every["accuracy_flip_averaged"]["mean"],
+                baseline=fewest["accuracy_flip_averaged"]["mean"],
+                target="> 1",
+                unit="accuracy",
+                command=details["commands"]["real-rows"],
+            )
+        )
     masked, complete = (details.get("keypoints.rows_curve") or [{}, {}])[:2]
     if "rmse_px_always_labelled" in masked:
         rows.append(
@@ -602,10 +673,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--part",
-        choices=["real", "real-sizes", "real-keypoints", "keypoint-rows", "synthetic"],
+        choices=["real", "real-sizes", "real-rows", "real-keypoints", "keypoint-rows", "synthetic"],
         default="real",
     )
-    parser.add_argument("--epochs", type=int, default=40, help="real part: emotion epochs")
+    parser.add_argument(
+        "--epochs", type=int, default=40, help="real parts: epochs (real-rows: on all the faces)"
+    )
     parser.add_argument("--keypoint-epochs", type=int, default=30, help="synthetic part")
     parser.add_argument("--emotion-epochs", type=int, default=8, help="synthetic part")
     parser.add_argument("--width", type=int, default=16)
@@ -616,7 +689,7 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[0, 1, 2],
-        help="training seeds (real, real-keypoints and keypoint-rows parts)",
+        help="training seeds (every part but synthetic)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="real part: the shared split")
     parser.add_argument(
@@ -624,7 +697,7 @@ def main() -> None:
         action="append",
         default=[],
         choices=sorted(RECIPE_CHANGES),
-        help="real, real-sizes and real-keypoints parts: a recipe change to train with "
+        help="real, real-sizes, real-rows and real-keypoints parts: a recipe change to train with "
         f"(repeatable; the keypoint model takes {', '.join(KEYPOINT_CHANGES)})",
     )
     parser.add_argument(
@@ -634,9 +707,9 @@ def main() -> None:
         "together, over the seeds",
     )
     parser.add_argument(
-        "--patience", type=int, default=15, help="real part: early-stopping patience"
+        "--patience", type=int, default=15, help="real parts: early-stopping patience"
     )
-    parser.add_argument("--no-balance", action="store_true", help="real part: no class weights")
+    parser.add_argument("--no-balance", action="store_true", help="emotion parts: no class weights")
     parser.add_argument(
         "--sizes",
         nargs="+",
@@ -663,6 +736,11 @@ def main() -> None:
         )
         if "emotion.accuracy" in measured:
             measured["emotion.headline_command"] = commands["real-sizes"]
+    elif args.part == "real-rows":
+        measured = real_rows_quality(args)
+        commands["real-rows"] = _command("real-rows", args, "--seeds", "--patience") + (
+            _recipe_flags(args)
+        )
     elif args.part == "real-keypoints":
         commands["real-keypoints"] = (
             _command("real-keypoints", args, "--seeds", "--patience")
