@@ -691,7 +691,12 @@ def main() -> None:
         default=[0, 1, 2],
         help="training seeds (every part but synthetic)",
     )
-    parser.add_argument("--split-seed", type=int, default=0, help="real part: the shared split")
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="emotion parts and keypoint-rows: the shared split",
+    )
     parser.add_argument(
         "--change",
         action="append",
