@@ -14,7 +14,7 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 from emotion_ai.cli import app
-from emotion_ai.data.datasets import FaceDataset
+from emotion_ai.data.datasets import TRAIN, VAL, FaceDataset
 from emotion_ai.data.synthetic import MEAN_KEYPOINTS, synthetic_faces
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling.input_pipeline import emotion_augmentation, mixup
@@ -180,6 +180,21 @@ def test_the_whole_recipe_trains_keeps_probabilities_and_trains_the_same_model_a
     np.testing.assert_array_equal(
         again.predict(faces[:4, :, :, None].astype(np.float32), verbose=0), probabilities
     )
+
+
+def test_without_validation_faces_the_recipe_trains_every_epoch_on_the_rest(tmp_path):
+    """`--val-fraction 0`, the advice for small data sets: the validation faces are trained on,
+    and the schedule, not a validation loss, says when training ends."""
+    labels = np.arange(40) % len(EMOTIONS)
+    faces, _ = synthetic_faces(labels, np.random.default_rng(0))
+    split = np.where(SPLIT == VAL, TRAIN, SPLIT)
+    dataset = FaceDataset(faces, labels, split, {"kind": "emotion"})
+    settings = TrainSettings(
+        epochs=3, batch_size=8, network=TINY, lr_schedule="cosine", warmup_epochs=1
+    )
+    trained = _train_tracked(train_emotion_model, dataset, settings, tmp_path)
+    assert len(trained.history["loss"]) == 3
+    assert not [name for name in trained.history if name.startswith("val_")]
 
 
 def test_the_keypoint_model_trains_with_the_recipe_and_keeps_flip_averaging(tmp_path):

@@ -6,8 +6,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
+from emotion_ai.data.datasets import TEST, TRAIN, FaceDataset
+from emotion_ai.modeling.tuning import tune
+from emotion_ai.settings import TrainSettings
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
 
@@ -51,3 +56,11 @@ def test_tune_runs_trials_as_nested_runs_and_records_the_best(tmp_path):
     assert parent.data.metrics["best_val_loss"] == best
     assert int(parent.data.params["best.width"]) in (16, 24, 32)
     assert "best" in result.stdout
+
+
+def test_tuning_data_without_validation_faces_is_refused_before_any_trial():
+    """Data ingested with `--val-fraction 0` gives the trials nothing to be scored on."""
+    split = np.array([TRAIN] * 6 + [TEST] * 2)
+    dataset = FaceDataset(np.zeros((8, 48, 48), np.uint8), np.arange(8) % 5, split, {})
+    with pytest.raises(ValueError, match="no validation faces.*--val-fraction 0"):
+        tune("emotion", dataset, TrainSettings(epochs=1), trials=1)

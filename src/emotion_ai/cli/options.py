@@ -100,8 +100,14 @@ DetectFaces = Annotated[
         "(photos with no face or several are left out and reported in the ingest run)."
     ),
 ]
-ValFraction = Annotated[float, typer.Option()]
-TestFraction = Annotated[float, typer.Option()]
+ValFraction = Annotated[
+    float,
+    typer.Option(
+        help="Share of rows held out for validation (early stopping, tuning); 0 trains on them "
+        "too, for all --epochs: on small data sets that pays (bench/README.md)."
+    ),
+]
+TestFraction = Annotated[float, typer.Option(help="Share of rows held out for the test figures.")]
 SplitByUsage = Annotated[bool, typer.Option(help="Split FER rows by their Usage column instead.")]
 MinRowsPerClass = Annotated[int, typer.Option(help="Fewest rows any emotion may have.")]
 MaxDuplicateRate = Annotated[float, typer.Option(help="Largest share of byte-identical images.")]

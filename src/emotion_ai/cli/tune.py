@@ -14,6 +14,7 @@ from emotion_ai.cli.options import (
     Seed,
     StateDir,
     console,
+    registry_errors,
     tracking_settings,
 )
 from emotion_ai.cli.steps import DEFAULT_WORKDIR, StepFolders, Workdir, ensure_data
@@ -48,7 +49,10 @@ def tune(
     from emotion_ai.steps.tracking import StepContext, parent_run
 
     folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
-    with parent_run(tracking, f"tune {model.value}", {"emotion_ai.step": "tune"}) as parent_run_id:
+    with (
+        registry_errors(f"tune {model.value}"),
+        parent_run(tracking, f"tune {model.value}", {"emotion_ai.step": "tune"}) as parent_run_id,
+    ):
         ensure_data(folders, StepContext(tracking, parent_run_id), seed, synthetic_rows)
         dataset = load_dataset(folders[f"{model.value}_data"] / DATASET_FILE)
         with mlflow.start_run(run_id=parent_run_id):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import mlflow
 import optuna
 
-from emotion_ai.data.datasets import FaceDataset
+from emotion_ai.data.datasets import VAL, FaceDataset
 from emotion_ai.modeling import training
 from emotion_ai.settings import ResNetConfig, TrainSettings
 
@@ -68,6 +68,11 @@ def tune(
     seed: int = 0,
 ) -> TuningResult:
     """Runs `trials` trials inside the active MLflow run; logs the best settings to it."""
+    if not len(dataset.part(VAL)[0]):
+        raise ValueError(
+            "tuning scores each trial on validation faces, and this data set has no validation "
+            "faces (split with --val-fraction 0): ingest it again with a validation share"
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     mlflow.log_params(
