@@ -1,8 +1,9 @@
 """Quality runs, recorded together in bench/results/quality.json.
 
 --part real: the emotion model on ../shared/data/fer2013_real_subset.csv.gz (its 5-class rows),
-split 60/20/20 stratified with --split-seed (one shared split), trained on CPU with each of --seeds
-and scored on the held-out test split, without and with test-time flip averaging, against the
+split 60/20/20 stratified with --split-seed (one shared split; --val-fraction 0 trains on the
+validation faces too, 80/20 with the same test faces), trained on CPU with each of --seeds and
+scored on the held-out test split, without and with test-time flip averaging, against the
 majority-class baseline (the training split's most frequent class). --ablation trains the baseline,
 each recipe change alone and all together over the same seeds.
 --part real-sizes: the emotion recipe of --change at each of --sizes (WIDTHxDEPTH), same split
@@ -51,15 +52,21 @@ UNUSED = 3
 """A split id no part selects: rows left out of a smaller training set."""
 
 
-def _dataset(path: Path, table_format, build, seed: int):
-    """A data file read, split 60/20/20 (seed) and fingerprinted the way the pipeline does it."""
+VAL_FRACTION = 0.2
+"""The share of faces held out for validation unless --val-fraction says otherwise."""
+
+
+def _dataset(path: Path, table_format, build, seed: int, val_fraction: float = VAL_FRACTION):
+    """A data file read, split (seed) into training, validation (`val_fraction`) and test (20 %)
+    faces and fingerprinted the way the pipeline does it. The test faces do not depend on
+    `val_fraction`: `assign_splits` draws them first."""
     from emotion_ai.data.formats import read_table
     from emotion_ai.data.sources import fetch
     from emotion_ai.settings import SplitSettings
 
     copy = WORK / "quality" / path.name
     provenance = fetch(str(path), copy).as_dict()
-    return build(read_table(copy, table_format), SplitSettings(0.2, 0.2, seed), provenance)
+    return build(read_table(copy, table_format), SplitSettings(val_fraction, 0.2, seed), provenance)
 
 
 def _train(train_fn, dataset, settings, run_name: str):
@@ -173,6 +180,7 @@ def _emotion_variant(args, datasets: dict, change: dict, width: int, depth: int,
         "settings": change,
         "width": width,
         "depth": depth,
+        "val_fraction": args.val_fraction,
         "accuracy": _spread([run["plain"]["accuracy"] for run in runs]),
         "accuracy_flip_averaged": _spread([run["flip_averaged"]["accuracy"] for run in runs]),
         "macro_f1_flip_averaged": _spread([run["flip_averaged"]["macro_f1"] for run in runs]),
@@ -190,11 +198,22 @@ def _each_seed(args, dataset) -> dict:
     return dict.fromkeys(args.seeds, dataset)
 
 
+def _validation_suffix(args) -> str:
+    """How a variant's name says it held out other than the usual validation share."""
+    if args.val_fraction == VAL_FRACTION:
+        return ""
+    if args.val_fraction == 0:
+        return ", no validation faces"
+    return f", validation share {args.val_fraction:g}"
+
+
 def _real_fer_split(args):
     from emotion_ai.data.datasets import emotion_dataset
     from emotion_ai.data.formats import FER_FORMAT
 
-    return _dataset(REAL_FER_SUBSET, FER_FORMAT, emotion_dataset, args.split_seed)
+    return _dataset(
+        REAL_FER_SUBSET, FER_FORMAT, emotion_dataset, args.split_seed, args.val_fraction
+    )
 
 
 def _headline(variant: dict, name: str) -> dict:
@@ -203,11 +222,15 @@ def _headline(variant: dict, name: str) -> dict:
         "emotion.accuracy": variant["accuracy_flip_averaged"]["mean"],
         "emotion.accuracy_std": variant["accuracy_flip_averaged"]["std"],
         "emotion.macro_f1": variant["macro_f1_flip_averaged"]["mean"],
+        "emotion.recall_per_class": {
+            emotion: spread["mean"] for emotion, spread in variant["recall_flip_averaged"].items()
+        },
         "emotion.recipe": {
             "variant": name,
             **variant["settings"],
             "width": variant["width"],
             "depth": variant["depth"],
+            "val_fraction": variant.get("val_fraction", VAL_FRACTION),
             "flip_test_time": True,
         },
     }
@@ -261,7 +284,7 @@ def real_sizes_quality(args, previous: dict) -> dict:
     [(recipe_name, recipe)] = _recipe_variants(False, args.change).items()
     sizes = {}
     for width, depth in _sizes(args, *REAL_SIZES_DEFAULT):
-        name = f"{recipe_name} width {width} depth {depth}"
+        name = f"{recipe_name} width {width} depth {depth}{_validation_suffix(args)}"
         sizes[name] = _emotion_variant(args, _each_seed(args, dataset), recipe, width, depth, name)
     best = max(sizes, key=lambda name: sizes[name]["accuracy_flip_averaged"]["mean"])
     measured = {"emotion.sizes": {**previous.get("emotion.sizes", {}), **sizes}}
@@ -298,7 +321,10 @@ def real_rows_quality(args) -> dict:
             }
         )
         samples = {seed: _training_sample(full, rows, seed) for seed in args.seeds}
-        name = f"{recipe_name} width {args.width} depth {args.depth}, {rows} training faces"
+        name = (
+            f"{recipe_name} width {args.width} depth {args.depth}, {rows} training faces"
+            f"{_validation_suffix(args)}"
+        )
         variant = _emotion_variant(scaled, samples, recipe, args.width, args.depth, name)
         curve.append({"training_faces": rows, "epochs": scaled.epochs, **variant})
     means = [point["accuracy_flip_averaged"]["mean"] for point in curve]
@@ -613,7 +639,10 @@ def _change_flags(args) -> str:
 
 def _recipe_flags(args) -> str:
     """The emotion parts' recipe options, as given."""
-    return (" --no-balance" if args.no_balance else "") + _change_flags(args)
+    validation = (
+        f" --val-fraction {args.val_fraction:g}" if args.val_fraction != VAL_FRACTION else ""
+    )
+    return (" --no-balance" if args.no_balance else "") + _change_flags(args) + validation
 
 
 def _secondary_rows(details: dict) -> list[dict]:
@@ -696,6 +725,13 @@ def main() -> None:
         type=int,
         default=0,
         help="emotion parts and keypoint-rows: the shared split",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=VAL_FRACTION,
+        help="emotion parts: the share of faces held out for validation (early stopping on its "
+        "loss); 0 trains on them too, for all --epochs, and leaves the test faces as they are",
     )
     parser.add_argument(
         "--change",
