@@ -89,6 +89,7 @@ RECIPE_CHANGES = {
     "cosine": {"lr_schedule": "cosine"},
     "mixup": {"mixup_alpha": 0.2},
     "erasing": {"random_erasing": 0.5},
+    "dropout": {"dropout": 0.5},
 }
 """Each change of the emotion recipe, measured alone over the seeds against the baseline, and all
 together; test-time flip averaging is scored on every trained model (no training of its own)."""

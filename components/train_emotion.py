@@ -24,6 +24,7 @@ def train_emotion(
     label_smoothing: float,
     mixup_alpha: float,
     random_erasing: float,
+    dropout: float,
     flip_test_time: bool,
     cache_root: str,
     checkpoint_root: str,

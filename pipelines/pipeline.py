@@ -101,6 +101,7 @@ def build_pipeline(training_gpus: int = 0):
         label_smoothing: float = TrainSettings.label_smoothing,
         mixup_alpha: float = TrainSettings.mixup_alpha,
         random_erasing: float = TrainSettings.random_erasing,
+        dropout: float = TrainSettings.dropout,
         flip_test_time: bool = TrainSettings.flip_test_time,
         max_keypoint_rmse_px: float = GateSettings.max_keypoint_rmse_px,
         min_emotion_accuracy: float = GateSettings.min_emotion_accuracy,
@@ -170,6 +171,7 @@ def build_pipeline(training_gpus: int = 0):
                 label_smoothing=label_smoothing,
                 mixup_alpha=mixup_alpha,
                 random_erasing=random_erasing,
+                dropout=dropout,
                 **training,
             )
         )

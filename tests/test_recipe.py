@@ -105,6 +105,16 @@ def test_random_erasing_puts_a_noise_rectangle_on_its_share_of_faces(share):
         assert (erased > 0.01).all() and (erased < 0.45).all(), erased
 
 
+def test_dropout_changes_answers_while_training_only():
+    keras.utils.set_random_seed(0)
+    model = build_emotion_model(TINY, dropout=0.5)
+    faces = _lopsided_faces()
+    served = model(faces, training=False).numpy()
+    np.testing.assert_array_equal(model(faces, training=False).numpy(), served)
+    assert not np.allclose(model(faces, training=True).numpy(), served, atol=1e-4)
+    assert "head_dropout" not in [layer.name for layer in build_emotion_model(TINY).layers]
+
+
 def test_the_cosine_schedule_warms_up_then_decays_to_zero():
     settings = TrainSettings(epochs=10, learning_rate=1e-2, lr_schedule="cosine", warmup_epochs=2)
     adam = optimizer(settings, steps_per_epoch=5)
@@ -131,6 +141,7 @@ def test_an_unknown_schedule_is_refused():
         ({"ema_momentum": -0.1}, "ema_momentum -0.1 must be"),
         ({"mixup_alpha": -1.0}, "mixup_alpha -1.0 must be 0 (off) or positive"),
         ({"random_erasing": 1.5}, "random_erasing 1.5 must be a share from 0 to 1"),
+        ({"dropout": 1.0}, "dropout 1.0 must be at least 0 and below 1"),
         ({"warmup_epochs": -2}, "warmup_epochs -2"),
     ],
 )
@@ -168,6 +179,7 @@ def test_the_whole_recipe_trains_keeps_probabilities_and_trains_the_same_model_a
         label_smoothing=0.1,
         mixup_alpha=0.2,
         random_erasing=0.5,
+        dropout=0.5,
         flip_test_time=True,
     )
     trained = _train_tracked(train_emotion_model, dataset, settings, tmp_path)

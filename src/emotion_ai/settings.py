@@ -116,10 +116,11 @@ RECIPE_FIELDS = (
     "label_smoothing",
     "mixup_alpha",
     "random_erasing",
+    "dropout",
     "flip_test_time",
 )
 """The training recipe's options that the CLI and the pipeline pass through."""
-EMOTION_ONLY_FIELDS = ("label_smoothing", "mixup_alpha", "random_erasing")
+EMOTION_ONLY_FIELDS = ("label_smoothing", "mixup_alpha", "random_erasing", "dropout")
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ class TrainSettings:
     random_erasing: float = 0.0
     """Emotion: the share of training faces with a random rectangle (2 to 33 % of the face)
     replaced by noise (random erasing, Zhong et al. 2020; 0: off)."""
+    dropout: float = 0.0
+    """Emotion: the share of the pooled features dropped before the classifier while training
+    (0: off)."""
     flip_test_time: bool = False
     """The trained model averages its answer for each face with its answer for the mirror image
     (keypoints mirrored back), so evaluation and serving both see the average."""
@@ -161,7 +165,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
-        for name in ("ema_momentum", "label_smoothing"):
+        for name in ("ema_momentum", "label_smoothing", "dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} must be at least 0 and below 1")
         if not 0.0 <= self.random_erasing <= 1.0:

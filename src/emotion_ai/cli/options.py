@@ -83,6 +83,12 @@ RandomErasing = Annotated[
         help="Emotion: the share of training faces given a random noise rectangle (0: off)."
     ),
 ]
+Dropout = Annotated[
+    float,
+    typer.Option(
+        help="Emotion: the share of the pooled features dropped before the classifier (0: off)."
+    ),
+]
 FlipTestTime = Annotated[
     bool,
     typer.Option(

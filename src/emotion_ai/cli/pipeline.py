@@ -20,6 +20,7 @@ from emotion_ai.cli.options import (
     BatchSize,
     Depth,
     DetectFaces,
+    Dropout,
     EmaMomentum,
     Epochs,
     FerCsv,
@@ -85,6 +86,7 @@ def run(
     label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
     mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
     random_erasing: RandomErasing = TrainSettings.random_erasing,
+    dropout: Dropout = TrainSettings.dropout,
     flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
     seed: Seed = SourceSettings.seed,
     synthetic_rows: SyntheticRows = SourceSettings.synthetic_rows,
@@ -152,6 +154,7 @@ def run(
             label_smoothing=label_smoothing,
             mixup_alpha=mixup_alpha,
             random_erasing=random_erasing,
+            dropout=dropout,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -202,6 +205,7 @@ def run(
                 label_smoothing=label_smoothing,
                 mixup_alpha=mixup_alpha,
                 random_erasing=random_erasing,
+                dropout=dropout,
                 flip_test_time=flip_test_time,
                 max_keypoint_rmse_px=max_keypoint_rmse_px,
                 min_emotion_accuracy=min_emotion_accuracy,

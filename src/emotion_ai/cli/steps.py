@@ -18,6 +18,7 @@ from emotion_ai.cli.options import (
     BatchSize,
     Depth,
     DetectFaces,
+    Dropout,
     EmaMomentum,
     Epochs,
     FerCsv,
@@ -213,6 +214,7 @@ def _train_command(step: str, model: str):
         label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
         mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
         random_erasing: RandomErasing = TrainSettings.random_erasing,
+        dropout: Dropout = TrainSettings.dropout,
         flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
         resume: Resume = False,
         workdir: Workdir = DEFAULT_WORKDIR,
@@ -224,6 +226,7 @@ def _train_command(step: str, model: str):
             "label_smoothing": label_smoothing,
             "mixup_alpha": mixup_alpha,
             "random_erasing": random_erasing,
+            "dropout": dropout,
             "flip_test_time": flip_test_time,
         }
         if step != "train_emotion":

@@ -86,12 +86,16 @@ def with_flip_averaging(model: keras.Model) -> keras.Model:
     return keras.Model(faces, averaged, name=model.name)
 
 
-def build_emotion_model(config: ResNetConfig) -> keras.Model:
-    """96x96x1 face (0..255) -> probabilities of the 5 emotions."""
+def build_emotion_model(config: ResNetConfig, dropout: float = 0.0) -> keras.Model:
+    """96x96x1 face (0..255) -> probabilities of the 5 emotions; `dropout` of the pooled features
+    dropped while training."""
     inputs = face_input(FACE_SIZE)
+    features = resnet_features(inputs, config)
+    if dropout:
+        features = layers.Dropout(dropout, name="head_dropout")(features)
     probabilities = layers.Dense(
         len(EMOTIONS), activation="softmax", name="emotion", dtype="float32"
-    )(resnet_features(inputs, config))
+    )(features)
     return keras.Model(inputs, probabilities, name="emotion")
 
 

@@ -359,7 +359,7 @@ def train_emotion_model(
     """Trains the emotion ResNet (classes balanced by weights unless turned off) on randomly
     mirrored, moved and relit faces."""
     _prepare(settings)
-    model = build_emotion_model(settings.network)
+    model = build_emotion_model(settings.network, settings.dropout)
     weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None
     if weights:
         mlflow.log_params({f"class_weight/{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
