@@ -68,7 +68,7 @@ def tune(
     seed: int = 0,
 ) -> TuningResult:
     """Runs `trials` trials inside the active MLflow run; logs the best settings to it."""
-    if not len(dataset.part(VAL)[0]):
+    if not (dataset.split == VAL).any():
         raise ValueError(
             "tuning scores each trial on validation faces, and this data set has no validation "
             "faces (split with --val-fraction 0): ingest it again with a validation share"
