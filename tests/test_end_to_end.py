@@ -435,3 +435,31 @@ def test_new_data_triggers_a_run_that_reuses_unchanged_steps_and_says_why(
         rerun.tags["train_run_id"] == first["train_emotion"] and rerun.tags["decision"] == "reject"
     )
     assert str(client.get_model_version_by_alias(EMOTION_MODEL, "champion").version) == "1"
+
+
+def test_a_second_emotion_model_not_significantly_better_is_kept_out(state_dir, client, incoming):
+    """Another seed and more epochs train another model that clears the floor (0 here) and is right
+    on other faces, but not significantly more often (at a level no 24 test faces can reach):
+    McNemar's p is then a NumPy float, whose comparison once crossed to the register step as the
+    truthy text "False" and made that model champion."""
+    champion_before = client.get_model_version_by_alias(EMOTION_MODEL, "champion").version
+    result = emotion_ai(
+        "run",
+        *TINY_RUN,
+        "--seed=1",
+        "--epochs=3",
+        "--significance=1e-9",
+        f"--keypoints-csv={incoming / 'training.csv'}",
+        state_dir=state_dir,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    latest = max(
+        client.search_model_versions(f"name='{EMOTION_MODEL}'"), key=lambda v: int(v.version)
+    )
+    assert latest.tags["decision"] == "reject", latest.tags
+    assert "not a significant improvement" in latest.tags["decision_reason"]
+    discordant = re.search(r"\((\d+) vs (\d+) discordant\)", latest.tags["decision_reason"])
+    assert int(discordant[1]) + int(discordant[2]) > 0, "McNemar's test ran on disagreements"
+    assert client.get_model_version_by_alias(EMOTION_MODEL, "champion").version == champion_before
+    assert not (state_dir / "serving" / EMOTION_MODEL / latest.version).exists()
+    assert f"emotion v{latest.version} (champion)" not in result.stdout

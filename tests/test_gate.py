@@ -1,8 +1,13 @@
 """The promotion gate: floors for the first model, a paired test against a champion."""
 
+import json
+
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from emotion_ai.modeling.metrics import keypoint_metrics
+from emotion_ai.release.decisions import read_decisions, write_decisions
 from emotion_ai.release.gate import gate_emotion, gate_keypoints
 from emotion_ai.settings import GateSettings
 
@@ -84,3 +89,28 @@ def test_the_gate_scores_keypoints_with_the_same_rmse_as_the_evaluate_run():
     assert decision.challenger_score == keypoint_metrics(predicted, truth)["rmse_px"]
     low, high = decision.score_interval
     assert low < decision.challenger_score < high
+
+
+def test_a_rejected_emotion_challenger_stays_rejected_through_the_decisions_file(tmp_path):
+    """McNemar's p is a NumPy float, so the comparison gives a NumPy bool: the register step reads
+    the decision back from the evaluate step's file, and must read `False`, not the text "False"."""
+    champion_correct = np.array([True] * 150 + [False] * 50)
+    challenger_correct = champion_correct.copy()
+    challenger_correct[[0, 1, 150, 151, 152]] = [False, False, True, True, True]
+    decision = gate_emotion(challenger_correct, champion_correct, GATE, "e")
+    assert decision.p_value > GATE.significance
+    path = tmp_path / "decisions.json"
+    written = {**decision.as_dict(), "metrics": {"accuracy": 0.755}, "data": {"rows": 200}}
+    (read_back,) = write_decisions(path, [written]).values()
+    assert read_back["promote"] is False and read_decisions(path)["e"]["promote"] is False
+
+
+def test_the_decisions_file_refuses_values_of_the_wrong_type(tmp_path):
+    decision = {"model": "e", "promote": np.False_, "reason": "r", "test": "t"}
+    with pytest.raises(ValidationError, match="promote"):
+        write_decisions(tmp_path / "d.json", [{**decision, "metrics": {}, "data": {}}])
+    (tmp_path / "d.json").write_text(
+        json.dumps({"e": {**decision, "promote": "False", "metrics": {}, "data": {}}})
+    )
+    with pytest.raises(ValidationError, match="promote"):
+        read_decisions(tmp_path / "d.json")

@@ -94,8 +94,10 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, content: dict) -> None:
-    """Writes `content` as JSON atomically (readers never see half a file)."""
-    write_text_atomically(path, json.dumps(content, indent=2, default=str))
+    """Writes `content` as JSON atomically (readers never see half a file). Only JSON's own types
+    are taken: anything else (a NumPy value, a path) is a TypeError, never silently turned into
+    text."""
+    write_text_atomically(path, json.dumps(content, indent=2))
 
 
 def read_json(path: Path) -> dict:

@@ -33,7 +33,7 @@ class Decision:
 
 def _resamples(count: int, settings: GateSettings) -> np.ndarray:
     """(bootstrap_samples, count) indices: each row one resample of the test faces."""
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(settings.bootstrap_seed)
     return rng.integers(0, count, size=(settings.bootstrap_samples, count))
 
 
@@ -104,7 +104,7 @@ def _gate_keypoints(
     interval = bootstrap_mean_interval(
         champion_errors[present] - challenger_errors[present], settings
     )
-    better = interval[0] > settings.min_keypoint_improvement_px
+    better = bool(interval[0] > settings.min_keypoint_improvement_px)
     reason = (
         f"per-image RMSE improvement {interval[0]:.3f}..{interval[1]:.3f} px "
         f"({100 * (1 - settings.significance):.0f}% paired bootstrap) "
@@ -162,7 +162,9 @@ def _gate_emotion(
         if discordant
         else 1.0
     )
-    better = p_value < settings.significance and score - champion > settings.min_emotion_improvement
+    better = bool(
+        p_value < settings.significance and score - champion > settings.min_emotion_improvement
+    )
     reason = (
         f"McNemar exact p={p_value:.4g} ({only_challenger} vs {only_champion} discordant), "
         f"accuracy {champion:.3f} -> {score:.3f}: "
