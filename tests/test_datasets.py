@@ -87,3 +87,33 @@ def test_unknown_usage_value_names_its_row(fer_csv):
     table.rows.loc[3, "Usage"] = "Holdout"
     with pytest.raises(DataFormatError, match=r"row 5, column 'Usage': Usage 'Holdout'"):
         emotion_dataset(table, SplitSettings(use_fer_usage=True), {})
+
+
+def test_without_private_test_rows_public_test_is_the_test_split(fer_csv, caplog):
+    """Like the shared fer2013.csv.gz (Kaggle held PrivateTest back): PublicTest rows are tested
+    on, and validation is `val_fraction` of the Training rows, stratified and seeded."""
+    import logging
+
+    table = read_table(fer_csv, FER_FORMAT)
+    table.rows["Usage"] = table.rows["Usage"].replace("PrivateTest", "Training")
+    with caplog.at_level(logging.INFO, logger="emotion_ai.data.datasets"):
+        dataset = emotion_dataset(table, SplitSettings(0.25, use_fer_usage=True), {})
+    kept = ~table.rows["emotion"].isin([2, 6]).to_numpy()
+    public = (table.rows["Usage"] == "PublicTest").to_numpy()[kept]
+    np.testing.assert_array_equal(dataset.split == TEST, public)
+    training = ~public
+    assert abs((dataset.split[training] == VAL).mean() - 0.25) < 0.1
+    assert "PublicTest rows are the test split" in caplog.text
+    again = emotion_dataset(table, SplitSettings(0.25, use_fer_usage=True), {})
+    np.testing.assert_array_equal(again.split, dataset.split)
+
+
+def test_a_usage_split_with_no_rows_to_test_on_is_refused(fer_csv):
+    import pytest
+
+    from emotion_ai.data.formats import DataFormatError
+
+    table = read_table(fer_csv, FER_FORMAT)
+    table.rows["Usage"] = "Training"
+    with pytest.raises(DataFormatError, match="needs PrivateTest or PublicTest rows"):
+        emotion_dataset(table, SplitSettings(use_fer_usage=True), {})

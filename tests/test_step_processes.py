@@ -11,8 +11,9 @@ import mlflow
 import pytest
 
 from emotion_ai.data.formats import DataFormatError
+from emotion_ai.settings import ValidationSettings
 from emotion_ai.steps import data_steps
-from emotion_ai.steps.io import RAW_FILE, SOURCE_FILE
+from emotion_ai.steps.io import RAW_FILE, REJECTED_ROWS_FILE, SOURCE_FILE
 from emotion_ai.steps.tracking import StepContext, local_tracking
 from emotion_ai.storage import write_json
 
@@ -44,3 +45,35 @@ def test_a_step_removes_the_program_folder_kfp_wrote_for_it():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert not folder.exists()
+
+
+def test_validate_writes_the_rows_it_set_aside_beside_the_data_and_logs_them(
+    tmp_path, keypoints_csv, fer_csv
+):
+    lines = fer_csv.read_text().splitlines()
+    label, _, usage = lines[7].split(",")
+    lines[7] = ",".join([label, " ".join(["0"] * 2304), usage])
+    raw = {name: tmp_path / name for name in ("keypoints_raw", "fer_raw")}
+    for folder, text, name in (
+        (raw["keypoints_raw"], keypoints_csv.read_text(), "training.csv"),
+        (raw["fer_raw"], "\n".join(lines) + "\n", "fer2013.csv"),
+    ):
+        folder.mkdir()
+        (folder / RAW_FILE).write_text(text)
+        write_json(
+            folder / SOURCE_FILE, {"source": f"/data/{name}", "sha256": "x", "size_bytes": 1}
+        )
+    context = StepContext(local_tracking(tmp_path / "state"))
+    settings = ValidationSettings(max_bad_row_share=0.01)
+    profiles = data_steps.validate(
+        *raw.values(), tmp_path / "kd", tmp_path / "ed", context, validation=settings
+    )
+    assert profiles["emotion"]["rows_set_aside"] == 1
+    rejected = (tmp_path / "ed" / REJECTED_ROWS_FILE).read_text().splitlines()
+    assert rejected[0] == "row,reasons" and rejected[1].startswith("8,")
+    assert (tmp_path / "kd" / REJECTED_ROWS_FILE).read_text() == "row,reasons\n"
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.data.metrics["validation/fer2013-content/rows_set_aside"] == 1
+    summary = Path(run.info.artifact_uri.removeprefix("file://"), "data_docs", "summary.html")
+    assert "1 row(s) set aside" in summary.read_text()
+    mlflow.set_tracking_uri(None)

@@ -277,3 +277,49 @@ def test_errors_name_the_users_file_not_the_pipelines_copy(tmp_path, fer_lines):
         validate_file(copy, FER_FORMAT, source=source)
     for caught in (content, unreadable):
         assert source in str(caught.value) and "kfp" not in str(caught.value)
+
+
+SET_ASIDE = ValidationSettings(max_bad_row_share=0.2)
+"""One bad row in 20 (5%) is within this share."""
+
+
+def test_bad_rows_within_the_share_are_set_aside_and_named(tmp_path, fer_lines):
+    label, pixels, usage = fer_lines[1].split(",")
+    constant = ",".join([label, " ".join(["128"] * 2304), usage])
+    short = ",".join(fer_lines[3].split(",")[0:1] + ["1 2 3"] + fer_lines[3].split(",")[2:])
+    lines = _with_row(_with_row(fer_lines, 1, constant).splitlines(), 3, short).splitlines()
+    lines = _with_row(lines, 4, "7," + fer_lines[4].split(",", 1)[1]).splitlines()
+    path = tmp_path / "three-bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    table, reports = validate_file(path, FER_FORMAT, SET_ASIDE)
+    (content,) = [report for report in reports if report.suite == "fer2013-content"]
+    assert content.success and sorted(content.set_aside) == [2, 4, 5]
+    assert "pixel_min" in content.set_aside[2][0] and "pixel_count" in content.set_aside[4][0]
+    assert "'emotion'" in content.set_aside[5][0]
+    assert len(table.rows) == 17 and table.images.shape == (17, 2304)
+    kept_first = [int(value) for value in fer_lines[2].split(",")[1].split()]
+    assert table.images[0].tolist() == kept_first, "the images stay with their rows"
+
+
+def test_more_bad_rows_than_the_share_still_fail_closed_saying_how_to_set_them_aside(
+    tmp_path, fer_lines
+):
+    bad = "7," + fer_lines[4].split(",", 1)[1]
+    _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 4, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "column 'emotion'",
+        "--max-bad-row-share",
+        settings=ValidationSettings(max_bad_row_share=0.01),
+    )
+
+
+def test_a_keypoint_outside_the_face_sets_its_row_aside(tmp_path, fkd_lines):
+    fields = fkd_lines[1].split(",")
+    fields[0] = "120.5"
+    path = tmp_path / "keypoints.csv"
+    path.write_text(_with_row(fkd_lines, 1, ",".join(fields)))
+    table, reports = validate_file(path, FKD_FORMAT, SET_ASIDE)
+    assert list(reports[1].set_aside) == [2] and len(table.rows) == 9

@@ -7,7 +7,8 @@ aside and renamed into place so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from emotion_ai.data.formats import DataFormatError, Table
 from emotion_ai.faces import EMOTIONS, FER_CODE_TO_CLASS, KEYPOINT_COLUMNS
 from emotion_ai.settings import SplitSettings
 from emotion_ai.storage import atomic_path
+
+logger = logging.getLogger(__name__)
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
@@ -103,6 +106,55 @@ def keypoint_dataset(table: Table, settings: SplitSettings, provenance: dict) ->
     return FaceDataset(images, keypoints, split, metadata)
 
 
+def _usage_of_rows(table: Table) -> np.ndarray:
+    """Each row's Usage as split ids (Training, PublicTest, PrivateTest -> train, val, test)."""
+    if "Usage" not in table.columns:
+        raise DataFormatError(
+            table.source, "a split by Usage needs the Usage column", column="Usage"
+        )
+    usage = table.rows["Usage"].str.strip().map(FER_USAGE_SPLITS)
+    if usage.isna().any():
+        first = int(usage.isna().to_numpy().argmax())
+        raise DataFormatError(
+            table.source,
+            f"Usage {table.rows['Usage'].iloc[first]!r} is not one of {sorted(FER_USAGE_SPLITS)}",
+            row=int(table.rows["row"].iloc[first]),
+            column="Usage",
+        )
+    return usage.to_numpy().astype(np.int8)
+
+
+def usage_splits(
+    table: Table, kept: np.ndarray, labels: np.ndarray, settings: SplitSettings
+) -> np.ndarray:
+    """Split ids of the `kept` rows from FER's Usage column: Training, PublicTest, PrivateTest are
+    train, val, test. A file without PrivateTest rows (Kaggle's test rows held back) tests on
+    PublicTest instead, and validation is `val_fraction` of the Training rows (stratified, seeded,
+    duplicates together); a file with neither is refused."""
+    split = _usage_of_rows(table)[kept]
+    if (split == TEST).any():
+        logger.info("split by Usage: Training, PublicTest, PrivateTest rows are train, val, test")
+        return split
+    if not (split == VAL).any():
+        raise DataFormatError(
+            table.source,
+            "a split by Usage needs PrivateTest or PublicTest rows of the kept emotions to test on "
+            "(found only Training rows): split by fractions instead (no --split-by-usage)",
+            column="Usage",
+        )
+    training = np.flatnonzero(split == TRAIN)
+    within = replace(settings, test_fraction=0.0)
+    images = table.images.reshape(len(table.rows), -1)[kept]
+    split[split == VAL] = TEST
+    split[training] = assign_splits(images[training], labels[training], within)
+    logger.info(
+        "split by Usage: no PrivateTest rows, so PublicTest rows are the test split and "
+        "validation is %.0f%% of the Training rows",
+        100 * settings.val_fraction,
+    )
+    return split
+
+
 def emotion_dataset(table: Table, settings: SplitSettings, provenance: dict) -> FaceDataset:
     """FER rows mapped to our 5 classes (Fear and Neutral dropped), faces kept at 48x48."""
     codes = table.rows["emotion"].to_numpy()
@@ -110,21 +162,7 @@ def emotion_dataset(table: Table, settings: SplitSettings, provenance: dict) -> 
     images = table.images.reshape(-1, 48, 48)[kept]
     labels = _FER_CLASS_LOOKUP[codes[kept].astype(np.int64)]
     if settings.use_fer_usage:
-        if "Usage" not in table.columns:
-            raise DataFormatError(
-                table.source, "a split by Usage needs the Usage column", column="Usage"
-            )
-        usage = table.rows["Usage"].str.strip().map(FER_USAGE_SPLITS)
-        if usage.isna().any():
-            first = int(usage.isna().to_numpy().argmax())
-            raise DataFormatError(
-                table.source,
-                f"Usage {table.rows['Usage'].iloc[first]!r} is not one of "
-                f"{sorted(FER_USAGE_SPLITS)}",
-                row=int(table.rows["row"].iloc[first]),
-                column="Usage",
-            )
-        split = usage.to_numpy()[kept].astype(np.int8)
+        split = usage_splits(table, kept, labels, settings)
     else:
         split = assign_splits(images, labels, settings)
     class_counts = {name: int((labels == i).sum()) for i, name in enumerate(EMOTIONS)}

@@ -17,7 +17,7 @@ import io
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -100,6 +100,14 @@ class Table:
     columns: list[str]
     rows: pd.DataFrame
     images: np.ndarray | None
+
+    def without_rows(self, file_rows: list[int]) -> Table:
+        """The table less the rows of these file row numbers (its facts and images alike)."""
+        if not file_rows:
+            return self
+        kept = ~self.rows["row"].isin(file_rows).to_numpy()
+        images = None if self.images is None else self.images[kept]
+        return replace(self, rows=self.rows[kept].reset_index(drop=True), images=images)
 
 
 def _open_zip_member(path: Path) -> BinaryIO:

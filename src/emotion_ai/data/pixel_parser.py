@@ -6,7 +6,8 @@ A block of complete CSV lines is split at its newlines; in each line the pixel f
 straight into a uint8 row, with per-row facts (pixel count, range, non-digit characters) that
 validation judges. What remains of each line, its other fields with the pixel field emptied, is a
 far smaller CSV text that Arrow's reader takes on. A bad row never stops the parse: it is reported
-by its facts, and the images are withheld.
+by its facts (its image row holds whatever it had, clipped), so that validation can set it aside and
+keep the others.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ class PixelRows:
     maximum: np.ndarray
     non_numeric: np.ndarray
     images: np.ndarray | None
-    """(rows, n_pixels) uint8, or None when any row is malformed (or there are no rows)."""
+    """(rows, n_pixels) uint8, or None when there are no rows; a malformed row's image is garbage
+    (its facts say so)."""
 
     @classmethod
     def concatenate(cls, parts: list[PixelRows]) -> PixelRows:
-        """The rows of consecutive parts as one; images only when every part has them."""
+        """The rows of consecutive parts as one."""
         facts = [
             np.concatenate([getattr(part, name) for part in parts]) if parts else np.zeros(0, dtype)
             for name, dtype in (
@@ -47,8 +49,8 @@ class PixelRows:
                 ("non_numeric", bool),
             )
         ]
-        well_formed = bool(parts) and all(part.images is not None for part in parts)
-        return cls(*facts, np.concatenate([part.images for part in parts]) if well_formed else None)
+        images = [part.images for part in parts if part.images is not None]
+        return cls(*facts, np.concatenate(images) if images else None)
 
 
 @dataclass
@@ -86,10 +88,7 @@ def parse_csv_block(text: np.ndarray, pixel_field: int, n_pixels: int) -> CsvBlo
         field_starts,
         field_ends,
     )
-    well_formed = (
-        rows > 0 and (count == n_pixels).all() and not non_numeric.any() and (maximum <= 255).all()
-    )
-    pixels = PixelRows(count, minimum, maximum, non_numeric, images if well_formed else None)
+    pixels = PixelRows(count, minimum, maximum, non_numeric, images if rows else None)
     return CsvBlock(pixels, _without_fields(text, starts, ends, field_starts, field_ends).tobytes())
 
 

@@ -1,12 +1,17 @@
 """Data validation with Great Expectations 1.x: a schema suite on the header, a content suite on the
 rows.
 
-Fails closed: any failed expectation raises DataValidationError naming the file, the
-expectation, the column and the first offending file rows.
+Rows that are bad one by one (a constant image, a label out of range, a wrong pixel count, a
+keypoint outside the face) are set aside while each row expectation finds at most
+`ValidationSettings.max_bad_row_share` of the rows against it (Great Expectations' `mostly`); the
+report names them by file row and reason. Anything else fails closed: a failed expectation raises
+DataValidationError naming the file, the expectation, the column and the first offending file rows.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ from emotion_ai.faces import (
 from emotion_ai.settings import ValidationSettings
 
 EXAMPLE_ROWS = 5
+REJECTED_ROWS_HEADER = ("row", "reasons")
 
 
 @dataclass
@@ -49,6 +55,8 @@ class ValidationReport:
     failures: list[str] = field(default_factory=list)
     outcomes: list[tuple[bool, str]] = field(default_factory=list)
     """(passed, the expectation and what it observed) for each expectation, in suite order."""
+    set_aside: dict[int, list[str]] = field(default_factory=dict)
+    """File row -> the row expectations it failed, for rows left out of a suite that passed."""
 
     @property
     def success(self) -> bool:
@@ -83,32 +91,44 @@ def schema_expectations(table_format: TableFormat) -> list:
 
 
 def content_expectations(table_format: TableFormat, settings: ValidationSettings) -> list:
-    """Row expectations shared by both formats, then the format's own."""
+    """The table's expectations (row count, duplicate share), then the row expectations shared by
+    both formats, then the format's own. A row expectation holds while at most
+    `max_bad_row_share` of the rows fail it; those rows are set aside."""
     gx = _gx()
     expect = gx.expectations
+    row = {"mostly": 1.0 - settings.max_bad_row_share}
     common = [
         expect.ExpectTableRowCountToBeBetween(min_value=settings.min_rows),
-        expect.ExpectColumnValuesToBeBetween(
-            column="pixel_count", min_value=table_format.n_pixels, max_value=table_format.n_pixels
-        ),
-        expect.ExpectColumnValuesToBeInSet(column="pixel_non_numeric", value_set=[False]),
-        expect.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=0, max_value=255),
-        expect.ExpectColumnPairValuesAToBeGreaterThanB(column_A="pixel_max", column_B="pixel_min"),
         expect.ExpectColumnMeanToBeBetween(
             column="duplicate_image", min_value=0, max_value=settings.max_duplicate_rate
+        ),
+        expect.ExpectColumnValuesToBeBetween(
+            column="pixel_count",
+            min_value=table_format.n_pixels,
+            max_value=table_format.n_pixels,
+            **row,
+        ),
+        expect.ExpectColumnValuesToBeInSet(column="pixel_non_numeric", value_set=[False], **row),
+        expect.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=0, max_value=255, **row),
+        expect.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="pixel_max", column_B="pixel_min", **row
         ),
     ]
     if table_format is FKD_FORMAT:
         return common + [
-            expect.ExpectColumnValuesToBeInSet(column="keypoint_non_numeric", value_set=[False]),
+            expect.ExpectColumnValuesToBeInSet(
+                column="keypoint_non_numeric", value_set=[False], **row
+            ),
             *(
-                expect.ExpectColumnValuesToBeBetween(column=name, min_value=0, max_value=FACE_SIZE)
+                expect.ExpectColumnValuesToBeBetween(
+                    column=name, min_value=0, max_value=FACE_SIZE, **row
+                )
                 for name in KEYPOINT_COLUMNS
             ),
         ]
     return common + [
-        expect.ExpectColumnValuesToNotBeNull(column="emotion"),
-        expect.ExpectColumnValuesToBeInSet(column="emotion", value_set=sorted(FER_CODES)),
+        expect.ExpectColumnValuesToNotBeNull(column="emotion", **row),
+        expect.ExpectColumnValuesToBeInSet(column="emotion", value_set=sorted(FER_CODES), **row),
     ]
 
 
@@ -143,7 +163,8 @@ class SuiteRunner:
         source: str,
         row_numbers: pd.Series | None = None,
     ) -> ValidationReport:
-        """Validates `frame` against `expectations`; failures name file rows via `row_numbers`."""
+        """Validates `frame` against `expectations`; failures name file rows via `row_numbers`,
+        and with them, every row that a passing row expectation found against it is set aside."""
         gx = _gx()
         batch_definition = self.data_source.add_dataframe_asset(
             name=name
@@ -156,7 +177,7 @@ class SuiteRunner:
             gx.Checkpoint(
                 name=name,
                 validation_definitions=[definition],
-                result_format="SUMMARY",
+                result_format="SUMMARY" if row_numbers is None else "COMPLETE",
                 actions=[gx.checkpoint.UpdateDataDocsAction(name="data docs")],
             )
         )
@@ -164,22 +185,38 @@ class SuiteRunner:
         results = next(iter(result.run_results.values())).results
         outcomes = [(bool(item.success), _describe(item, row_numbers, frame)) for item in results]
         failures = [text for passed, text in outcomes if not passed]
+        set_aside = {} if failures or row_numbers is None else _rows_set_aside(results, row_numbers)
         report = ValidationReport(
-            source, name, len(results), len(results) - len(failures), failures, outcomes
+            source, name, len(results), len(results) - len(failures), failures, outcomes, set_aside
         )
         self.reports.append(report)
         return report
 
 
-def _describe(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
-    config = item.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+def _rows_set_aside(results: list, row_numbers: pd.Series) -> dict[int, list[str]]:
+    """File row -> the expectations it failed, over every row expectation of a passing suite."""
+    reasons: dict[int, list[str]] = {}
+    for item in results:
+        for index in (item.result or {}).get("unexpected_index_list") or []:
+            row = int(row_numbers.iloc[index])
+            reasons.setdefault(row, []).append(_expectation_text(item.expectation_config))
+    return dict(sorted(reasons.items()))
+
+
+def _expectation_text(config) -> str:
+    """The expectation's type, column and arguments, in words."""
+    ignored = ("batch_id", "result_format", "mostly")
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ignored}
     column = kwargs.pop("column", None)
-    text = (
+    return (
         f"{config.type}"
         + (f" on column {column!r}" if column else "")
         + (f" {kwargs}" if kwargs else "")
     )
+
+
+def _describe(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
+    text = _expectation_text(item.expectation_config)
     details = item.result or {}
     if details.get("unexpected_count"):
         text += f": {details['unexpected_count']} unexpected"
@@ -197,10 +234,28 @@ def _describe(item, row_numbers: pd.Series | None, frame: pd.DataFrame) -> str:
     return text
 
 
+def rejected_rows_csv(set_aside: dict[int, list[str]]) -> str:
+    """The rows set aside as CSV: file row, and the expectations it failed (`; ` between)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(REJECTED_ROWS_HEADER)
+    writer.writerows((row, "; ".join(why)) for row, why in set_aside.items())
+    return text.getvalue()
+
+
 def _raise_on_failure(report: ValidationReport) -> ValidationReport:
     if not report.success:
         raise DataValidationError(report)
     return report
+
+
+def _too_many_bad_rows(report: ValidationReport, settings: ValidationSettings) -> None:
+    """Says, beside a failed content suite, how many bad rows may be set aside instead."""
+    if not report.success:
+        report.failures.append(
+            f"at most a share of {settings.max_bad_row_share} of the rows may fail a row "
+            "expectation and be set aside (--max-bad-row-share); fix the file or raise it"
+        )
 
 
 def check_schema(
@@ -282,11 +337,10 @@ def _validate(
     table = read_table(path, table_format)
     rows = content_frame(table)
     expectations = content_expectations(table_format, settings)
-    reports.append(
-        _raise_on_failure(
-            runner.run(rows, f"{table_format.name}-content", expectations, source, rows["row"])
-        )
-    )
+    content = runner.run(rows, f"{table_format.name}-content", expectations, source, rows["row"])
+    _too_many_bad_rows(content, settings)
+    reports.append(_raise_on_failure(content))
+    table = table.without_rows(list(content.set_aside))
     if table_format is FER_FORMAT:
         counts = fer_class_counts(table.rows)
         reports.append(

@@ -43,4 +43,19 @@ def _suite_section(report: ValidationReport) -> str:
         f'<h2>{escape(report.suite)} <span class="{state}">{state}</span></h2>'
         f"<p>{escape(report.source)}: {report.passed} of {report.evaluated} expectations "
         f"passed</p><table><tr><th></th><th>expectation</th></tr>{rows}</table>"
+        + _set_aside_section(report)
+    )
+
+
+def _set_aside_section(report: ValidationReport) -> str:
+    """The rows the suite set aside, each with the expectations it failed."""
+    if not report.set_aside:
+        return ""
+    rows = "".join(
+        f"<tr><td>{row}</td><td>{escape('; '.join(why))}</td></tr>"
+        for row, why in report.set_aside.items()
+    )
+    return (
+        f"<h3>{len(report.set_aside)} row(s) set aside</h3>"
+        f"<table><tr><th>file row</th><th>why</th></tr>{rows}</table>"
     )

@@ -27,9 +27,11 @@ from emotion_ai.data.image_folders import FACES_REPORT, FacesOf
 from emotion_ai.data.profiles import data_profile
 from emotion_ai.data.sources import fetch
 from emotion_ai.data.validation import (
+    EXAMPLE_ROWS,
     DataValidationError,
     SuiteRunner,
     ValidationReport,
+    rejected_rows_csv,
     validate_file,
 )
 from emotion_ai.data.validation_summary import SUMMARY_FILE, summary_html
@@ -41,6 +43,7 @@ from emotion_ai.steps.io import (
     DATASET_FILE,
     PROFILE_FILE,
     RAW_FILE,
+    REJECTED_ROWS_FILE,
     SOURCE_FILE,
     remember_outputs,
     reuse_cached,
@@ -51,7 +54,7 @@ from emotion_ai.steps.tracking import (
     start_parent_run,
     step_run,
 )
-from emotion_ai.storage import read_json, write_json
+from emotion_ai.storage import read_json, write_json, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -161,11 +164,35 @@ def _validate_one(
         raise
     for report in reports:
         _log_report(table_format, report)
-    dataset = build(table, split, provenance)
-    profile = data_profile(dataset)
+    set_aside = _write_rejected_rows(reports, data_dir, provenance["source"])
+    dataset = build(table, split, {**provenance, "rows_set_aside": len(set_aside)})
+    profile = {**data_profile(dataset), "rows_set_aside": len(set_aside)}
     save_dataset(dataset, data_dir / DATASET_FILE)
     write_json(data_dir / PROFILE_FILE, profile)
     return profile
+
+
+def _write_rejected_rows(
+    reports: list[ValidationReport], data_dir: Path, source: str
+) -> dict[int, list[str]]:
+    """Writes the rows set aside (file row and why) beside the data set, logs them to the run and
+    warns naming them; returns them."""
+    set_aside = {row: why for report in reports for row, why in report.set_aside.items()}
+    text = rejected_rows_csv(set_aside)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(data_dir / REJECTED_ROWS_FILE, text)
+    if set_aside:
+        mlflow.log_text(text, f"validation/{data_dir.name}-{REJECTED_ROWS_FILE}")
+        rows = list(set_aside)
+        logger.warning(
+            "%s: %d bad row(s) set aside, file rows %s%s (each with its reason in %s)",
+            source,
+            len(rows),
+            rows[:EXAMPLE_ROWS],
+            " ..." if len(rows) > EXAMPLE_ROWS else "",
+            REJECTED_ROWS_FILE,
+        )
+    return set_aside
 
 
 def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
@@ -173,6 +200,7 @@ def _log_report(table_format: TableFormat, report: ValidationReport) -> None:
         {
             f"validation/{report.suite}/passed": report.passed,
             f"validation/{report.suite}/failed": report.evaluated - report.passed,
+            f"validation/{report.suite}/rows_set_aside": len(report.set_aside),
         }
     )
     if report.failures:
@@ -226,6 +254,11 @@ def _validate_both(
             _log_data_docs(runner)
 
 
+def _set_aside_note(profiles: dict) -> str:
+    count = sum(profile.get("rows_set_aside", 0) for profile in profiles.values())
+    return f", {count} bad row(s) set aside ({REJECTED_ROWS_FILE})" if count else ""
+
+
 def validate(
     keypoints_raw: Path,
     fer_raw: Path,
@@ -274,6 +307,6 @@ def validate(
     log_headline(
         logger,
         f"{profiles['keypoints']['rows']:,} keypoint and {profiles['emotion']['rows']:,} emotion "
-        "rows validated" + (" (cached)" if cached else ""),
+        "rows validated" + _set_aside_note(profiles) + (" (cached)" if cached else ""),
     )
     return profiles

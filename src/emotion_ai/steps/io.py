@@ -20,6 +20,8 @@ DATASET_FILE = "dataset.npz"
 PROFILE_FILE = "profile.json"
 LINEAGE_FILE = "lineage.json"
 DECISIONS_FILE = "decisions.json"
+REJECTED_ROWS_FILE = "rejected_rows.csv"
+"""Beside a data set: the file rows validation set aside, and why."""
 CACHE_TAG = "emotion_ai.cache"
 logger = logging.getLogger(__name__)
 
