@@ -9,11 +9,21 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 from emotion_ai.logs import configure_logging
-from emotion_ai.settings import RECIPE_FIELDS, TrainSettings
+from emotion_ai.settings import TrainSettings
+from emotion_ai.settings_json import settings_from_json
 from emotion_ai.steps.supervision import end_with_supervisor
 from emotion_ai.steps.tracking import StepContext, TrackingSettings
+
+Settings = TypeVar("Settings")
+
+
+def settings(cls: type[Settings], text: str) -> Settings:
+    """The settings object a settings parameter carries (every field required, each of its
+    type)."""
+    return settings_from_json(cls, text)
 
 
 def step_context(arguments: dict) -> StepContext:
@@ -43,13 +53,7 @@ def train(step: str, arguments: dict) -> None:
     imported here, not with this module: the data steps' processes start 4 s sooner without it."""
     from emotion_ai.steps import model_steps
 
-    settings = TrainSettings.scaled(
-        *(
-            arguments[name]
-            for name in ("epochs", "batch_size", "learning_rate", "seed", "width", "depth")
-        ),
-        **{name: arguments[name] for name in RECIPE_FIELDS if name in arguments},
-    )
+    training = settings(TrainSettings, arguments["training"])
     control = model_steps.TrainControl(
         arguments["cache_root"], arguments["checkpoint_root"], arguments["resume"]
     )
@@ -57,7 +61,7 @@ def train(step: str, arguments: dict) -> None:
         step,
         Path(arguments["data"].path),
         Path(arguments["model"].path),
-        settings,
+        training,
         step_context(arguments),
         control,
     )

@@ -16,22 +16,15 @@ def evaluate(
     experiment_name: str,
     artifact_location: str,
     parent_run_id: str,
-    max_keypoint_rmse_px: float,
-    min_emotion_accuracy: float,
-    significance: float,
+    gate: str,
     report: Output[Artifact],
 ):
     from pathlib import Path
 
-    from components.arguments import step_context
+    from components.arguments import settings, step_context
     from emotion_ai.settings import GateSettings
     from emotion_ai.steps import model_steps
 
-    gate = GateSettings(
-        max_keypoint_rmse_px=max_keypoint_rmse_px,
-        min_emotion_accuracy=min_emotion_accuracy,
-        significance=significance,
-    )
     model_steps.evaluate(
         Path(keypoints_data.path),
         Path(emotion_data.path),
@@ -39,5 +32,5 @@ def evaluate(
         Path(emotion_model.path),
         Path(report.path),
         step_context(locals()),
-        gate,
+        settings(GateSettings, gate),
     )

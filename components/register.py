@@ -16,11 +16,11 @@ def register(
     artifact_location: str,
     parent_run_id: str,
     model_base_path: str,
-    keep_versions: int,
+    release: str,
 ):
     from pathlib import Path
 
-    from components.arguments import step_context
+    from components.arguments import settings, step_context
     from emotion_ai.settings import ReleaseSettings
     from emotion_ai.steps import model_steps
 
@@ -30,5 +30,5 @@ def register(
         Path(report.path),
         model_base_path,
         step_context(locals()),
-        ReleaseSettings(keep_versions),
+        settings(ReleaseSettings, release),
     )

@@ -14,19 +14,15 @@ def validate(
     experiment_name: str,
     artifact_location: str,
     parent_run_id: str,
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-    split_by_usage: bool,
-    min_rows_per_class: int,
-    max_duplicate_rate: float,
+    split: str,
+    validation: str,
     cache_root: str,
     keypoints_data: Output[Dataset],
     emotion_data: Output[Dataset],
 ):
     from pathlib import Path
 
-    from components.arguments import step_context
+    from components.arguments import settings, step_context
     from emotion_ai.settings import SplitSettings, ValidationSettings
     from emotion_ai.steps import data_steps
 
@@ -36,9 +32,7 @@ def validate(
         Path(keypoints_data.path),
         Path(emotion_data.path),
         step_context(locals()),
-        SplitSettings(val_fraction, test_fraction, seed, split_by_usage),
-        ValidationSettings(
-            min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate
-        ),
+        settings(SplitSettings, split),
+        settings(ValidationSettings, validation),
         cache_root,
     )

@@ -18,19 +18,12 @@ from components.register import register
 from components.train_emotion import train_emotion
 from components.train_keypoints import train_keypoints
 from components.validate import validate
-from emotion_ai.settings import (
-    DEFAULT_DEPTH,
-    DEFAULT_EXPERIMENT,
-    DEFAULT_WIDTH,
-    GateSettings,
-    ReleaseSettings,
-    SourceSettings,
-    SplitSettings,
-    TrainSettings,
-    ValidationSettings,
-)
+from emotion_ai.settings import DEFAULT_EXPERIMENT, PIPELINE_SETTINGS
+from emotion_ai.settings_json import settings_to_json
 
 PIPELINE_NAME = DEFAULT_EXPERIMENT
+DEFAULTS = {name: settings_to_json(cls()) for name, cls in PIPELINE_SETTINGS.items()}
+"""Each settings parameter's default: the JSON of its class's defaults."""
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -78,42 +71,24 @@ def build_pipeline(training_gpus: int = 0):
     def emotion_ai_pipeline(
         tracking_uri: str,
         model_base_path: str,
-        keypoints_source: str = SourceSettings.keypoints_source,
-        fer_source: str = SourceSettings.fer_source,
         experiment_name: str = DEFAULT_EXPERIMENT,
         artifact_location: str = "",
         parent_run_id: str = "",
-        seed: int = SourceSettings.seed,
-        synthetic_rows: int = SourceSettings.synthetic_rows,
-        detect_faces: bool = SourceSettings.detect_faces,
-        val_fraction: float = SplitSettings.val_fraction,
-        test_fraction: float = SplitSettings.test_fraction,
-        split_by_usage: bool = SplitSettings.use_fer_usage,
-        min_rows_per_class: int = ValidationSettings.min_rows_per_class,
-        max_duplicate_rate: float = ValidationSettings.max_duplicate_rate,
-        epochs: int = TrainSettings.epochs,
-        batch_size: int = TrainSettings.batch_size,
-        learning_rate: float = TrainSettings.learning_rate,
-        width: int = DEFAULT_WIDTH,
-        depth: int = DEFAULT_DEPTH,
-        lr_schedule: str = TrainSettings.lr_schedule,
-        ema_momentum: float = TrainSettings.ema_momentum,
-        label_smoothing: float = TrainSettings.label_smoothing,
-        mixup_alpha: float = TrainSettings.mixup_alpha,
-        random_erasing: float = TrainSettings.random_erasing,
-        dropout: float = TrainSettings.dropout,
-        flip_test_time: bool = TrainSettings.flip_test_time,
-        max_keypoint_rmse_px: float = GateSettings.max_keypoint_rmse_px,
-        min_emotion_accuracy: float = GateSettings.min_emotion_accuracy,
-        significance: float = GateSettings.significance,
-        keep_versions: int = ReleaseSettings.keep_versions,
+        sources: str = DEFAULTS["sources"],
+        split: str = DEFAULTS["split"],
+        validation: str = DEFAULTS["validation"],
+        training: str = DEFAULTS["training"],
+        gate: str = DEFAULTS["gate"],
+        release: str = DEFAULTS["release"],
         cache_root: str = "",
         checkpoint_root: str = "",
         resume: bool = False,
         trigger: str = "manual",
     ):
-        """Empty data sources mean synthetic data in the Kaggle formats; an empty cache_root turns
-        our content-addressed step cache off (KFP's own caching still applies on a cluster); with a
+        """Each settings parameter is the JSON of its `emotion_ai.settings` class (every field,
+        as `emotion-ai run` writes it; a field left out fails the step that reads it). Empty data
+        sources mean synthetic data in the Kaggle formats; an empty cache_root turns our
+        content-addressed step cache off (KFP's own caching still applies on a cluster); with a
         checkpoint_root, training checkpoints every epoch there and `resume` continues from it."""
         tracking = {
             "tracking_uri": tracking_uri,
@@ -121,59 +96,31 @@ def build_pipeline(training_gpus: int = 0):
             "artifact_location": artifact_location,
         }
         ingested = policies["ingest"].apply(
-            ingest(
-                keypoints_source=keypoints_source,
-                fer_source=fer_source,
-                parent_run_id=parent_run_id,
-                seed=seed,
-                synthetic_rows=synthetic_rows,
-                detect_faces=detect_faces,
-                trigger=trigger,
-                **tracking,
-            )
+            ingest(sources=sources, parent_run_id=parent_run_id, trigger=trigger, **tracking)
         )
         run = {**tracking, "parent_run_id": ingested.outputs["Output"]}
         validated = policies["validate"].apply(
             validate(
                 keypoints_raw=ingested.outputs["keypoints_raw"],
                 fer_raw=ingested.outputs["fer_raw"],
-                seed=seed,
-                val_fraction=val_fraction,
-                test_fraction=test_fraction,
-                split_by_usage=split_by_usage,
-                min_rows_per_class=min_rows_per_class,
-                max_duplicate_rate=max_duplicate_rate,
+                split=split,
+                validation=validation,
                 cache_root=cache_root,
                 **run,
             )
         )
-        training = {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "seed": seed,
-            "width": width,
-            "depth": depth,
-            "lr_schedule": lr_schedule,
-            "ema_momentum": ema_momentum,
-            "flip_test_time": flip_test_time,
+        control = {
+            "training": training,
             "cache_root": cache_root,
             "checkpoint_root": checkpoint_root,
             "resume": resume,
             **run,
         }
         keypoints = policies["train_keypoints"].apply(
-            train_keypoints(data=validated.outputs["keypoints_data"], **training)
+            train_keypoints(data=validated.outputs["keypoints_data"], **control)
         )
         emotion = policies["train_emotion"].apply(
-            train_emotion(
-                data=validated.outputs["emotion_data"],
-                label_smoothing=label_smoothing,
-                mixup_alpha=mixup_alpha,
-                random_erasing=random_erasing,
-                dropout=dropout,
-                **training,
-            )
+            train_emotion(data=validated.outputs["emotion_data"], **control)
         )
         evaluated = policies["evaluate"].apply(
             evaluate(
@@ -181,9 +128,7 @@ def build_pipeline(training_gpus: int = 0):
                 emotion_data=validated.outputs["emotion_data"],
                 keypoint_model=keypoints.outputs["model"],
                 emotion_model=emotion.outputs["model"],
-                max_keypoint_rmse_px=max_keypoint_rmse_px,
-                min_emotion_accuracy=min_emotion_accuracy,
-                significance=significance,
+                gate=gate,
                 **run,
             )
         )
@@ -193,7 +138,7 @@ def build_pipeline(training_gpus: int = 0):
                 emotion_model=emotion.outputs["model"],
                 report=evaluated.outputs["report"],
                 model_base_path=model_base_path,
-                keep_versions=keep_versions,
+                release=release,
                 **run,
             )
         )

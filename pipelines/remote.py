@@ -9,6 +9,13 @@ from pathlib import Path
 import kfp
 import yaml
 
+from emotion_ai.settings import PIPELINE_SETTINGS
+from emotion_ai.settings_json import (
+    option_names,
+    settings_from_json,
+    settings_from_values,
+    settings_to_json,
+)
 from pipelines.compile import compile_pipeline
 from pipelines.pipeline import PIPELINE_NAME
 
@@ -27,28 +34,45 @@ def declared_parameters(package: Path) -> dict[str, dict]:
 
 
 def parse_parameters(pairs: list[str], declared: dict[str, dict]) -> dict[str, object]:
-    """`name=value` pairs cast to the declared types; unknown or missing required names and bad
-    values are refused."""
+    """`name=value` pairs cast to the declared types. A settings field's name (`epochs=3`, as the
+    options of `emotion-ai run` name them) sets that field in the settings parameters that hold it,
+    the others keeping their defaults; a whole settings parameter may be given as JSON instead.
+    Unknown or missing required names and bad values are refused."""
     arguments: dict[str, object] = {}
+    fields_given: dict[str, str] = {}
+    settings_fields = set().union(*(option_names(cls) for cls in PIPELINE_SETTINGS.values()))
     for pair in pairs:
         name, separator, text = pair.partition("=")
         if not separator:
             raise ValueError(f"pipeline parameter {pair!r} is not of the form name=value")
-        if name not in declared:
+        if name in settings_fields and name not in declared:
+            fields_given[name] = text
+        elif name in PIPELINE_SETTINGS:
+            arguments[name] = settings_to_json(settings_from_json(PIPELINE_SETTINGS[name], text))
+        elif name in declared:
+            arguments[name] = _cast(name, text, declared[name]["parameterType"])
+        else:
             raise ValueError(
                 f"unknown pipeline parameter {name!r}; the pipeline takes: "
-                f"{', '.join(sorted(declared))}"
+                f"{', '.join(sorted(declared))}, or any field of those settings (as `emotion-ai "
+                "run --help` lists them)"
             )
-        kind = declared[name]["parameterType"]
-        try:
-            arguments[name] = _CASTS[kind](text)
-        except ValueError as error:
-            raise ValueError(f"pipeline parameter {name!r} must be {kind}, not {text!r}") from error
+    for name, cls in PIPELINE_SETTINGS.items():
+        if fields_given.keys() & option_names(cls) and name not in arguments:
+            chosen = settings_from_values(cls, fields_given, from_text=True)
+            arguments[name] = settings_to_json(chosen)
     if missing := sorted(
         n for n, d in declared.items() if not d.get("isOptional") and n not in arguments
     ):
         raise ValueError(f"missing required pipeline parameter(s): {', '.join(missing)}")
     return arguments
+
+
+def _cast(name: str, text: str, kind: str) -> object:
+    try:
+        return _CASTS[kind](text)
+    except ValueError as error:
+        raise ValueError(f"pipeline parameter {name!r} must be {kind}, not {text!r}") from error
 
 
 def kfp_cron(expression: str) -> str:

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_keypoint_model
 from emotion_ai.release.model_repository import export_saved_model
@@ -20,9 +21,7 @@ from emotion_ai.serving.engines import (
     choose_engine,
 )
 from emotion_ai.serving.versions import load_version
-from emotion_ai.settings import KEYPOINT_MODEL, ResNetConfig, ServingOptions
-
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
+from emotion_ai.settings import KEYPOINT_MODEL, ServingOptions
 
 
 @pytest.fixture(scope="module")

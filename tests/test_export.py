@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model
 from emotion_ai.release.model_repository import (
@@ -12,9 +13,6 @@ from emotion_ai.release.model_repository import (
     prune_versions,
     versions,
 )
-from emotion_ai.settings import ResNetConfig
-
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 
 
 def test_export_writes_a_servable_numbered_version(tmp_path):

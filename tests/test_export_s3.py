@@ -8,6 +8,7 @@ import os
 import boto3
 import requests
 from servers import free_port, running, serve_command
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
 from emotion_ai.release.model_repository import (
@@ -18,9 +19,7 @@ from emotion_ai.release.model_repository import (
     set_label,
     versions,
 )
-from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, ResNetConfig
-
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
+from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
 
 
 def test_versions_on_s3_are_complete_or_invisible(s3_endpoint, tmp_path):

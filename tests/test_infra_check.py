@@ -10,6 +10,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model
 from emotion_ai.modeling.training import log_keras_model
@@ -18,10 +19,9 @@ from emotion_ai.release.infra_check import InfraCheckFailed
 from emotion_ai.release.model_repository import read_labels, versions
 from emotion_ai.release.publishing import INFRA_CHECK_TAG, publish
 from emotion_ai.release.warmup import WARMUP_FILE
-from emotion_ai.settings import EMOTION_MODEL, ResNetConfig
+from emotion_ai.settings import EMOTION_MODEL
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
 
 

@@ -7,6 +7,8 @@ from kfp_api import recording_kfp_api
 from typer.testing import CliRunner
 
 from emotion_ai.cli import app
+from emotion_ai.settings import SourceSettings, SplitSettings, TrainSettings
+from emotion_ai.settings_json import settings_from_json
 from pipelines.remote import Cluster
 
 REQUIRED = [
@@ -36,7 +38,9 @@ def test_submit_starts_a_run_of_the_compiled_pipeline_with_typed_parameters():
                 "-p",
                 "epochs=3",
                 "-p",
-                "split_by_usage=true",
+                "use_fer_usage=true",
+                "-p",
+                "head_dropout=0.5",
                 "--experiment",
                 "nightly",
             ],
@@ -46,12 +50,12 @@ def test_submit_starts_a_run_of_the_compiled_pipeline_with_typed_parameters():
     assert _posted(requests, "/apis/v2beta1/experiments")["display_name"] == "nightly"
     run = _posted(requests, "/apis/v2beta1/runs")
     assert run["experiment_id"] == "experiment-1"
-    assert run["runtime_config"]["parameters"] == {
-        "tracking_uri": "http://mlflow.emotion-ai:5000",
-        "model_base_path": "s3://emotion-ai/serving",
-        "epochs": 3,
-        "split_by_usage": True,
-    }
+    parameters = run["runtime_config"]["parameters"]
+    assert set(parameters) == {"tracking_uri", "model_base_path", "training", "split"}
+    assert parameters["model_base_path"] == "s3://emotion-ai/serving"
+    training = settings_from_json(TrainSettings, parameters["training"])
+    assert training == TrainSettings(epochs=3, head_dropout=0.5), "other fields keep defaults"
+    assert settings_from_json(SplitSettings, parameters["split"]).use_fer_usage is True
     assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) >= {
         "ingest",
         "train-emotion",
@@ -92,7 +96,8 @@ def test_schedule_creates_one_recurring_run_at_a_time_without_catch_up():
 def test_bad_parameters_are_refused_before_the_cluster_is_contacted():
     cases = {
         ("-p", "epoch=3"): "unknown pipeline parameter 'epoch'",
-        ("-p", "epochs=three"): "'epochs' must be NUMBER_INTEGER",
+        ("-p", "epochs=three"): "epochs must be int, not 'three'",
+        ("-p", "training={}"): "TrainSettings: missing field(s)",
         ("-p", "epochs"): "not of the form name=value",
     }
     with recording_kfp_api() as (host, requests):
@@ -133,5 +138,7 @@ def test_a_trigger_submits_one_kfp_run_with_its_reason_and_the_new_data(tmp_path
     runs = [body for method, path, body in requests if path == "/apis/v2beta1/runs"]
     assert len(runs) == 1
     parameters = runs[0]["runtime_config"]["parameters"]
-    assert parameters["trigger"] == "new data: fer2013.csv" and parameters["keypoints_source"] == ""
-    assert parameters["fer_source"] == str((incoming / "fer2013.csv").resolve())
+    assert parameters["trigger"] == "new data: fer2013.csv"
+    sources = settings_from_json(SourceSettings, parameters["sources"])
+    assert sources.keypoints_source == ""
+    assert sources.fer_source == str((incoming / "fer2013.csv").resolve())

@@ -6,14 +6,14 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
+from tiny_networks import SMALL as TINY
 
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling.networks import build_emotion_model
 from emotion_ai.modeling.training import OUTPUT_METADATA, log_keras_model, model_summary
-from emotion_ai.settings import EMOTION_MODEL, ResNetConfig
+from emotion_ai.settings import EMOTION_MODEL
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16, 32), identity_blocks=1)
 FACE = np.zeros((1, 96, 96, 1), np.float32)
 
 

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from tiny_networks import SMALL as TINY
 
 from emotion_ai.modeling.blocks import convolution_block, identity_block
 from emotion_ai.modeling.networks import (
@@ -9,8 +10,6 @@ from emotion_ai.modeling.networks import (
     masked_keypoint_loss,
 )
 from emotion_ai.settings import ResNetConfig
-
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16, 32), identity_blocks=1)
 
 
 def test_convolution_block_projects_and_identity_block_keeps_shape():
@@ -57,12 +56,12 @@ def test_saved_model_reloads_in_safe_mode(tmp_path):
 def test_too_narrow_a_network_is_refused_with_the_reason(monkeypatch):
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     with pytest.raises(ValueError, match="oneDNN"):
-        ResNetConfig.scaled(4, 1)
+        ResNetConfig(width=4)
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    assert ResNetConfig.scaled(4, 1).stage_filters == (4, 8, 16)
+    assert ResNetConfig(width=4).stage_filters == (4, 8, 16)
 
 
-def test_mixed_precision_only_on_a_gpu_and_outputs_stay_float32():
+def test_mixed_precision_where_the_hardware_computes_it_and_outputs_stay_float32():
     import keras
 
     from emotion_ai.modeling.networks import (
@@ -71,17 +70,41 @@ def test_mixed_precision_only_on_a_gpu_and_outputs_stay_float32():
         precision_policy,
     )
 
-    assert (
-        precision_policy([]) == "float32"
-        and precision_policy(["/physical_device:GPU:0"]) == "mixed_float16"
-    )
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        for model in (build_keypoint_model(TINY), build_emotion_model(TINY)):
-            assert any(layer.compute_dtype == "float16" for layer in model.layers)
-            assert model.output.dtype == "float32"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    gpu = ["/physical_device:GPU:0"]
+    assert precision_policy("auto", [], cpu_bfloat16=False) == "float32"
+    assert precision_policy("auto", [], cpu_bfloat16=True) == "mixed_bfloat16"
+    assert precision_policy("auto", gpu, cpu_bfloat16=True) == "mixed_float16"
+    assert precision_policy("float32", gpu, cpu_bfloat16=True) == "float32"
+    for policy, dtype in (("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            for model in (build_keypoint_model(TINY), build_emotion_model(TINY)):
+                assert any(layer.compute_dtype == dtype for layer in model.layers)
+                assert model.output.dtype == "float32"
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+
+def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    from emotion_ai.modeling.networks import cpu_computes_bfloat16
+
+    (tmp_path / "with").write_text("flags\t\t: fpu sse2 avx512f amx_bf16 amx_tile\n")
+    (tmp_path / "without").write_text("flags\t\t: fpu sse2 avx2\n")
+    assert cpu_computes_bfloat16(tmp_path / "with")
+    assert not cpu_computes_bfloat16(tmp_path / "without")
+    assert not cpu_computes_bfloat16(tmp_path / "missing")
+
+
+def test_input_pooling_computes_at_half_size_and_still_takes_96x96_faces():
+    from dataclasses import replace
+
+    from emotion_ai.modeling.networks import build_emotion_model
+
+    model = build_emotion_model(replace(TINY, input_pool=2))
+    assert model.input.shape[1:] == (96, 96, 1)
+    assert model.get_layer("input_pool").output.shape[1:3] == (48, 48)
+    with pytest.raises(ValueError, match="input_pool"):
+        replace(TINY, input_pool=5)
 
 
 def test_balanced_class_weights_favour_rare_classes_but_are_capped():

@@ -20,6 +20,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from servers import free_port, running, serve_command
 from skimage import data
+from tiny_networks import TINY
 from typer.testing import CliRunner, Result
 
 from emotion_ai.cli import app
@@ -37,11 +38,9 @@ from emotion_ai.settings import (
     KEYPOINT_MODEL,
     PHOTO_MODEL,
     DetectorSettings,
-    ResNetConfig,
     ServingOptions,
 )
 
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 ASTRONAUT = data.astronaut()
 ASTRONAUT_FACE = (182, 64, 83, 107)
 """Where MTCNN finds the astronaut's face (x, y, width, height)."""

@@ -20,14 +20,9 @@ def test_compiled_pipeline_chains_the_six_steps(tmp_path):
     assert {"train-keypoints", "train-emotion"} <= needs["evaluate"]
     assert "evaluate" in needs["register"]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert {
-        "tracking_uri",
-        "model_base_path",
-        "keypoints_source",
-        "fer_source",
-        "epochs",
-        "split_by_usage",
-    } <= set(parameters)
+    assert {"tracking_uri", "model_base_path", "sources", "split", "training", "gate"} <= set(
+        parameters
+    )
     images = {
         executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()
     }

@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_networks import SMALL as TINY
 from typer.testing import CliRunner
 
 from emotion_ai.cli import app
@@ -33,10 +34,8 @@ from emotion_ai.modeling.training import (
 )
 from emotion_ai.release.model_repository import export_saved_model
 from emotion_ai.serving.engines import choose_engine
-from emotion_ai.settings import AugmentSettings, ResNetConfig, TrainSettings
+from emotion_ai.settings import AugmentSettings, TrainSettings
 from emotion_ai.steps.tracking import local_tracking, use_tracking
-
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16, 32), identity_blocks=1)
 
 
 def _flip_averaging_cases() -> dict:
@@ -107,11 +106,20 @@ def test_random_erasing_puts_a_noise_rectangle_on_its_share_of_faces(share):
 
 def test_dropout_changes_answers_while_training_only():
     keras.utils.set_random_seed(0)
-    model = build_emotion_model(TINY, dropout=0.5)
+    model = build_emotion_model(TINY, head_dropout=0.5)
     faces = _lopsided_faces()
     served = model(faces, training=False).numpy()
     np.testing.assert_array_equal(model(faces, training=False).numpy(), served)
     assert not np.allclose(model(faces, training=True).numpy(), served, atol=1e-4)
+
+
+def test_each_dropout_is_its_own_layer_at_its_own_rate():
+    model = build_emotion_model(replace(TINY, feature_dropout=0.3), head_dropout=0.5)
+    assert model.get_layer("feature_dropout").rate == 0.3
+    assert model.get_layer("head_dropout").rate == 0.5
+    assert build_keypoint_model(replace(TINY, feature_dropout=0.1)).get_layer(
+        "feature_dropout"
+    ).rate == pytest.approx(0.1)
     assert "head_dropout" not in [layer.name for layer in build_emotion_model(TINY).layers]
 
 
@@ -141,7 +149,8 @@ def test_an_unknown_schedule_is_refused():
         ({"ema_momentum": -0.1}, "ema_momentum -0.1 must be"),
         ({"mixup_alpha": -1.0}, "mixup_alpha -1.0 must be 0 (off) or positive"),
         ({"random_erasing": 1.5}, "random_erasing 1.5 must be a share from 0 to 1"),
-        ({"dropout": 1.0}, "dropout 1.0 must be at least 0 and below 1"),
+        ({"head_dropout": 1.0}, "head_dropout 1.0 must be at least 0 and below 1"),
+        ({"precision": "float8"}, "precision 'float8' is not one of"),
         ({"warmup_epochs": -2}, "warmup_epochs -2"),
     ],
 )
@@ -179,7 +188,7 @@ def test_the_whole_recipe_trains_keeps_probabilities_and_trains_the_same_model_a
         label_smoothing=0.1,
         mixup_alpha=0.2,
         random_erasing=0.5,
-        dropout=0.5,
+        head_dropout=0.5,
         flip_test_time=True,
     )
     trained = _train_tracked(train_emotion_model, dataset, settings, tmp_path)

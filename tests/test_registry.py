@@ -17,6 +17,7 @@ import pytest
 from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
 from servers import free_port, running, seaweedfs_s3, served_version, wait_for_version
+from tiny_networks import TINY
 from typer.testing import CliRunner, Result
 
 from emotion_ai.cli import app
@@ -31,11 +32,9 @@ from emotion_ai.release.publishing import (
     publish,
     rollback,
 )
-from emotion_ai.settings import ResNetConfig
 from emotion_ai.steps.tracking import TrackingSettings, local_tracking, use_tracking
 
 NAME = "emotion-ai-emotion"
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = np.zeros((1, 96, 96, 1), dtype=np.float32)
 NO_CHECK = {"latency_budget_ms": None}
 FOLLOW_TIMEOUT_S = 180

@@ -122,7 +122,7 @@ def test_only_a_checkpoint_of_the_same_training_with_an_unfinished_run_is_resume
 
 def test_a_checkpoint_taken_after_the_last_epoch_finishes_the_step(tmp_path, fer_csv):
     dataset = emotion_dataset(read_table(fer_csv, FER_FORMAT), SplitSettings(), {})
-    settings = TrainSettings(epochs=2, network=ResNetConfig(16, (16,), identity_blocks=0))
+    settings = TrainSettings(epochs=2, network=ResNetConfig(width=16, stages=1, depth=0))
     model = build_emotion_model(settings.network)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     use_tracking(local_tracking(tmp_path))

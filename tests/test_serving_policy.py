@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
 from emotion_ai.release.model_repository import (
@@ -18,11 +19,9 @@ from emotion_ai.serving.servables import FaceServable, SavedModelServable
 from emotion_ai.settings import (
     EMOTION_MODEL,
     KEYPOINT_MODEL,
-    ResNetConfig,
     ServingOptions,
 )
 
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACES = faces_from_request({"instances": [[0] * 9216, [255] * 9216]})
 
 

@@ -25,14 +25,14 @@ from tensorflow_serving.apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+from tiny_networks import TINY
 
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
 from emotion_ai.release.model_repository import export_saved_model
 from emotion_ai.release.warmup import warmup_faces
-from emotion_ai.settings import COMBINED_MODEL, EMOTION_MODEL, KEYPOINT_MODEL, ResNetConfig
+from emotion_ai.settings import COMBINED_MODEL, EMOTION_MODEL, KEYPOINT_MODEL
 
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACES = warmup_faces(3, seed=7)
 
 

@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 from servers import free_port, running, serve_command, served_version, wait_for_version
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
 from emotion_ai.release.model_repository import (
@@ -16,9 +17,8 @@ from emotion_ai.release.model_repository import (
     remove_version,
     set_label,
 )
-from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, ResNetConfig
+from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
 
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
 FACE = [[0] * 9216]
 
 

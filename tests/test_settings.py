@@ -1,48 +1,214 @@
-"""Every default is stated once, in emotion_ai.settings: the CLI options, the KFP pipeline's
-parameters and the MLproject entry points must all agree with it."""
+"""A training (or data, gate, release) option is one settings field: every field, set to a value
+other than its default, must reach the settings the step receives through every hop: the CLI, the
+compiled pipeline YAML and the component. Defaults are stated once, in emotion_ai.settings."""
 
-import inspect
+from __future__ import annotations
+
+import json
+from dataclasses import fields, is_dataclass, replace
+from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import typer
 import yaml
+from typer.testing import CliRunner
 
+from components.evaluate import evaluate
+from components.ingest import ingest
+from components.register import register
+from components.train_emotion import train_emotion
+from components.train_keypoints import train_keypoints
+from components.validate import validate
 from emotion_ai.cli import app
 from emotion_ai.cli.mlproject import mlproject
+from emotion_ai.cli.settings_options import flag, unique_option_fields
 from emotion_ai.settings import (
-    DEFAULT_DEPTH,
-    DEFAULT_WIDTH,
-    RECIPE_FIELDS,
+    FIELD_CHOICES,
+    PIPELINE_SETTINGS,
     BatchSettings,
-    GateSettings,
-    ReleaseSettings,
     RequestLimits,
     ServingOptions,
-    SourceSettings,
-    SplitSettings,
     TrainSettings,
-    ValidationSettings,
 )
-from pipelines.pipeline import emotion_ai_pipeline
+from emotion_ai.settings_json import SettingsError, settings_from_json, settings_to_json
+from pipelines.compile import compile_pipeline
 
-DEFAULTS = {
-    "epochs": TrainSettings.epochs,
-    "batch_size": TrainSettings.batch_size,
-    "learning_rate": TrainSettings.learning_rate,
-    "width": DEFAULT_WIDTH,
-    "depth": DEFAULT_DEPTH,
-    **{name: getattr(TrainSettings, name) for name in RECIPE_FIELDS},
-    "seed": SourceSettings.seed,
-    "synthetic_rows": SourceSettings.synthetic_rows,
-    "val_fraction": SplitSettings.val_fraction,
-    "test_fraction": SplitSettings.test_fraction,
-    "split_by_usage": SplitSettings.use_fer_usage,
-    "min_rows_per_class": ValidationSettings.min_rows_per_class,
-    "max_duplicate_rate": ValidationSettings.max_duplicate_rate,
-    "max_keypoint_rmse_px": GateSettings.max_keypoint_rmse_px,
-    "min_emotion_accuracy": GateSettings.min_emotion_accuracy,
-    "significance": GateSettings.significance,
-    "keep_versions": ReleaseSettings.keep_versions,
+
+def _changed(value: object, name: str) -> object:
+    """A valid value other than `value` for the field `name`."""
+    if isinstance(value, bool):
+        return not value
+    if name in FIELD_CHOICES:
+        return next(choice for choice in FIELD_CHOICES[name] if choice != value)
+    if isinstance(value, str):
+        return f"/data/{name}.csv"
+    if isinstance(value, int):
+        return value + 1
+    return round(value + 0.01, 6)
+
+
+def non_default(cls: type) -> object:
+    """`cls` with every field changed from its default (nested settings alike)."""
+    hints = get_type_hints(cls)
+    values = {}
+    for item in fields(cls):
+        default = getattr(cls(), item.name)
+        values[item.name] = (
+            non_default(hints[item.name])
+            if is_dataclass(hints[item.name])
+            else _changed(default, item.name)
+        )
+    return cls(**values)
+
+
+CHANGED = {name: non_default(cls) for name, cls in PIPELINE_SETTINGS.items()}
+"""Every pipeline settings object with every field changed. The options `--seed` sets several
+fields alike; they are changed alike here."""
+
+
+def _leaves(settings: object) -> dict[str, object]:
+    """Field name -> value over a settings object and its nested settings."""
+    leaves = {}
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        leaves.update(_leaves(value) if is_dataclass(value) else {item.name: value})
+    return leaves
+
+
+def _command_line() -> list[str]:
+    """`emotion-ai run` options that set every field to its CHANGED value."""
+    values = {k: v for settings in CHANGED.values() for k, v in _leaves(settings).items()}
+    arguments = []
+    for item, hint, _ in unique_option_fields(*PIPELINE_SETTINGS.values()):
+        value = values[item.name]
+        if hint is bool:
+            arguments.append(flag(item) if value else f"--no-{flag(item)[2:]}")
+        else:
+            arguments += [flag(item), str(value)]
+    return arguments
+
+
+def test_every_field_is_an_option_or_says_why_not():
+    """Adding a field with help text (`settings.option`) makes it an option everywhere; a field
+    without help would silently stay at its default."""
+    for cls in PIPELINE_SETTINGS.values():
+        hints = get_type_hints(cls)
+        for item in fields(cls):
+            assert is_dataclass(hints[item.name]) or "help" in item.metadata, item.name
+
+
+def test_the_cli_hands_every_field_to_the_pipeline(monkeypatch, tmp_path):
+    captured = {}
+
+    class Captured(Exception):
+        pass
+
+    def run_local(pipeline_root, **arguments):
+        captured.update(arguments)
+        raise Captured
+
+    monkeypatch.setattr("pipelines.local_runner.run_local", run_local)
+    result = CliRunner().invoke(
+        app, ["run", *_command_line(), "--state-dir", str(tmp_path / "state")]
+    )
+    assert isinstance(result.exception, Captured), result.output
+    for name, cls in PIPELINE_SETTINGS.items():
+        assert settings_from_json(cls, captured[name]) == CHANGED[name], name
+
+
+def test_the_compiled_pipeline_declares_and_passes_every_settings_parameter(tmp_path):
+    package = yaml.safe_load(compile_pipeline(tmp_path / "pipeline.yaml").read_text())
+    declared = package["root"]["inputDefinitions"]["parameters"]
+    tasks = package["root"]["dag"]["tasks"]
+    consumers = {
+        "sources": ["ingest"],
+        "split": ["validate"],
+        "validation": ["validate"],
+        "training": ["train-keypoints", "train-emotion"],
+        "gate": ["evaluate"],
+        "release": ["register"],
+    }
+    for name, cls in PIPELINE_SETTINGS.items():
+        assert settings_from_json(cls, declared[name]["defaultValue"]) == cls(), name
+        for task in consumers[name]:
+            given = tasks[task]["inputs"]["parameters"][name]
+            assert given == {"componentInputParameter": name}, (task, name)
+
+
+class _Artifact:
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+
+def _run_component(component, monkeypatch, tmp_path, module: str, step: str, **settings_json):
+    """Calls the component's Python function as KFP's executor would; returns the settings objects
+    its library call received."""
+    received = []
+
+    def capture(*arguments, **keywords):
+        received.extend(a for a in [*arguments, *keywords.values()] if is_dataclass(a))
+        return "run-id"
+
+    monkeypatch.setattr(f"emotion_ai.steps.{module}.{step}", capture)
+    monkeypatch.setattr("components.arguments.step_context", lambda arguments: None)
+    function = component.python_func
+    given = {
+        **dict.fromkeys(("tracking_uri", "experiment_name", "artifact_location"), ""),
+        **{"parent_run_id": "", "cache_root": "", "trigger": "manual", "model_base_path": ""},
+        **{"checkpoint_root": "", "resume": False},
+        **settings_json,
+    }
+    names = function.__code__.co_varnames[: function.__code__.co_argcount]
+    function(**{name: given.get(name, _Artifact(tmp_path / name)) for name in names})
+    return [r for r in received if type(r) in PIPELINE_SETTINGS.values()]
+
+
+@pytest.mark.parametrize(
+    "component, module, step, names",
+    [
+        (ingest, "data_steps", "ingest", ["sources"]),
+        (validate, "data_steps", "validate", ["split", "validation"]),
+        (train_keypoints, "model_steps", "train", ["training"]),
+        (train_emotion, "model_steps", "train", ["training"]),
+        (evaluate, "model_steps", "evaluate", ["gate"]),
+        (register, "model_steps", "register", ["release"]),
+    ],
+)
+def test_each_component_hands_its_step_every_field(
+    component, module, step, names, monkeypatch, tmp_path
+):
+    settings_json = {name: settings_to_json(CHANGED[name]) for name in names}
+    received = _run_component(component, monkeypatch, tmp_path, module, step, **settings_json)
+    assert received == [CHANGED[name] for name in names]
+
+
+def test_a_settings_parameter_missing_a_field_is_an_error_naming_it():
+    complete = json.loads(settings_to_json(TrainSettings()))
+    del complete["network"]["input_pool"]
+    with pytest.raises(
+        SettingsError, match=r"TrainSettings\.network: missing field\(s\) \['input_pool'\]"
+    ):
+        settings_from_json(TrainSettings, json.dumps(complete))
+    with pytest.raises(SettingsError, match="epochs"):
+        settings_from_json(
+            TrainSettings, settings_to_json(TrainSettings()).replace('"epochs": 5', '"epochs": "5"')
+        )
+    with pytest.raises(SettingsError, match="unknown field"):
+        settings_from_json(
+            TrainSettings,
+            json.dumps({**json.loads(settings_to_json(TrainSettings())), "dropout": 0.5}),
+        )
+
+
+def test_a_value_the_settings_refuse_is_a_usage_error_naming_it(tmp_path):
+    result = CliRunner().invoke(
+        app, ["run", "--head-dropout", "1.5", "--state-dir", str(tmp_path / "state")]
+    )
+    assert result.exit_code == 2 and "head_dropout 1.5" in result.output
+
+
+SERVE_DEFAULTS = {
     "num_versions": ServingOptions.num_versions,
     "max_refresh_failure_seconds": ServingOptions.max_refresh_failure_seconds,
     "max_batch_size": BatchSettings.max_batch_size,
@@ -61,37 +227,20 @@ DEFAULTS = {
 }
 
 
-def _commands(group, prefix=""):
-    for name, command in group.commands.items():
-        if hasattr(command, "commands"):
-            yield from _commands(command, f"{prefix}{name} ")
-        else:
-            yield f"{prefix}{name}", command
-
-
-def test_every_cli_option_takes_its_default_from_the_settings():
-    checked = 0
-    for name, command in _commands(typer.main.get_command(app)):
-        for parameter in command.params:
-            if parameter.name in DEFAULTS:
-                assert parameter.default == DEFAULTS[parameter.name], f"{name} --{parameter.name}"
-                checked += 1
-    assert checked >= 40
-
-
-def test_the_pipeline_parameters_take_their_defaults_from_the_settings():
-    signature = inspect.signature(emotion_ai_pipeline.pipeline_func)
-    shared = {name: p.default for name, p in signature.parameters.items() if name in DEFAULTS}
-    assert len(shared) >= 15
-    assert shared == {name: DEFAULTS[name] for name in shared}
+def test_serve_options_take_their_defaults_from_the_settings():
+    serve = typer.main.get_command(app).commands["serve"]
+    defaults = {p.name: p.default for p in serve.params if p.name in SERVE_DEFAULTS}
+    assert defaults == SERVE_DEFAULTS
 
 
 def test_the_committed_mlproject_is_the_one_generated_from_the_settings():
     with open("MLproject") as handle:
         committed = handle.read()
-    assert committed == mlproject(), "run `python -m emotion_ai.cli.mlproject > MLproject`"
+    assert committed == mlproject(), "run `make mlproject`"
     entry_points = yaml.safe_load(committed)["entry_points"]
-    for entry_point in entry_points.values():
-        for name, parameter in entry_point["parameters"].items():
-            if name in DEFAULTS:
-                assert yaml.safe_load(parameter["default"]) == pytest.approx(DEFAULTS[name]), name
+    training = entry_points["train_emotion"]["parameters"]
+    assert {item.name for item, _, _ in unique_option_fields(TrainSettings)} <= set(training)
+    assert (
+        yaml.safe_load(training["input_pool"]["default"])
+        == replace(TrainSettings()).network.input_pool
+    )

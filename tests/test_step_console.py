@@ -9,6 +9,7 @@ from rich.console import Console
 
 from emotion_ai.cli.step_console import step_console
 from emotion_ai.logs import HEADLINE_MARK
+from emotion_ai.progress import PROGRESS_DIR_ENV, Progress, read_progress, write_progress
 
 STEPS = ["ingest", "train_emotion"]
 
@@ -53,3 +54,31 @@ def test_verbose_shows_every_line(tmp_path, capsys):
         _kfp_prints({"ingest": "ok"})
     assert "[KFP Executor] running ingest" in capsys.readouterr().out
     assert "running ingest" in (tmp_path / "ingest.log").read_text()
+
+
+def test_a_running_training_step_shows_its_epochs_and_grows_its_log(tmp_path):
+    """kfp.local hands a step's own lines over only when it ends; the step's progress file is read
+    meanwhile (here: the last poll, as the pipeline stops, without waiting on the poller)."""
+    screen = io.StringIO()
+    with step_console(STEPS, tmp_path, Console(file=screen, width=120)) as lines:
+        print("12:00:00.000 - INFO - Executing task 'train-emotion'")
+        write_progress("train_emotion", Progress(2, 40, "val accuracy 0.612", 900.0))
+        lines.poll_progress()
+        assert lines.steps["train_emotion"].headline.startswith("epoch 2/40, val accuracy 0.612")
+        write_progress("train_emotion", Progress(3, 40, "val accuracy 0.640", 850.0))
+    log = (tmp_path / "train_emotion.log").read_text()
+    assert log.count("[progress] epoch 2/40") == 1 and "about 15 min left" in log
+    assert "train_emotion: epoch 3/40, val accuracy 0.640, about 14 min left" in screen.getvalue()
+
+
+def test_training_records_its_progress_after_each_epoch(tmp_path, monkeypatch):
+    from emotion_ai.modeling.training import EpochProgress
+
+    monkeypatch.setenv(PROGRESS_DIR_ENV, str(tmp_path))
+    callback = EpochProgress("train_keypoints", epochs=10)
+    callback.on_train_begin()
+    callback.on_epoch_begin(4)
+    callback.on_epoch_end(4, {"loss": 0.1, "val_masked_rmse_px": 2.345})
+    progress = read_progress(tmp_path, "train_keypoints")
+    assert (progress.epoch, progress.epochs, progress.figure) == (5, 10, "val RMSE 2.35 px")
+    assert progress.seconds_left >= 0

@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model
 from emotion_ai.release.model_repository import (
@@ -22,9 +23,7 @@ from emotion_ai.release.publishing import check_published
 from emotion_ai.serving.rest import TFServingEndpoints
 from emotion_ai.serving.servables import SavedModelServable, ServedVersions
 from emotion_ai.serving.server import watch_versions
-from emotion_ai.settings import EMOTION_MODEL, ResNetConfig, ServingOptions
-
-TINY = ResNetConfig(stem_filters=16, stage_filters=(16,), identity_blocks=0)
+from emotion_ai.settings import EMOTION_MODEL, ServingOptions
 
 
 class Recorded(logging.Handler):

@@ -8,7 +8,8 @@ the generated MLproject read them from these classes (`TrainSettings.epochs` is 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 KEYPOINT_MODEL = "emotion-ai-keypoints"
 EMOTION_MODEL = "emotion-ai-emotion"
@@ -25,74 +26,122 @@ fewer
 filters; narrower networks need TF_ENABLE_ONEDNN_OPTS=0 (about 1.5x slower training)."""
 
 
+def option(default: Any, help: str, **metadata: object) -> Any:
+    """A settings field that is also an option of the commands that take its class (`--name`),
+    with its help text; `choices` limits its values, `emotion_only` marks a field the keypoint
+    model ignores."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where the two data sets come from: a path, s3:// or https:// URI each; empty means synthetic
     faces in the exact Kaggle format, `synthetic_rows` of them."""
 
-    keypoints_source: str = ""
-    fer_source: str = ""
-    synthetic_rows: int = 600
-    seed: int = 0
-    detect_faces: bool = False
-    """An FER source that is a folder of class folders holds ordinary photos: each photo's one face
-    is found, aligned and cropped (photos with no face or several are left out and reported)."""
+    keypoints_source: str = option(
+        "",
+        "FKD training.csv: path, s3:// or https:// (default: synthetic faces).",
+        flag="keypoints-csv",
+    )
+    fer_source: str = option(
+        "",
+        "fer2013.csv (emotion,pixels,Usage): path, s3:// or https:// (default: synthetic faces).",
+        flag="fer-csv",
+    )
+    synthetic_rows: int = option(600, "Rows of each synthetic data set, when no CSV is given.")
+    seed: int = option(
+        0,
+        "Random seed of whatever the command draws (generated data, the split, first weights, "
+        "shuffling, augmentation): on the same machine the same seed gives the same result.",
+    )
+    detect_faces: bool = option(
+        False,
+        "The FER source is a folder of ordinary photos: find, align and crop each one's face "
+        "(photos with no face or several are left out and reported in the ingest run).",
+    )
 
 
 @dataclass(frozen=True)
 class SplitSettings:
     """How rows are split: fractions of validation and test rows, or FER's own `Usage` column."""
 
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    seed: int = 0
-    use_fer_usage: bool = False
-    """FER's Training / PublicTest / PrivateTest rows become train / val / test."""
+    val_fraction: float = option(
+        0.2,
+        "Share of rows held out for validation (early stopping, tuning); 0 trains on them too, "
+        "for all --epochs.",
+    )
+    test_fraction: float = option(0.2, "Share of rows held out for the test figures.")
+    seed: int = option(0, "Seed of the split (--seed sets it).")
+    use_fer_usage: bool = option(
+        False,
+        "Split FER rows by their Usage column: Training, PublicTest, PrivateTest are train, "
+        "validation, test. Without PrivateTest rows, PublicTest is the test split and validation "
+        "is --val-fraction of Training.",
+        flag="split-by-usage",
+    )
 
 
 @dataclass(frozen=True)
 class ValidationSettings:
     """Thresholds of the content suites."""
 
-    min_rows: int = 1
-    min_rows_per_class: int = 1
-    max_duplicate_rate: float = 0.1
-    """Share of rows whose image is byte-identical to an earlier row (FER2013 has about 5%)."""
+    min_rows: int = option(1, "Fewest rows a data file may have.")
+    min_rows_per_class: int = option(1, "Fewest rows any emotion may have.")
+    max_duplicate_rate: float = option(
+        0.1,
+        "Largest share of rows whose image is byte-identical to an earlier row (FER2013 has "
+        "about 5%).",
+    )
+    max_bad_row_share: float = option(
+        0.001,
+        "Share of rows that may fail a row check (a blank image, a label out of range, a wrong "
+        "pixel count, a keypoint outside the face) and be set aside, named, instead of failing "
+        "the run; 0: any bad row is fatal.",
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_bad_row_share < 1.0:
+            raise ValueError(
+                f"max_bad_row_share {self.max_bad_row_share} must be at least 0 and below 1"
+            )
 
 
 @dataclass(frozen=True)
 class ResNetConfig:
-    """Size of a residual network: a strided stem, then stages of one convolution block
-    followed by `identity_blocks` identity blocks."""
+    """Size of a residual network: a strided stem of `width` filters, then `stages` stages doubling
+    from `width` filters, each one convolution block followed by `depth` identity blocks."""
 
-    stem_filters: int = 16
-    stage_filters: tuple[int, ...] = (16, 32, 64)
-    identity_blocks: int = 1
-    dropout: float = 0.2
+    width: int = option(16, "Filters of the first ResNet stage (doubling per stage).")
+    depth: int = option(1, "Identity blocks per ResNet stage.")
+    stages: int = option(3, "ResNet stages (each halves the size and doubles the filters).")
+    feature_dropout: float = option(
+        0.2, "The share of the pooled features dropped while training (both models; 0: off)."
+    )
+    input_pool: int = option(
+        1,
+        "Faces are averaged over blocks of this many pixels a side before the stem: 2 computes "
+        "a 96x96 face at 48x48, FER's own size, for about a quarter of the work.",
+    )
 
     def __post_init__(self) -> None:
-        narrowest = min(self.stem_filters, *self.stage_filters)
-        if narrowest < MIN_FILTERS_WITH_ONEDNN and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        if self.input_pool not in (1, 2, 3, 4):
+            raise ValueError(f"input_pool {self.input_pool} must be 1 (off), 2, 3 or 4")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout {self.feature_dropout} must be in 0..1")
+        if self.width < MIN_FILTERS_WITH_ONEDNN and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
             raise ValueError(
-                f"network width {narrowest} is below {MIN_FILTERS_WITH_ONEDNN} filters: "
+                f"network width {self.width} is below {MIN_FILTERS_WITH_ONEDNN} filters: "
                 "TensorFlow's oneDNN CPU kernels crash training such narrow convolutions; use a "
                 "wider network or set TF_ENABLE_ONEDNN_OPTS=0"
             )
 
-    @classmethod
-    def scaled(cls, width: int, depth: int, stages: int = 3) -> ResNetConfig:
-        """`stages` stages doubling from `width` filters, each with `depth` identity blocks."""
-        return cls(
-            stem_filters=width,
-            stage_filters=tuple(width * 2**i for i in range(stages)),
-            identity_blocks=depth,
-        )
+    @property
+    def stem_filters(self) -> int:
+        return self.width
 
-
-DEFAULT_WIDTH = ResNetConfig.stem_filters
-"""Filters of the first ResNet stage (`--width`)."""
-DEFAULT_DEPTH = ResNetConfig.identity_blocks
-"""Identity blocks per ResNet stage (`--depth`)."""
+    @property
+    def stage_filters(self) -> tuple[int, ...]:
+        return tuple(self.width * 2**index for index in range(self.stages))
 
 
 @dataclass(frozen=True)
@@ -100,74 +149,89 @@ class AugmentSettings:
     """Random changes of training faces that keep their labels true (keypoints move with the
     face)."""
 
-    rotation_degrees: float = 10.0
-    shift_px: float = 4.0
-    scale: float = 0.08
-    """Faces are scaled by 1 +- this."""
-    brightness: float = 20.0
-    """Pixel values are offset by +- this."""
-    contrast: float = 0.2
+    rotation_degrees: float = option(10.0, "Training faces are rotated by up to this many degrees.")
+    shift_px: float = option(4.0, "Training faces are shifted by up to this many pixels.")
+    scale: float = option(0.08, "Training faces are scaled by 1 +- this.")
+    brightness: float = option(20.0, "Training pixel values are offset by +- this.")
+    contrast: float = option(0.2, "Training faces' contrast is scaled by 1 +- this.")
 
 
 LR_SCHEDULES = ("plateau", "cosine")
-RECIPE_FIELDS = (
-    "lr_schedule",
-    "ema_momentum",
-    "label_smoothing",
-    "mixup_alpha",
-    "random_erasing",
-    "dropout",
-    "flip_test_time",
-)
-"""The training recipe's options that the CLI and the pipeline pass through."""
-EMOTION_ONLY_FIELDS = ("label_smoothing", "mixup_alpha", "random_erasing", "dropout")
+PRECISIONS = ("auto", "float32")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """Optimisation of one model."""
 
-    epochs: int = 5
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    seed: int = 0
-    """The first weights, the shuffling and every augmentation draw follow it: on the same machine
-    and libraries, the same seed trains the same model."""
-    early_stopping_patience: int = 5
-    balance_classes: bool = True
-    """Weight emotion classes inversely to their frequency (rare Disgust counts more)."""
-    lr_schedule: str = "cosine"
-    """`cosine`: a linear warm-up over `warmup_epochs`, then a cosine decay to zero at the last
-    epoch; `plateau`: halve the learning rate when validation stalls. Over 3 seeds on real FER
-    faces cosine gave 0.827 +- 0.004 test accuracy, plateau 0.818 +- 0.016 (bench/quality.py, one
-    draw each, measured before training was repeatable)."""
-    warmup_epochs: int = 3
-    ema_momentum: float = 0.0
-    """Keep an exponential moving average of the weights, validated and kept at the end (0: off;
-    e.g. 0.99)."""
-    label_smoothing: float = 0.0
-    """Emotion: the true class's target is 1 - this, the rest spread over the other classes."""
-    mixup_alpha: float = 0.0
-    """Emotion: each training face is blended with another of its batch, and their targets alike,
-    by a Beta(alpha, alpha) weight (0: off)."""
-    random_erasing: float = 0.0
-    """Emotion: the share of training faces with a random rectangle (2 to 33 % of the face)
-    replaced by noise (random erasing, Zhong et al. 2020; 0: off)."""
-    dropout: float = 0.0
-    """Emotion: the share of the pooled features dropped before the classifier while training
-    (0: off). Over 3 seeds on real FER faces at width 32, 0.5 gave 0.879 +- 0.007 test accuracy
-    with flip averaging against 0.861 +- 0.018 off with the validation faces trained on, and
-    0.851 +- 0.012 against 0.849 +- 0.023 with them held out (bench/quality.py)."""
-    flip_test_time: bool = False
-    """The trained model averages its answer for each face with its answer for the mirror image
-    (keypoints mirrored back), so evaluation and serving both see the average."""
+    epochs: int = option(5, "Training epochs of each model.")
+    batch_size: int = option(32, "Faces per training step.")
+    learning_rate: float = option(2e-3, "Adam's (peak) learning rate.")
+    seed: int = option(
+        0,
+        "Seed of the first weights, the shuffling and every augmentation draw (--seed sets it): on "
+        "the same machine and libraries, the same seed trains the same model.",
+    )
+    early_stopping_patience: int = option(
+        5, "Epochs without a better validation loss before training stops."
+    )
+    balance_classes: bool = option(
+        True, "Emotion: weight classes inversely to their frequency (rare Disgust counts more)."
+    )
+    lr_schedule: str = option(
+        "cosine",
+        "cosine: warm up over --warmup-epochs, then decay to zero at the last epoch; plateau: "
+        "halve the learning rate when validation stalls.",
+        choices=LR_SCHEDULES,
+    )
+    warmup_epochs: int = option(3, "Epochs of the cosine schedule's linear warm-up.")
+    ema_momentum: float = option(
+        0.0,
+        "Keep a moving average of the weights, validated and kept at the end (e.g. 0.99; 0: off).",
+    )
+    label_smoothing: float = option(
+        0.0,
+        "Emotion: the true class's target is 1 - this, the rest spread over the others.",
+        emotion_only=True,
+    )
+    mixup_alpha: float = option(
+        0.0,
+        "Emotion: blend each training face with another of its batch, targets alike, by a "
+        "Beta(alpha, alpha) weight (0: off).",
+        emotion_only=True,
+    )
+    random_erasing: float = option(
+        0.0,
+        "Emotion: the share of training faces with a random rectangle replaced by noise (0: off).",
+        emotion_only=True,
+    )
+    head_dropout: float = option(
+        0.0,
+        "Emotion: the share of the pooled features dropped again right before the classifier, "
+        "after --feature-dropout (0: no such layer).",
+        emotion_only=True,
+    )
+    precision: str = option(
+        "auto",
+        "auto: mixed bfloat16 on CPUs that compute it (AMX, AVX512-BF16), mixed float16 on GPUs, "
+        "float32 elsewhere (weights stay float32; the saved model computes in float32); float32: "
+        "always.",
+        choices=PRECISIONS,
+    )
+    flip_test_time: bool = option(
+        False,
+        "Both models average each face's answer with its mirror image's (keypoints mirrored "
+        "back), in evaluation and serving, for twice the compute per face.",
+    )
     network: ResNetConfig = field(default_factory=ResNetConfig)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
     def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
-        for name in ("ema_momentum", "label_smoothing", "dropout"):
+        for name in ("lr_schedule", "precision"):
+            choices = FIELD_CHOICES[name]
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {choices}")
+        for name in ("ema_momentum", "label_smoothing", "head_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} must be at least 0 and below 1")
         if not 0.0 <= self.random_erasing <= 1.0:
@@ -177,26 +241,12 @@ class TrainSettings:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs {self.warmup_epochs} must be 0 or more")
 
-    @classmethod
-    def scaled(
-        cls,
-        epochs: int = epochs,
-        batch_size: int = batch_size,
-        learning_rate: float = learning_rate,
-        seed: int = seed,
-        width: int = DEFAULT_WIDTH,
-        depth: int = DEFAULT_DEPTH,
-        **recipe: object,
-    ) -> TrainSettings:
-        """Settings of a network `width` filters wide with `depth` identity blocks per stage, and
-        any of the `RECIPE_FIELDS`."""
-        return cls(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            network=ResNetConfig.scaled(width, depth),
-            **recipe,
+    def for_keypoints(self) -> TrainSettings:
+        """These settings with the emotion-only fields at their defaults (the keypoint model
+        ignores them, and its run and cache key should not depend on them)."""
+        return replace(
+            self,
+            **{f.name: f.default for f in fields(self) if f.metadata.get("emotion_only")},
         )
 
     def as_params(self) -> dict[str, object]:
@@ -207,31 +257,50 @@ class TrainSettings:
         return params
 
 
+FIELD_CHOICES = {"lr_schedule": LR_SCHEDULES, "precision": PRECISIONS}
+
+
 @dataclass(frozen=True)
 class GateSettings:
     """When a challenger may replace the champion: absolute floors and a paired test."""
 
-    max_keypoint_rmse_px: float = 12.0
-    min_emotion_accuracy: float = 0.3
-    significance: float = 0.05
-    min_keypoint_improvement_px: float = 0.0
-    min_emotion_improvement: float = 0.0
-    bootstrap_samples: int = 2000
-    seed: int = 0
+    max_keypoint_rmse_px: float = option(12.0, "Promotion floor: the keypoint test RMSE in px.")
+    min_emotion_accuracy: float = option(0.3, "Promotion floor: the emotion test accuracy.")
+    significance: float = option(0.05, "Level of the paired test against the champion.")
+    min_keypoint_improvement_px: float = option(
+        0.0, "Least per-face RMSE gain over the champion (px) the paired bootstrap must show."
+    )
+    min_emotion_improvement: float = option(
+        0.0, "Least accuracy gain over the champion a challenger must show."
+    )
+    bootstrap_samples: int = option(2000, "Resamples of the paired bootstrap intervals.")
+    bootstrap_seed: int = option(0, "Seed of the bootstrap resampling.")
 
 
 @dataclass(frozen=True)
 class ReleaseSettings:
     """What publishing keeps."""
 
-    keep_versions: int = 3
-    """Exported versions kept per model (the champion and labelled versions always)."""
-    latency_budget_ms: float | None = 1000.0
-    """The pre-promotion infrastructure check (TFX InfraValidator's idea): before the alias moves,
-    the candidate export is loaded by the serving code in a separate process and must answer its
-    warm-up requests as the trained model does, the slowest within this many milliseconds once
-    warm. Generous, so that only a broken or pathologically slow export fails; None skips the
-    check."""
+    keep_versions: int = option(
+        3, "Exported versions kept per model (the champion and labelled versions always)."
+    )
+    latency_budget_ms: float | None = option(
+        1000.0,
+        "The pre-promotion infrastructure check: the candidate export, loaded by the serving code "
+        "in a process of its own, must answer its warm-up requests as the trained model does, the "
+        "slowest within this many ms once warm (none: no check).",
+    )
+
+
+PIPELINE_SETTINGS = {
+    "sources": SourceSettings,
+    "split": SplitSettings,
+    "validation": ValidationSettings,
+    "training": TrainSettings,
+    "gate": GateSettings,
+    "release": ReleaseSettings,
+}
+"""The settings a pipeline run takes, each crossing to its steps as one typed parameter."""
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,16 @@ file differs from what this writes)."""
 
 from __future__ import annotations
 
+from emotion_ai.cli.settings_options import flag, unique_option_fields
 from emotion_ai.cli.steps import DEFAULT_WORKDIR
 from emotion_ai.settings import (
-    DEFAULT_DEPTH,
-    DEFAULT_WIDTH,
+    PIPELINE_SETTINGS,
     GateSettings,
+    ReleaseSettings,
+    SourceSettings,
     SplitSettings,
     TrainSettings,
+    ValidationSettings,
 )
 
 HEADER = """\
@@ -27,73 +30,55 @@ entry_points:
 """
 
 
-def _parameters(**defaults: object) -> str:
+def _parameters(defaults: dict[str, object]) -> str:
     return "".join(
-        f'      {name}: {{type: string, default: "{value}"}}\n' for name, value in defaults.items()
+        f'      {name}: {{type: string, default: "{_text(value)}"}}\n'
+        for name, value in defaults.items()
     )
 
 
-def _entry_point(name: str, command: str, **defaults: object) -> str:
-    """One entry point; a command of several lines is folded (`>-`)."""
-    lines = command.strip().splitlines()
-    folded = ">-\n" + "\n".join(f"      {line}" for line in lines) if len(lines) > 1 else lines[0]
-    return f"  {name}:\n    parameters:\n{_parameters(**defaults)}    command: {folded}\n"
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else "" if value is None else str(value)
+
+
+def _option(name: str, declared: str, is_flag: bool) -> str:
+    """One option of the command, its value the entry point's parameter `name`."""
+    if not is_flag:
+        return f"{declared} {{{name}}}"
+    return f"$([ {{{name}}} = true ] && echo {declared} || echo --no-{declared[2:]})"
+
+
+def _entry_point(name: str, command: str, classes: tuple[type, ...], workdir: bool) -> str:
+    """One entry point taking every option of `classes` (and the work folder of the steps)."""
+    options = unique_option_fields(*classes)
+    defaults = {item.name: item.default for item, _, _ in options}
+    options = [_option(item.name, flag(item), hint is bool) for item, hint, _ in options]
+    if workdir:
+        defaults["workdir"] = DEFAULT_WORKDIR.as_posix()
+        options.append("--workdir {workdir}")
+    lines = [command] + [" ".join(options[i : i + 3]) for i in range(0, len(options), 3)]
+    folded = "\n".join(f"      {line}" for line in lines)
+    return f"  {name}:\n    parameters:\n{_parameters(defaults)}    command: >-\n{folded}\n"
+
+
+STEPS = {
+    "ingest": ("emotion-ai step ingest", (SourceSettings, SplitSettings, ValidationSettings)),
+    "train_keypoints": ("emotion-ai step train-keypoints", (TrainSettings,)),
+    "train_emotion": ("emotion-ai step train-emotion", (TrainSettings,)),
+    "evaluate": ("emotion-ai step evaluate", (GateSettings,)),
+    "register": ("emotion-ai step register", (ReleaseSettings,)),
+}
 
 
 def mlproject() -> str:
-    """The MLproject text, its defaults read from the settings."""
-    workdir = DEFAULT_WORKDIR.as_posix()
-    training = {
-        "epochs": TrainSettings.epochs,
-        "learning_rate": TrainSettings.learning_rate,
-        "width": DEFAULT_WIDTH,
-        "depth": DEFAULT_DEPTH,
-        "workdir": workdir,
-    }
-    return HEADER + "".join(
-        [
-            _entry_point(
-                "main",
-                """
-emotion-ai run --epochs {epochs}
---keypoints-csv {keypoints_csv} --fer-csv {fer_csv}""",
-                keypoints_csv="",
-                fer_csv="",
-                epochs=TrainSettings.epochs,
-            ),
-            _entry_point(
-                "ingest",
-                """
-emotion-ai step ingest --keypoints-csv {keypoints_csv} --fer-csv {fer_csv}
---workdir {workdir} $([ {split_by_usage} = true ] && echo --split-by-usage)""",
-                keypoints_csv="",
-                fer_csv="",
-                split_by_usage=str(SplitSettings.use_fer_usage).lower(),
-                workdir=workdir,
-            ),
-            *(
-                _entry_point(
-                    f"train_{model}",
-                    f"""
-emotion-ai step train-{model} --epochs {{epochs}} --learning-rate {{learning_rate}}
---width {{width}} --depth {{depth}} --workdir {{workdir}}""",
-                    **training,
-                )
-                for model in ("keypoints", "emotion")
-            ),
-            _entry_point(
-                "evaluate",
-                """
-emotion-ai step evaluate --max-keypoint-rmse-px {max_keypoint_rmse_px}
---min-emotion-accuracy {min_emotion_accuracy} --workdir {workdir}""",
-                max_keypoint_rmse_px=GateSettings.max_keypoint_rmse_px,
-                min_emotion_accuracy=GateSettings.min_emotion_accuracy,
-                workdir=workdir,
-            ),
-            _entry_point(
-                "register", "emotion-ai step register --workdir {workdir}", workdir=workdir
-            ),
-        ]
+    """The MLproject text: `main` runs the whole pipeline, one entry point per step, each taking
+    every option of its settings with the settings' defaults."""
+    return (
+        HEADER
+        + _entry_point("main", "emotion-ai run", tuple(PIPELINE_SETTINGS.values()), False)
+        + "".join(
+            _entry_point(name, command, classes, True) for name, (command, classes) in STEPS.items()
+        )
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from emotion_ai.settings import LR_SCHEDULES
+from emotion_ai.settings import ReleaseSettings, SourceSettings, TrainSettings
 
 DEFAULT_STATE_DIR = Path(".state")
 DEFAULT_REST_PORT = 8501
@@ -28,29 +29,11 @@ StateDir = Annotated[
         envvar="EMOTION_AI_STATE_DIR",
     ),
 ]
-KeypointsCsv = Annotated[
-    Optional[str],
-    typer.Option(help="FKD training.csv: path, s3:// or https:// (default: synthetic faces)"),
-]
-FerCsv = Annotated[
-    Optional[str],
-    typer.Option(
-        help="fer2013.csv (emotion,pixels,Usage): path, s3:// or https:// "
-        "(default: synthetic faces)"
-    ),
-]
-Epochs = Annotated[int, typer.Option(help="Training epochs of each model.")]
-BatchSize = Annotated[int, typer.Option()]
-LearningRate = Annotated[float, typer.Option()]
-Width = Annotated[int, typer.Option(help="Filters of the first ResNet stage (doubling per stage).")]
-Depth = Annotated[int, typer.Option(help="Identity blocks per ResNet stage.")]
-Seed = Annotated[
-    int,
-    typer.Option(
-        help="Random seed of whatever the command draws (generated data, the split, first weights, "
-        "shuffling, augmentation): on the same machine the same seed gives the same result."
-    ),
-]
+
+
+def field_help(cls: type, name: str) -> str:
+    """The help text a settings field states for its option."""
+    return next(item.metadata["help"] for item in fields(cls) if item.name == name)
 
 
 def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -64,65 +47,10 @@ def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
-LrSchedule = Annotated[
-    str,
-    typer.Option(
-        callback=one_of(LR_SCHEDULES),
-        help="plateau: halve the learning rate when validation stalls; cosine: warm up, then "
-        "decay to zero at the last epoch.",
-    ),
-]
-EmaMomentum = Annotated[
-    float, typer.Option(help="Keep a moving average of the weights (e.g. 0.99; 0: off).")
-]
-LabelSmoothing = Annotated[float, typer.Option(help="Emotion: label smoothing (0: off).")]
-MixupAlpha = Annotated[float, typer.Option(help="Emotion: mixup's Beta(alpha, alpha) (0: off).")]
-RandomErasing = Annotated[
-    float,
-    typer.Option(
-        help="Emotion: the share of training faces given a random noise rectangle (0: off)."
-    ),
-]
-Dropout = Annotated[
-    float,
-    typer.Option(
-        help="Emotion: the share of the pooled features dropped before the classifier (0: off)."
-    ),
-]
-FlipTestTime = Annotated[
-    bool,
-    typer.Option(
-        help="Both models average each face's answer with its mirror image's (keypoints "
-        "mirrored back; evaluation and serving; twice the compute per face)."
-    ),
-]
-SyntheticRows = Annotated[
-    int, typer.Option(help="Rows of each synthetic data set, when no CSV is given.")
-]
-DetectFaces = Annotated[
-    bool,
-    typer.Option(
-        help="The FER image folder holds ordinary photos: find, align and crop each one's face "
-        "(photos with no face or several are left out and reported in the ingest run)."
-    ),
-]
-ValFraction = Annotated[
-    float,
-    typer.Option(
-        help="Share of rows held out for validation (early stopping, tuning); 0 trains on them "
-        "too, for all --epochs: on small data sets that pays (bench/README.md)."
-    ),
-]
-TestFraction = Annotated[float, typer.Option(help="Share of rows held out for the test figures.")]
-SplitByUsage = Annotated[bool, typer.Option(help="Split FER rows by their Usage column instead.")]
-MinRowsPerClass = Annotated[int, typer.Option(help="Fewest rows any emotion may have.")]
-MaxDuplicateRate = Annotated[float, typer.Option(help="Largest share of byte-identical images.")]
-MaxKeypointRmse = Annotated[float, typer.Option(help="Promotion floor: keypoint test RMSE.")]
-MinEmotionAccuracy = Annotated[float, typer.Option(help="Promotion floor: emotion test accuracy.")]
-Significance = Annotated[float, typer.Option(help="Level of the paired test against the champion.")]
-KeepVersions = Annotated[
-    int, typer.Option(help="Exported versions kept per model (the champion always).")
-]
+Epochs = Annotated[int, typer.Option(help=field_help(TrainSettings, "epochs"))]
+BatchSize = Annotated[int, typer.Option(help=field_help(TrainSettings, "batch_size"))]
+Seed = Annotated[int, typer.Option(help=field_help(SourceSettings, "seed"))]
+KeepVersions = Annotated[int, typer.Option(help=field_help(ReleaseSettings, "keep_versions"))]
 ModelBasePath = Annotated[
     Optional[str],
     typer.Option(
@@ -159,6 +87,15 @@ def absolute_source(source: str | None) -> str:
     if not source or "://" in source:
         return source or ""
     return str(Path(source).resolve())
+
+
+def local_sources(sources: SourceSettings) -> SourceSettings:
+    """The sources with local paths made absolute (the steps run in other folders)."""
+    return replace(
+        sources,
+        keypoints_source=absolute_source(sources.keypoints_source),
+        fer_source=absolute_source(sources.fer_source),
+    )
 
 
 def serving_dir(state_dir: Path) -> str:

@@ -17,51 +17,24 @@ from emotion_ai.cli.options import (
     DEFAULT_STATE_DIR,
     DEFAULT_UI_PORT,
     LOOPBACK,
-    BatchSize,
-    Depth,
-    DetectFaces,
-    Dropout,
-    EmaMomentum,
-    Epochs,
-    FerCsv,
-    FlipTestTime,
-    KeepVersions,
-    KeypointsCsv,
     KfpExperiment,
     KfpHost,
     KfpNamespace,
-    LabelSmoothing,
-    LearningRate,
-    LrSchedule,
-    MaxDuplicateRate,
-    MaxKeypointRmse,
-    MinEmotionAccuracy,
-    MinRowsPerClass,
-    MixupAlpha,
     ModelBasePath,
     PipelineParams,
-    RandomErasing,
-    Seed,
-    Significance,
-    SplitByUsage,
     StateDir,
-    SyntheticRows,
-    TestFraction,
     TrainingGpus,
-    ValFraction,
-    Width,
-    absolute_source,
     console,
+    local_sources,
     registry_errors,
     serving_dir,
     tracking_settings,
 )
+from emotion_ai.cli.settings_options import takes_settings
 from emotion_ai.cli.step_console import ANSI_ESCAPE
 from emotion_ai.cli.tracking import experiment_runs_url, models
 from emotion_ai.settings import (
-    DEFAULT_DEPTH,
     DEFAULT_EXPERIMENT,
-    DEFAULT_WIDTH,
     GateSettings,
     ReleaseSettings,
     SourceSettings,
@@ -73,33 +46,21 @@ from emotion_ai.settings import (
 pipeline_app = typer.Typer(help="The KFP pipeline for Kubeflow clusters.", no_args_is_help=True)
 
 
+@takes_settings(
+    sources=SourceSettings,
+    split=SplitSettings,
+    validation=ValidationSettings,
+    training=TrainSettings,
+    gate=GateSettings,
+    release=ReleaseSettings,
+)
 def run(
-    keypoints_csv: KeypointsCsv = None,
-    fer_csv: FerCsv = None,
-    epochs: Epochs = TrainSettings.epochs,
-    batch_size: BatchSize = TrainSettings.batch_size,
-    learning_rate: LearningRate = TrainSettings.learning_rate,
-    width: Width = DEFAULT_WIDTH,
-    depth: Depth = DEFAULT_DEPTH,
-    lr_schedule: LrSchedule = TrainSettings.lr_schedule,
-    ema_momentum: EmaMomentum = TrainSettings.ema_momentum,
-    label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
-    mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
-    random_erasing: RandomErasing = TrainSettings.random_erasing,
-    dropout: Dropout = TrainSettings.dropout,
-    flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
-    seed: Seed = SourceSettings.seed,
-    synthetic_rows: SyntheticRows = SourceSettings.synthetic_rows,
-    detect_faces: DetectFaces = SourceSettings.detect_faces,
-    val_fraction: ValFraction = SplitSettings.val_fraction,
-    test_fraction: TestFraction = SplitSettings.test_fraction,
-    split_by_usage: SplitByUsage = SplitSettings.use_fer_usage,
-    min_rows_per_class: MinRowsPerClass = ValidationSettings.min_rows_per_class,
-    max_duplicate_rate: MaxDuplicateRate = ValidationSettings.max_duplicate_rate,
-    max_keypoint_rmse_px: MaxKeypointRmse = GateSettings.max_keypoint_rmse_px,
-    min_emotion_accuracy: MinEmotionAccuracy = GateSettings.min_emotion_accuracy,
-    significance: Significance = GateSettings.significance,
-    keep_versions: KeepVersions = ReleaseSettings.keep_versions,
+    sources: SourceSettings,
+    split: SplitSettings,
+    validation: ValidationSettings,
+    training: TrainSettings,
+    gate: GateSettings,
+    release: ReleaseSettings,
     model_base_path: ModelBasePath = None,
     cache: Annotated[
         bool,
@@ -131,6 +92,7 @@ def run(
 ) -> None:
     """Run the whole pipeline on this machine (kfp.local, MLflow on SQLite)."""
     from emotion_ai.cli.step_console import step_console
+    from emotion_ai.settings_json import settings_to_json
     from emotion_ai.steps.supervision import supervise_steps
     from emotion_ai.steps.tracking import (
         TRIGGER_TAG,
@@ -141,23 +103,14 @@ def run(
     from pipelines.local_runner import run_local
     from pipelines.pipeline import task_policies
 
-    try:  # refused here, before any step runs, rather than by the training step
-        TrainSettings.scaled(
-            epochs,
-            batch_size,
-            learning_rate,
-            seed,
-            width,
-            depth,
-            lr_schedule=lr_schedule,
-            ema_momentum=ema_momentum,
-            label_smoothing=label_smoothing,
-            mixup_alpha=mixup_alpha,
-            random_erasing=random_erasing,
-            dropout=dropout,
-        )
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
+    settings = {
+        "sources": local_sources(sources),
+        "split": split,
+        "validation": validation,
+        "training": training,
+        "gate": gate,
+        "release": release,
+    }
     tracking = tracking_settings(state_dir)
     with registry_errors("reaching the tracking server"):
         abandoned = fail_abandoned_runs(tracking)
@@ -185,32 +138,7 @@ def run(
                 artifact_location=tracking.artifact_location,
                 parent_run_id=parent_run_id,
                 model_base_path=model_base_path or serving_dir(state_dir),
-                keypoints_source=absolute_source(keypoints_csv),
-                fer_source=absolute_source(fer_csv),
-                seed=seed,
-                synthetic_rows=synthetic_rows,
-                detect_faces=detect_faces,
-                val_fraction=val_fraction,
-                test_fraction=test_fraction,
-                split_by_usage=split_by_usage,
-                min_rows_per_class=min_rows_per_class,
-                max_duplicate_rate=max_duplicate_rate,
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                width=width,
-                depth=depth,
-                lr_schedule=lr_schedule,
-                ema_momentum=ema_momentum,
-                label_smoothing=label_smoothing,
-                mixup_alpha=mixup_alpha,
-                random_erasing=random_erasing,
-                dropout=dropout,
-                flip_test_time=flip_test_time,
-                max_keypoint_rmse_px=max_keypoint_rmse_px,
-                min_emotion_accuracy=min_emotion_accuracy,
-                significance=significance,
-                keep_versions=keep_versions,
+                **{name: settings_to_json(value) for name, value in settings.items()},
                 cache_root=str(state_dir.resolve() / "cache") if cache else "",
                 trigger=trigger,
                 checkpoint_root=str(state_dir.resolve() / "checkpoints"),

@@ -8,8 +8,10 @@ pipeline runs, `StepConsole` stands in for stdout and sorts those lines by step.
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emotion_ai.logs import headline_in
+from emotion_ai.progress import PROGRESS_DIR_ENV, Progress, read_progress
 
 TASK_STARTED = re.compile(r"Executing task '(?P<task>[\w-]+)'")
 TASK_FINISHED = re.compile(r"Task '(?P<task>[\w-]+)' finished with status (?P<status>[A-Z]+)")
@@ -73,16 +76,39 @@ class StepConsole(io.TextIOBase):
         self.current: StepLine | None = None
         self._pending = ""
         self._logs: dict[str, TextIO] = {}
+        self._lock = threading.Lock()
+        self._epochs_shown: dict[str, int] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def progress_dir(self) -> Path:
+        """Where the running steps record their progress (EMOTION_AI_PROGRESS_DIR)."""
+        return self.log_dir / "progress"
+
+    def poll_progress(self) -> tuple[str, Progress] | None:
+        """The running step and its progress, when it has moved on since the last poll: shown as
+        its headline and added to its log as it happens."""
+        step = self.current
+        progress = read_progress(self.progress_dir, step.name) if step else None
+        if progress is None or self._epochs_shown.get(step.name) == progress.epoch:
+            return None
+        self._epochs_shown[step.name] = progress.epoch
+        step.headline = progress.line()
+        with self._lock:
+            log = self._log(step.name)
+            log.write(f"[progress] {progress.line()}\n")
+            log.flush()
+        return step.name, progress
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._take(line)
+        with self._lock:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self._take(line)
         return len(text)
 
     def close(self) -> None:
@@ -173,14 +199,56 @@ def step_console(
         verbose=verbose,
         on_finish=None if live else lambda step: console.print(steps_table([step])),
     )
+    before = os.environ.get(PROGRESS_DIR_ENV)
+    os.environ[PROGRESS_DIR_ENV] = str(lines.progress_dir)
     try:
-        with _live(lines, console) if live else nullcontext(), redirect_stdout(lines):
+        with (
+            _live(lines, console) if live else nullcontext(),
+            _progress_shown(lines, None if live else console),
+            redirect_stdout(lines),
+        ):
             yield lines
     except BaseException:
         _show_failure(lines, console)
         raise
     finally:
         lines.close()
+        _restore_environment(PROGRESS_DIR_ENV, before)
+
+
+def _restore_environment(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+PROGRESS_POLL_SECONDS = 1.0
+
+
+@contextmanager
+def _progress_shown(lines: StepConsole, console: Console | None) -> Iterator[None]:
+    """Polls the running step's progress while the body runs; with a `console` (a plain stream),
+    prints a line per epoch, since no live table shows it."""
+    stop = threading.Event()
+
+    def show() -> None:
+        moved = lines.poll_progress()
+        if moved and console is not None:
+            console.print(f"  {moved[0]}: {moved[1].line()}", soft_wrap=True)
+
+    def poll() -> None:
+        while not stop.wait(PROGRESS_POLL_SECONDS):
+            show()
+
+    poller = threading.Thread(target=poll, name="step-progress", daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join()
+        show()
 
 
 def _live(lines: StepConsole, console: Console) -> Live:

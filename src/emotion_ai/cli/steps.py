@@ -15,43 +15,15 @@ import typer
 
 from emotion_ai.cli.options import (
     DEFAULT_STATE_DIR,
-    BatchSize,
-    Depth,
-    DetectFaces,
-    Dropout,
-    EmaMomentum,
-    Epochs,
-    FerCsv,
-    FlipTestTime,
-    KeepVersions,
-    KeypointsCsv,
-    LabelSmoothing,
-    LearningRate,
-    LrSchedule,
-    MaxDuplicateRate,
-    MaxKeypointRmse,
-    MinEmotionAccuracy,
-    MinRowsPerClass,
-    MixupAlpha,
     ModelBasePath,
-    RandomErasing,
-    Seed,
-    Significance,
-    SplitByUsage,
     StateDir,
-    SyntheticRows,
-    TestFraction,
-    ValFraction,
-    Width,
-    absolute_source,
     console,
+    local_sources,
     serving_dir,
     tracking_settings,
 )
+from emotion_ai.cli.settings_options import takes_settings
 from emotion_ai.settings import (
-    DEFAULT_DEPTH,
-    DEFAULT_WIDTH,
-    EMOTION_ONLY_FIELDS,
     GateSettings,
     ReleaseSettings,
     SourceSettings,
@@ -140,39 +112,24 @@ def _context(state_dir: Path, parent_run_id: str):
 
 
 @step_app.command("ingest")
+@takes_settings(sources=SourceSettings, split=SplitSettings, validation=ValidationSettings)
 def ingest(
-    keypoints_csv: KeypointsCsv = None,
-    fer_csv: FerCsv = None,
-    seed: Seed = SourceSettings.seed,
-    synthetic_rows: SyntheticRows = SourceSettings.synthetic_rows,
-    detect_faces: DetectFaces = SourceSettings.detect_faces,
-    val_fraction: ValFraction = SplitSettings.val_fraction,
-    test_fraction: TestFraction = SplitSettings.test_fraction,
-    split_by_usage: SplitByUsage = SplitSettings.use_fer_usage,
-    min_rows_per_class: MinRowsPerClass = ValidationSettings.min_rows_per_class,
-    max_duplicate_rate: MaxDuplicateRate = ValidationSettings.max_duplicate_rate,
+    sources: SourceSettings,
+    split: SplitSettings,
+    validation: ValidationSettings,
     workdir: Workdir = DEFAULT_WORKDIR,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Fetch and fingerprint both data sets, validate them and write the split data sets."""
     from emotion_ai.steps.tracking import parent_run
 
-    sources = SourceSettings(
-        absolute_source(keypoints_csv),
-        absolute_source(fer_csv),
-        synthetic_rows,
-        seed,
-        detect_faces,
-    )
     with parent_run(tracking_settings(state_dir), "step ingest") as parent_run_id:
         _prepare(
             StepFolders(workdir),
             _context(state_dir, parent_run_id),
-            sources,
-            SplitSettings(val_fraction, test_fraction, seed, split_by_usage),
-            ValidationSettings(
-                min_rows_per_class=min_rows_per_class, max_duplicate_rate=max_duplicate_rate
-            ),
+            local_sources(sources),
+            split,
+            validation,
         )
     console.print(f"validated data sets in {workdir}")
 
@@ -202,39 +159,14 @@ def _train(
 def _train_command(step: str, model: str):
     """The `step train-<model>` command of one training step."""
 
+    @takes_settings(training=TrainSettings)
     def command(
-        epochs: Epochs = TrainSettings.epochs,
-        batch_size: BatchSize = TrainSettings.batch_size,
-        learning_rate: LearningRate = TrainSettings.learning_rate,
-        width: Width = DEFAULT_WIDTH,
-        depth: Depth = DEFAULT_DEPTH,
-        seed: Seed = TrainSettings.seed,
-        lr_schedule: LrSchedule = TrainSettings.lr_schedule,
-        ema_momentum: EmaMomentum = TrainSettings.ema_momentum,
-        label_smoothing: LabelSmoothing = TrainSettings.label_smoothing,
-        mixup_alpha: MixupAlpha = TrainSettings.mixup_alpha,
-        random_erasing: RandomErasing = TrainSettings.random_erasing,
-        dropout: Dropout = TrainSettings.dropout,
-        flip_test_time: FlipTestTime = TrainSettings.flip_test_time,
+        training: TrainSettings,
         resume: Resume = False,
         workdir: Workdir = DEFAULT_WORKDIR,
         state_dir: StateDir = DEFAULT_STATE_DIR,
     ) -> None:
-        recipe = {
-            "lr_schedule": lr_schedule,
-            "ema_momentum": ema_momentum,
-            "label_smoothing": label_smoothing,
-            "mixup_alpha": mixup_alpha,
-            "random_erasing": random_erasing,
-            "dropout": dropout,
-            "flip_test_time": flip_test_time,
-        }
-        if step != "train_emotion":
-            recipe = {k: v for k, v in recipe.items() if k not in EMOTION_ONLY_FIELDS}
-        settings = TrainSettings.scaled(
-            epochs, batch_size, learning_rate, seed, width, depth, **recipe
-        )
-        _train(step, settings, resume, workdir, state_dir)
+        _train(step, training, resume, workdir, state_dir)
 
     command.__doc__ = (
         f"Train the {model} model on WORKDIR's validated data (checkpointed every epoch)."
@@ -265,10 +197,9 @@ def _require_models(folders: StepFolders) -> None:
 
 
 @step_app.command("evaluate")
+@takes_settings(gate=GateSettings)
 def evaluate(
-    max_keypoint_rmse_px: MaxKeypointRmse = GateSettings.max_keypoint_rmse_px,
-    min_emotion_accuracy: MinEmotionAccuracy = GateSettings.min_emotion_accuracy,
-    significance: Significance = GateSettings.significance,
+    gate: GateSettings,
     workdir: Workdir = DEFAULT_WORKDIR,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
@@ -278,11 +209,6 @@ def evaluate(
 
     folders = StepFolders(workdir)
     _require_models(folders)
-    gate = GateSettings(
-        max_keypoint_rmse_px=max_keypoint_rmse_px,
-        min_emotion_accuracy=min_emotion_accuracy,
-        significance=significance,
-    )
     with parent_run(tracking_settings(state_dir), "step evaluate") as parent_run_id:
         report = model_steps.evaluate(
             folders["keypoints_data"],
@@ -301,9 +227,10 @@ def evaluate(
 
 
 @step_app.command("register")
+@takes_settings(release=ReleaseSettings)
 def register(
+    release: ReleaseSettings,
     model_base_path: ModelBasePath = None,
-    keep_versions: KeepVersions = ReleaseSettings.keep_versions,
     workdir: Workdir = DEFAULT_WORKDIR,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
@@ -322,7 +249,7 @@ def register(
             folders["report"],
             model_base_path or serving_dir(state_dir),
             _context(state_dir, parent_run_id),
-            ReleaseSettings(keep_versions),
+            release,
         )
     for name, result in outcome.items():
         console.print(

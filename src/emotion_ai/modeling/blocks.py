@@ -58,12 +58,14 @@ def resnet_stage(x, filters: int, identity_blocks: int, strides: int, name: str)
 def resnet_features(inputs, config: ResNetConfig):
     """Pixels 0..255 in, a pooled feature vector out."""
     x = layers.Rescaling(1 / 255, name="pixels_to_unit")(inputs)
+    if config.input_pool > 1:
+        x = layers.AveragePooling2D(config.input_pool, name="input_pool")(x)
     x = conv_bn_relu(x, config.stem_filters, 5, 2, "stem")
     for index, filters in enumerate(config.stage_filters):
         strides = 1 if index == 0 else 2
-        x = resnet_stage(x, filters, config.identity_blocks, strides, f"stage{index + 1}")
+        x = resnet_stage(x, filters, config.depth, strides, f"stage{index + 1}")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    return layers.Dropout(config.dropout, name="dropout")(x)
+    return layers.Dropout(config.feature_dropout, name="feature_dropout")(x)
 
 
 def face_input(size: int) -> keras.KerasTensor:

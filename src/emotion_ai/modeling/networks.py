@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -13,10 +15,28 @@ from emotion_ai.settings import ResNetConfig
 HALF_FACE = FACE_SIZE / 2
 
 
-def precision_policy(gpus: list) -> str:
-    """Mixed float16 on a GPU (tensor cores), float32 elsewhere; output layers stay float32 either
-    way."""
-    return "mixed_float16" if gpus else "float32"
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+"""CPU features (as /proc/cpuinfo names them) that compute bfloat16 natively."""
+
+
+def cpu_computes_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bfloat16 instructions (Linux; False where it can't tell)."""
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return False
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+
+
+def precision_policy(precision: str, gpus: list, cpu_bfloat16: bool) -> str:
+    """`auto`: mixed float16 on a GPU (tensor cores), mixed bfloat16 on a CPU that computes it
+    (AMX, AVX512-BF16), float32 elsewhere; `float32` always. Weights and output layers stay float32
+    either way."""
+    if precision == "float32":
+        return "float32"
+    if gpus:
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_bfloat16 else "float32"
 
 
 def build_keypoint_model(
@@ -86,13 +106,13 @@ def with_flip_averaging(model: keras.Model) -> keras.Model:
     return keras.Model(faces, averaged, name=model.name)
 
 
-def build_emotion_model(config: ResNetConfig, dropout: float = 0.0) -> keras.Model:
-    """96x96x1 face (0..255) -> probabilities of the 5 emotions; `dropout` of the pooled features
-    dropped while training."""
+def build_emotion_model(config: ResNetConfig, head_dropout: float = 0.0) -> keras.Model:
+    """96x96x1 face (0..255) -> probabilities of the 5 emotions; with `head_dropout`, a second
+    dropout of the pooled features right before the classifier (after the network's own)."""
     inputs = face_input(FACE_SIZE)
     features = resnet_features(inputs, config)
-    if dropout:
-        features = layers.Dropout(dropout, name="head_dropout")(features)
+    if head_dropout:
+        features = layers.Dropout(head_dropout, name="head_dropout")(features)
     probabilities = layers.Dense(
         len(EMOTIONS), activation="softmax", name="emotion", dtype="float32"
     )(features)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from unittest import mock
@@ -31,11 +33,13 @@ from emotion_ai.modeling.input_pipeline import (
 from emotion_ai.modeling.networks import (
     build_emotion_model,
     build_keypoint_model,
+    cpu_computes_bfloat16,
     masked_keypoint_loss,
     masked_rmse_px,
     precision_policy,
     with_flip_averaging,
 )
+from emotion_ai.progress import Progress, write_progress
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -117,6 +121,43 @@ def optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers
     return keras.optimizers.Adam(rate, use_ema=True, ema_momentum=settings.ema_momentum)
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """Records after each epoch how far `step` is (`emotion_ai.progress`): epoch k/N, the latest
+    validation figure, and the time left at the pace so far."""
+
+    def __init__(self, step: str, epochs: int) -> None:
+        super().__init__()
+        self.step, self.epochs = step, epochs
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._started, self._first_epoch = time.monotonic(), None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        done = epoch + 1 - self._first_epoch
+        pace = (time.monotonic() - self._started) / done
+        figure = progress_figure(logs or {})
+        write_progress(
+            self.step, Progress(epoch + 1, self.epochs, figure, pace * (self.epochs - epoch - 1))
+        )
+
+
+def progress_figure(logs: dict) -> str:
+    """The epoch's headline figure in words: validation accuracy or RMSE where there is one."""
+    for name, label, unit, digits in (
+        ("val_accuracy", "val accuracy", "", 3),
+        ("val_masked_rmse_px", "val RMSE", " px", 2),
+        ("accuracy", "train accuracy", "", 3),
+        ("masked_rmse_px", "train RMSE", " px", 2),
+    ):
+        if name in logs:
+            return f"{label} {float(logs[name]):.{digits}f}{unit}"
+    return f"loss {float(logs.get('loss', float('nan'))):.4f}"
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves a checkpoint at the end of every epoch, history included (from `history` onwards)."""
 
@@ -152,6 +193,7 @@ def _fit(
     dataset: FaceDataset,
     settings: TrainSettings,
     *,
+    step: str,
     loss,
     metrics,
     augment=None,
@@ -182,7 +224,10 @@ def _fit(
         else None
     )
     done_history = saved["history"] if saved else {}
-    callbacks = _callbacks(settings, validation is not None)
+    callbacks = [
+        *_callbacks(settings, validation is not None),
+        EpochProgress(step, settings.epochs),
+    ]
     if checkpoints:
         callbacks.append(
             EpochCheckpoint(checkpoints, mlflow.active_run().info.run_id, done_history)
@@ -315,14 +360,31 @@ def _held_out(dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
     return images[:EXAMPLE_FACES], targets[:EXAMPLE_FACES]
 
 
-def _prepare(settings: TrainSettings) -> None:
-    """Seeds Python, NumPy, TensorFlow and Keras before the network is built, so its first weights
-    and every random draw of training follow the settings' seed; mixed precision when TensorFlow
-    sees a GPU (the policy is logged with the run)."""
+def _seed(settings: TrainSettings) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras before anything random is built, so the first
+    weights and every random draw of training follow the settings' seed."""
     keras.utils.set_random_seed(settings.seed)
-    policy = precision_policy(tf.config.list_physical_devices("GPU"))
+
+
+def _use_precision(settings: TrainSettings) -> None:
+    """The precision policy of the layers built from here on (mixed where the hardware computes
+    it, see `precision_policy`), logged with the run."""
+    policy = precision_policy(
+        settings.precision, tf.config.list_physical_devices("GPU"), cpu_computes_bfloat16()
+    )
     keras.mixed_precision.set_global_policy(policy)
-    mlflow.log_param("precision", policy)
+    mlflow.log_param("precision_policy", policy)
+
+
+def _in_float32(model: keras.Model, build: Callable[[], keras.Model]) -> keras.Model:
+    """The trained network as a float32 model (`build` makes its architecture afresh): what is
+    saved and served computes in float32 on any machine, whatever precision trained it."""
+    if keras.mixed_precision.global_policy().name == "float32":
+        return model
+    keras.mixed_precision.set_global_policy("float32")
+    copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def train_keypoint_model(
@@ -330,17 +392,20 @@ def train_keypoint_model(
 ) -> TrainedModel:
     """Trains the keypoint ResNet on all rows (missing keypoints masked out of the loss), on faces
     mirrored, rotated, shifted, scaled and relit at random with their keypoints moved alike."""
-    _prepare(settings)
-    model = build_keypoint_model(settings.network, np.nanmean(dataset.part(TRAIN)[1], axis=0))
+    _seed(settings)
+    _use_precision(settings)
+    mean_face = np.nanmean(dataset.part(TRAIN)[1], axis=0)
     model, history = _fit(
-        model,
+        build_keypoint_model(settings.network, mean_face),
         dataset,
         settings,
+        step="train_keypoints",
         loss=masked_keypoint_loss,
         metrics=[masked_rmse_px],
         augment=keypoint_augmentation(settings.augment),
         checkpoints=checkpoints,
     )
+    model = _in_float32(model, lambda: build_keypoint_model(settings.network, mean_face))
     if settings.flip_test_time:
         model = with_flip_averaging(model)
     faces, truth = _held_out(dataset)
@@ -358,28 +423,29 @@ def train_emotion_model(
 ) -> TrainedModel:
     """Trains the emotion ResNet (classes balanced by weights unless turned off) on randomly
     mirrored, moved and relit faces."""
-    _prepare(settings)
-    model = build_emotion_model(settings.network, settings.dropout)
+    _seed(settings)
+    augment = emotion_augmentation(settings.augment, settings.mixup_alpha, settings.random_erasing)
+    _use_precision(settings)  # after the augmentation: its layers compute in float32 regardless
     weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None
     if weights:
         mlflow.log_params({f"class_weight/{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
     soft_targets = settings.label_smoothing > 0 or settings.mixup_alpha > 0
     model, history = _fit(
-        model,
+        build_emotion_model(settings.network, settings.head_dropout),
         _one_hot(dataset) if soft_targets else dataset,
         settings,
+        step="train_emotion",
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing)
         if soft_targets
         else "sparse_categorical_crossentropy",
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
         if soft_targets
         else ["accuracy"],
-        augment=emotion_augmentation(
-            settings.augment, settings.mixup_alpha, settings.random_erasing
-        ),
+        augment=augment,
         class_weight=weights,
         checkpoints=checkpoints,
     )
+    model = _in_float32(model, lambda: build_emotion_model(settings.network, settings.head_dropout))
     if settings.flip_test_time:
         model = with_flip_averaging(model)
     faces, truth = _held_out(dataset)

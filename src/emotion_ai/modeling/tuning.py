@@ -33,7 +33,9 @@ class SearchSpace:
         )
         width = trial.suggest_categorical("width", list(self.widths))
         depth = trial.suggest_int("depth", 0, self.max_depth)
-        return replace(base, learning_rate=learning_rate, network=ResNetConfig.scaled(width, depth))
+        return replace(
+            base, learning_rate=learning_rate, network=ResNetConfig(width=width, depth=depth)
+        )
 
 
 @dataclass(frozen=True)

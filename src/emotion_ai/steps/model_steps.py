@@ -17,6 +17,7 @@ from emotion_ai.logs import log_headline
 from emotion_ai.modeling import metrics, plots, training
 from emotion_ai.modeling.checkpoints import Checkpoints
 from emotion_ai.release import registry
+from emotion_ai.release.decisions import read_decisions, write_decisions
 from emotion_ai.release.gate import gate_emotion, gate_keypoints
 from emotion_ai.release.infra_check import InfraCheckFailed
 from emotion_ai.release.model_card import MODEL_DESCRIPTIONS, UiLinks, model_card
@@ -112,7 +113,10 @@ def train(
     control: TrainControl = TrainControl(),
 ) -> dict:
     """Trains one model (or reuses the one trained on the same data and settings); returns its
-    lineage. Its checkpoints are removed once the step has finished."""
+    lineage. Its checkpoints are removed once the step has finished. The keypoint model takes the
+    settings less their emotion-only fields."""
+    if step == "train_keypoints":
+        settings = settings.for_keypoints()
     use_tracking(context.tracking)
     key = cache_key(step, [data_dir], settings.as_params())
     checkpoints = control.checkpoints(step, key)
@@ -285,9 +289,8 @@ def evaluate(
         for decision in decisions:
             mlflow.set_tag(f"decision/{decision['model']}", verdict(decision))
             mlflow.set_tag(f"decision/{decision['model']}/reason", decision["reason"])
-        report = {decision["model"]: decision for decision in decisions}
+        report = write_decisions(report_dir / DECISIONS_FILE, decisions)
         mlflow.log_dict(report, DECISIONS_FILE)
-        write_json(report_dir / DECISIONS_FILE, report)
     log_headline(
         logger,
         "; ".join(
@@ -358,7 +361,7 @@ def register(
     """Registers both challengers (from their logged models, the model card as the version's
     description); exports and promotes those the gate passed; sums the pipeline run up on its
     parent run."""
-    decisions = read_json(report_dir / DECISIONS_FILE)
+    decisions = read_decisions(report_dir / DECISIONS_FILE)
     with step_run(context.tracking, context.parent_run_id, "register"):
         outcome = {
             name: _register_one(

@@ -1,0 +1,80 @@
+"""README and docs/ name only what exists: every `emotion_ai.*` module or attribute, every
+`emotion-ai` command; README stays short (the depth lives in docs/)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import typer
+
+from emotion_ai.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOTTED = re.compile(r"\bemotion_ai(?:\.[A-Za-z_]\w*)+")
+PATH = re.compile(
+    r"\b(?:src|components|pipelines|bench|infra|tests)/[\w/.-]*\w\.(?:py|ya?ml|md|json)\b"
+)
+COMMAND = re.compile(r"\bemotion-ai ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)?)")
+
+
+def _resolves(dotted: str) -> bool:
+    """An importable module, or an attribute chain under the longest importable prefix."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(target, name):
+                return False
+            target = getattr(target, name)
+        return True
+    return False
+
+
+def _tag_names() -> set[str]:
+    """`emotion_ai.*` strings the code writes as MLflow tag keys (`emotion_ai.step`): names, not
+    modules."""
+    source = ROOT / "src" / "emotion_ai"
+    names = set()
+    for path in source.rglob("*.py"):
+        names.update(re.findall(r"[\"'](emotion_ai\.[\w.]+)[\"']", path.read_text()))
+    return names | {f"{name}.source_run_id" for name in names}
+
+
+def test_every_emotion_ai_name_in_the_docs_exists():
+    named = {name.rstrip(".") for page in PAGES for name in DOTTED.findall(page.read_text())}
+    modules = named - _tag_names()
+    assert len(modules) >= 5
+    assert [name for name in sorted(modules) if not _resolves(name)] == []
+
+
+def test_every_project_file_the_docs_name_exists():
+    named = {path for page in PAGES for path in PATH.findall(page.read_text())}
+    assert len(named) > 5
+    assert sorted(path for path in named if not (ROOT / path).exists()) == []
+
+
+def test_every_emotion_ai_command_in_the_docs_exists():
+    commands = typer.main.get_command(app).commands
+    missing = set()
+    for page in PAGES:
+        for words in COMMAND.findall(page.read_text()):
+            first, *rest = words.split()
+            if first not in commands:
+                missing.add(f"{page.name}: emotion-ai {first}")
+            elif rest and hasattr(commands[first], "commands"):
+                if rest[0] not in commands[first].commands:
+                    missing.add(f"{page.name}: emotion-ai {words}")
+    assert missing == set()
+
+
+def test_the_readme_is_for_users_and_links_every_page_of_docs():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.split()) < 1500
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"(docs/{page.name})" in readme, page.name
