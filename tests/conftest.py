@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,44 @@ LONGEST_FILES_FIRST = (
 files to workers in collection order (`make test` passes --no-loadscope-reorder; by default it
 orders files by their number of tests), so the long ones start first and the workers finish
 together, instead of one worker running the last long file alone while the other waits."""
+
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _checkout_status() -> str:
+    """`git status --porcelain` of the checkout ('' where it is no git checkout)."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout if result.returncode == 0 else ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test process works in a folder of its own, so that nothing a library writes to its
+    working folder by default (MLflow's `mlflow.db`) lands in the checkout; the session remembers
+    the checkout's state to check it at the end."""
+    if not hasattr(config, "workerinput"):
+        config.stash[CHECKOUT_STATE] = _checkout_status()
+    os.chdir(tempfile.mkdtemp(prefix="emotion-ai-tests-"))
+
+
+CHECKOUT_STATE = pytest.StashKey[str]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fails the session when its tests changed the checkout (`git status` differs)."""
+    config = session.config
+    if hasattr(config, "workerinput") or CHECKOUT_STATE not in config.stash:
+        return
+    before, after = config.stash[CHECKOUT_STATE], _checkout_status()
+    if after != before:
+        changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+        print(f"\nthe tests changed the checkout ({CHECKOUT}): {changed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -234,8 +234,7 @@ def test_serve_options_take_their_defaults_from_the_settings():
 
 
 def test_the_committed_mlproject_is_the_one_generated_from_the_settings():
-    with open("MLproject") as handle:
-        committed = handle.read()
+    committed = (Path(__file__).resolve().parent.parent / "MLproject").read_text()
     assert committed == mlproject(), "run `make mlproject`"
     entry_points = yaml.safe_load(committed)["entry_points"]
     training = entry_points["train_emotion"]["parameters"]
