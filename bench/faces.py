@@ -143,7 +143,7 @@ def emotion_cost(args, dataset) -> dict:
     from emotion_ai.settings import TrainSettings
 
     settings = replace(
-        TrainSettings.scaled(args.epochs, 32, 2e-3, 0, 16, 1),
+        TrainSettings(epochs=args.epochs),
         early_stopping_patience=15,
         balance_classes=False,
     )

@@ -178,7 +178,7 @@ def _registered_versions(work: Path, width: int) -> None:
     for seed in (0, 1):
         keras.utils.set_random_seed(seed)
         with mlflow.start_run():
-            model = build_emotion_model(ResNetConfig.scaled(width, 1))
+            model = build_emotion_model(ResNetConfig(width=width))
             uri = log_keras_model(model, np.zeros((1, 96, 96, 1), np.float32), MODEL).model_uri
         registry.register_version(uri, MODEL, {})
 

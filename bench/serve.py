@@ -181,7 +181,7 @@ def build_model(work: Path, width: int, depth: int) -> tuple[Path, str, object]:
     from emotion_ai.settings import ResNetConfig
 
     keras.utils.set_random_seed(0)
-    model = build_emotion_model(ResNetConfig.scaled(width, depth))
+    model = build_emotion_model(ResNetConfig(width=width, depth=depth))
     export_saved_model(model, work / "serving", MODEL, 1)
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     mlflow.set_experiment("bench-serve")

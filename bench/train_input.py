@@ -66,7 +66,7 @@ def measure(faces_count: int, batch_size: int, rounds: int, width: int) -> dict:
     models = {}
     for name in ("pipeline", "preloaded"):
         keras.utils.set_random_seed(0)
-        models[name] = build_emotion_model(ResNetConfig.scaled(width, 1))
+        models[name] = build_emotion_model(ResNetConfig(width=width))
         models[name].compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     fits = {
         "pipeline": lambda timer: models["pipeline"].fit(
@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     measured = measure(args.faces, args.batch_size, args.rounds, args.width)
     command = (
-        f"uv run python bench/train.py --faces {args.faces} --batch-size {args.batch_size} "
+        f"uv run python bench/train_input.py --faces {args.faces} --batch-size {args.batch_size} "
         f"--rounds {args.rounds} --width {args.width}"
     )
     result = write_result(

@@ -46,7 +46,9 @@ def test_a_line_without_its_pixel_field_has_no_pixels(line, count):
         ("1 2 256 4", "range"),
         ("1 2 1000 4", "range"),
         ("1 2 99999999999999999999 4", "range"),
-        ("1 2 -3 4", "non_numeric"),
+        ("1 2 -3 4", "range"),
+        ("1 2 3- 4", "non_numeric"),
+        ("1 2 - 4", "non_numeric"),
         ("1 2 3 4 5", "count"),
         ("", "count"),
     ],
@@ -57,7 +59,7 @@ def test_a_bad_row_is_flagged_on_its_own_row(bad_row, problem):
     flagged = {
         "count": parsed.count != 4,
         "non_numeric": parsed.non_numeric,
-        "range": parsed.maximum > 255,
+        "range": (parsed.maximum > 255) | (parsed.minimum < 0),
     }[problem]
     assert flagged.tolist() == [False, True, False]
 

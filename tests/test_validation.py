@@ -55,13 +55,14 @@ def test_empty_file(tmp_path):
 
 
 def test_header_only(tmp_path, fer_lines):
-    _expect_failure(
+    message = _expect_failure(
         tmp_path,
         fer_lines[0] + "\n",
         FER_FORMAT,
         DataValidationError,
         "expect_table_row_count_to_be_between",
     )
+    assert "duplicate_image" not in message, "no rows are no duplicates"
 
 
 def test_wrong_delimiter(tmp_path, fer_lines):
@@ -135,6 +136,21 @@ def test_pixel_256(tmp_path, fer_lines):
         "file row(s) [3]",
         "256",
     )
+
+
+def test_a_negative_pixel_is_out_of_range_not_non_numeric(tmp_path, fer_lines):
+    label, pixels, usage = fer_lines[2].split(",")
+    bad = ",".join([label, "-3 " + pixels.split(" ", 1)[1], usage])
+    message = _expect_failure(
+        tmp_path,
+        _with_row(fer_lines, 2, bad),
+        FER_FORMAT,
+        DataValidationError,
+        "column 'pixel_min'",
+        "file row(s) [3]",
+        "-3",
+    )
+    assert "pixel_non_numeric" not in message
 
 
 def test_label_7(tmp_path, fer_lines):

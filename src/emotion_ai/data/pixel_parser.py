@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-_TAB, _NEWLINE, _RETURN, _SPACE, _QUOTE, _COMMA, _ZERO = 9, 10, 13, 32, 34, 44, 48
+_TAB, _NEWLINE, _RETURN, _SPACE, _QUOTE, _COMMA, _MINUS, _ZERO = 9, 10, 13, 32, 34, 44, 45, 48
 TOO_LONG = 1000
 """Value given to a token of more than three digits: always out of the 0..255 range."""
 _PIECES = 64
@@ -213,10 +213,12 @@ def _parse_pixels(text, n_pixels, image):  # pragma: no cover - compiled
     """Writes the tokens of `text` into image; returns their count, minimum, maximum and whether a
     byte that is neither space nor digit was seen.
 
-    A token is a run of non-space bytes; its value is its digits read as a number (a token of
-    more than three characters is TOO_LONG). Digits are tested first: they are most of the bytes.
+    A token is a run of non-space bytes; its value is its digits read as a number, negative after
+    a leading minus sign (a token of more than three digits is TOO_LONG, or -TOO_LONG), so a
+    negative pixel is out of range, not a non-numeric one. Digits are tested first: they are most
+    of the bytes.
     """
-    tokens, value, length, low, high, bad = 0, 0, 0, TOO_LONG, -1, False
+    tokens, value, length, low, high, bad, sign = 0, 0, 0, TOO_LONG, -TOO_LONG, False, 1
     for position in range(len(text) + 1):
         byte = text[position] if position < len(text) else _SPACE
         digit = np.int64(byte) - _ZERO
@@ -226,10 +228,15 @@ def _parse_pixels(text, n_pixels, image):  # pragma: no cover - compiled
             if length:
                 if length > 3:
                     value = TOO_LONG
+                value *= sign
                 if tokens < n_pixels:
-                    image[tokens] = min(value, 255)
+                    image[tokens] = min(max(value, 0), 255)
                 tokens, low, high = tokens + 1, min(low, value), max(high, value)
-                value, length = 0, 0
+            elif sign == -1:
+                bad = True
+            value, length, sign = 0, 0, 1
+        elif byte == _MINUS and length == 0 and sign == 1:
+            sign = -1
         else:
             bad, length = True, length + 1
     return (tokens, low, high, bad) if tokens else (0, -1, -1, bad)

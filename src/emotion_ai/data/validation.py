@@ -90,15 +90,21 @@ def schema_expectations(table_format: TableFormat) -> list:
     ]
 
 
-def content_expectations(table_format: TableFormat, settings: ValidationSettings) -> list:
+def content_expectations(
+    table_format: TableFormat, settings: ValidationSettings, rows: int = 1
+) -> list:
     """The table's expectations (row count, duplicate share), then the row expectations shared by
     both formats, then the format's own. A row expectation holds while at most
-    `max_bad_row_share` of the rows fail it; those rows are set aside."""
+    `max_bad_row_share` of the rows fail it; those rows are set aside. A table of no `rows` is
+    judged by its row count alone (a share of no rows would fail for no reason)."""
     gx = _gx()
     expect = gx.expectations
+    row_count = expect.ExpectTableRowCountToBeBetween(min_value=settings.min_rows)
+    if not rows:
+        return [row_count]
     row = {"mostly": 1.0 - settings.max_bad_row_share}
     common = [
-        expect.ExpectTableRowCountToBeBetween(min_value=settings.min_rows),
+        row_count,
         expect.ExpectColumnMeanToBeBetween(
             column="duplicate_image", min_value=0, max_value=settings.max_duplicate_rate
         ),
@@ -110,6 +116,7 @@ def content_expectations(table_format: TableFormat, settings: ValidationSettings
         ),
         expect.ExpectColumnValuesToBeInSet(column="pixel_non_numeric", value_set=[False], **row),
         expect.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=0, max_value=255, **row),
+        expect.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0, max_value=255, **row),
         expect.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="pixel_max", column_B="pixel_min", **row
         ),
@@ -336,7 +343,7 @@ def _validate(
     reports = [check_schema(path, table_format, runner, source)]
     table = read_table(path, table_format)
     rows = content_frame(table)
-    expectations = content_expectations(table_format, settings)
+    expectations = content_expectations(table_format, settings, len(rows))
     content = runner.run(rows, f"{table_format.name}-content", expectations, source, rows["row"])
     _too_many_bad_rows(content, settings)
     reports.append(_raise_on_failure(content))
