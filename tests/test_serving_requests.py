@@ -101,6 +101,8 @@ def test_bad_bodies_get_a_clear_reason(body, words):
         ({"instances": [[300] * 9216]}, "0..255"),
         ({"instances": [[-1] * 9216]}, "0..255"),
         ({"instances": [[float("nan")] * 9216]}, "finite"),
+        ({"instances": [[True] + [0] * 9215]}, "not true or false"),
+        ({"inputs": [[[0] * 95 + [False]] * 96]}, "not true or false"),
     ],
 )
 def test_bad_requests_get_a_clear_reason(payload, words):

@@ -143,7 +143,16 @@ def _raw_image(value: bytes | str) -> bytes:
         return value
 
 
+def _holds_bool(value: object) -> bool:
+    """Whether a JSON value holds `true` or `false` anywhere (NumPy would take them as 1 and 0)."""
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, list) and any(_holds_bool(item) for item in value)
+
+
 def _pixel_faces(instances: list) -> np.ndarray:
+    if _holds_bool(instances):
+        raise InvalidInput("pixel values must be numbers, not true or false")
     try:
         faces = np.asarray(instances, dtype=np.float32)
     except (ValueError, TypeError, OverflowError) as error:
