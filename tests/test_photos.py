@@ -148,7 +148,7 @@ def test_exif_orientation_is_honoured(server):
 @pytest.mark.parametrize(
     "photo, status, words",
     [
-        (b"this is not an image", 400, "not a readable PNG or JPEG"),
+        (b"this is not an image", 400, "not a PNG or JPEG"),
         (jpeg(ASTRONAUT)[:4000], 400, "not a readable PNG or JPEG"),
     ],
     ids=["not-an-image", "truncated-jpeg"],
@@ -210,6 +210,21 @@ def test_predict_prints_every_face_and_writes_the_annotated_photo(layout, tmp_pa
     assert (np.abs(drawn[y + height // 2, x] - (255, 196, 0)) < 40).all(), "the box is drawn"
     table = run_predict(str(photo), "--model-base-path", str(layout))
     assert table.exit_code == 0 and "1 face" in table.stdout and face["emotion"][:5] in table.stdout
+
+
+def test_predict_answers_every_good_photo_and_names_each_bad_one(layout, tmp_path):
+    good, bad = tmp_path / "astronaut.png", tmp_path / "notanimage.png"
+    good.write_bytes(png(ASTRONAUT))
+    bad.write_bytes(b"this is not an image")
+    done = run_predict(str(good), str(bad), "--model-base-path", str(layout))
+    assert done.exit_code == 1
+    assert "1 face" in done.stdout, "the good photo is answered"
+    assert f"{bad}: not a PNG or JPEG photo" in done.stdout.replace("\n", "")
+    assert "object at 0x" not in done.stdout + done.stderr
+    as_json = json.loads(
+        run_predict(str(bad), str(good), "--model-base-path", str(layout), "--json").stdout
+    )
+    assert [sorted(r) for r in as_json["results"]] == [["error", "path"], ["faces", "path"]]
 
 
 def test_predict_follows_the_faces_of_a_video_and_writes_their_timeline(layout, tmp_path):

@@ -181,6 +181,9 @@ def test_cli_promote_and_rollback(tmp_path):
         assert result.exit_code == 0, result.output[-2000:]
     assert "rolled back: version 1" in result.output
     assert int(MlflowClient().get_model_version_by_alias(NAME, "champion").version) == v1
+    promoted = MlflowClient().get_model_version(NAME, str(v2))
+    assert promoted.tags["decision"] == "promote (manual)" and promoted.tags["decision_by"]
+    assert promoted.tags["decision_at"] and "## Promoted by hand" in promoted.description
     assert versions(state / "serving", NAME) == [v1]
     canary = cli("label", NAME, "canary", str(v2))
     assert canary.exit_code == 0, canary.output[-2000:]
@@ -189,7 +192,7 @@ def test_cli_promote_and_rollback(tmp_path):
     refused = cli("label", NAME, "stable", str(v2))
     assert refused.exit_code == 1 and "promote" in refused.output
     table = cli("models").output
-    assert "champion" in table and NAME in table
+    assert "champion" in table and NAME in table and "promote (manual)" in table
 
 
 def test_a_failed_export_keeps_the_champion_and_the_served_layout(store, tmp_path):

@@ -4,6 +4,7 @@ server."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,6 +12,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from emotion_ai.cli.options import (
     DEFAULT_STATE_DIR,
@@ -33,6 +35,10 @@ from emotion_ai.settings import (
 class Inputs:
     photos: list[Path]
     videos: list[Path]
+
+
+class UnreadableInput(ValueError):
+    """A photo or video that could not be read; the others are still analysed."""
 
 
 def collect_inputs(paths: list[Path]) -> Inputs:
@@ -149,17 +155,39 @@ def predict(
     models = ChampionModels(model_base_path or serving_dir(state_dir))
     detector = FaceDetector(DetectorSettings(min_face_size, min_score))
     several = len(inputs.photos) + len(inputs.videos) > 1
-    results = [photo_result(photo, detector, models, annotate, several) for photo in inputs.photos]
     timelines = timeline or (annotate if annotate and several else None) or state_dir / "timelines"
-    results += [
-        video_result(video, detector, models, fps, annotate, timelines, several)
+    results = [
+        _or_error(photo, lambda p=photo: photo_result(p, detector, models, annotate, several))
+        for photo in inputs.photos
+    ] + [
+        _or_error(
+            video,
+            lambda v=video: video_result(v, detector, models, fps, annotate, timelines, several),
+        )
         for video in inputs.videos
     ]
+    failed = [result for result in results if "error" in result]
     if as_json:
         console.print_json(json.dumps({"models": models.versions, "results": results}))
-        return
+    else:
+        _print_results(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _or_error(path: Path, analyse: Callable[[], dict]) -> dict:
+    """`analyse()`'s result, or `{"path", "error"}` naming why the file could not be read."""
+    try:
+        return analyse()
+    except UnreadableInput as error:
+        return {"path": str(path), "error": str(error)}
+
+
+def _print_results(results: list[dict]) -> None:
     for result in results:
-        if "faces" in result:
+        if "error" in result:
+            console.print(Text(f"{result['path']}: {result['error']}", style="red"), soft_wrap=True)
+        elif "faces" in result:
             console.print(face_table(Path(result["path"]), result["faces"]))
         else:
             console.print(
@@ -179,8 +207,8 @@ def photo_result(
 
     try:
         rgb = read_photo(photo.read_bytes())
-    except PhotoError as error:
-        raise typer.BadParameter(f"{photo}: {error}") from error
+    except (PhotoError, OSError) as error:
+        raise UnreadableInput(str(error)) from error
     faces = analyze(rgb, detector, models)
     result = {"path": str(photo), "faces": faces}
     if annotate is not None:
@@ -215,7 +243,7 @@ def video_result(
         with console.status(f"{video}: analysing {fps:g} frames a second"):
             rows = monitor(video, fps, lambda rgb: analyze(rgb, detector, models), on_frame)
     except VideoError as error:
-        raise typer.BadParameter(str(error)) from error
+        raise UnreadableInput(str(error)) from error
     finally:
         if writer is not None:
             writer.close()

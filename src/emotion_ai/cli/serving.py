@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
@@ -232,14 +235,18 @@ def promote(
     keep_versions: KeepVersions = ReleaseSettings.keep_versions,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Make VERSION the champion by hand (no gate); serving follows."""
+    """Make VERSION the champion by hand (no gate); serving follows. The version records who did it
+    and when (`decision` "promote (manual)" in `emotion-ai models` and its model card)."""
     from emotion_ai.release.publishing import publish
+    from emotion_ai.release.registry import record_manual_promotion
     from emotion_ai.steps.tracking import use_tracking
 
     base_path = model_base_path or serving_dir(state_dir)
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
     with registry_errors(f"promote {name} version {version}"):
         use_tracking(tracking_settings(state_dir))
         publish(name, version, base_path, keep_versions)
+        record_manual_promotion(name, version, who, datetime.now(timezone.utc))
     console.print(f"{name} version {version} is champion, published as stable in {base_path}")
 
 

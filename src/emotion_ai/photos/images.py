@@ -25,7 +25,9 @@ def read_photo(data: bytes, check_size: Callable[[int, int], None] | None = None
             return np.asarray(upright.convert("RGB"))
     except Image.DecompressionBombError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except UnidentifiedImageError as error:
+        raise PhotoError("not a PNG or JPEG photo (no image format recognised)") from error
+    except (OSError, SyntaxError) as error:
         raise PhotoError(f"not a readable PNG or JPEG photo ({error})") from error
 
 

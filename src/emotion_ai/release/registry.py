@@ -3,6 +3,8 @@ champions."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import keras
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -52,6 +54,30 @@ def describe(
     client = MlflowClient()
     client.update_registered_model(name, description=model_description)
     client.update_model_version(name, str(version), description=version_description)
+
+
+MANUAL_PROMOTION = "promote (manual)"
+"""The `decision` tag of a version made champion by hand (`emotion-ai promote`), not by the gate."""
+
+
+def record_manual_promotion(name: str, version: str | int, who: str, when: datetime) -> None:
+    """Records on the version that `who` made it champion by hand at `when`: its `decision` tag
+    (the gate's own decision kept as `gate_decision`), and a section of its model card."""
+    client = MlflowClient()
+    current = client.get_model_version(name, str(version))
+    gate = current.tags.get("decision", "none")
+    at = when.astimezone(timezone.utc).isoformat(timespec="seconds")
+    if gate != MANUAL_PROMOTION:
+        tag_version(name, version, {"gate_decision": gate})
+    tag_version(
+        name, version, {"decision": MANUAL_PROMOTION, "decision_by": who, "decision_at": at}
+    )
+    note = (
+        f"\n\n## Promoted by hand\n\n{who} made this version champion at {at} with "
+        f"`emotion-ai promote`, whatever the gate had decided (`{gate}`: "
+        f"{current.tags.get('decision_reason', 'no reason recorded')}).\n"
+    )
+    client.update_model_version(name, str(version), description=(current.description or "") + note)
 
 
 def tag_version(name: str, version: str | int, tags: dict[str, object]) -> None:

@@ -206,8 +206,10 @@ def decode_face_image(data: bytes, budget: PixelBudget) -> np.ndarray:
             gray = image.convert("L").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
     except Image.DecompressionBombError as error:
         raise RequestTooLarge(f"the image is larger than the server takes ({error})") from error
-    except (UnidentifiedImageError, OSError) as error:
-        raise InvalidInput(f"the image is not a PNG or JPEG image ({error})") from error
+    except UnidentifiedImageError as error:
+        raise InvalidInput("the image is not a PNG or JPEG image (no format recognised)") from error
+    except OSError as error:
+        raise InvalidInput(f"the image is not a readable PNG or JPEG image ({error})") from error
     return np.asarray(gray, dtype=np.float32)
 
 
