@@ -2,7 +2,12 @@
 
 import io
 import logging
+import os
+import subprocess
+import sys
 from contextlib import redirect_stderr
+
+from servers import free_port
 
 from emotion_ai.logs import StderrHandler, redact, redact_credentials_in_logs
 
@@ -52,3 +57,32 @@ def test_our_handler_writes_to_the_stderr_of_the_moment():
         logger.removeHandler(handler)
         logger.propagate = True
     assert second.getvalue() == "two\n"
+
+
+def test_tracebacks_hide_passwords_too(capsys):
+    redact_credentials_in_logs()
+    try:
+        raise ConnectionError("API request to http://user:secret@127.0.0.1:1/api failed")
+    except ConnectionError as error:
+        sys.excepthook(type(error), error, error.__traceback__)
+    printed = capsys.readouterr().err
+    assert "secret" not in printed and "http://user:***@127.0.0.1:1/api" in printed
+    assert "Traceback" in printed
+
+
+def test_a_command_against_an_unreachable_server_never_prints_its_password(tmp_path):
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://user:secret@127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "emotion_ai", "models", "--state-dir", str(tmp_path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0 and "user:***@" in printed
+    assert "secret" not in printed

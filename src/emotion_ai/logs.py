@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
+import traceback
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 HEADLINE_MARK = "emotion-ai headline: "
@@ -35,12 +37,27 @@ def _redacting_factory(make_record):
 
 
 def redact_credentials_in_logs() -> None:
-    """Every log record of this process, any library's, has passwords in URIs hidden; once."""
+    """Every log record of this process, any library's, and every traceback it prints (its main
+    thread's and other threads') has passwords in URIs hidden; once."""
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "redacts", False):
         redacting = _redacting_factory(factory)
         redacting.redacts = True
         logging.setLogRecordFactory(redacting)
+    sys.excepthook = _redacted_excepthook
+    threading.excepthook = _redacted_thread_excepthook
+
+
+def _redacted_excepthook(kind, error, trace) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, error, trace))))
+
+
+def _redacted_thread_excepthook(arguments: threading.ExceptHookArgs) -> None:
+    if arguments.exc_type is SystemExit:
+        return
+    name = arguments.thread.name if arguments.thread else "a thread"
+    sys.stderr.write(f"Exception in {name}:\n")
+    _redacted_excepthook(arguments.exc_type, arguments.exc_value, arguments.exc_traceback)
 
 
 class StderrHandler(logging.StreamHandler):
