@@ -93,6 +93,9 @@ class Repository:
     def get_models(self) -> dict:
         return self.models
 
+    def get_model(self, name: str):
+        return self.models.get(name)
+
 
 def test_readiness_fails_once_reading_the_versions_has_failed_for_too_long(tmp_path, monkeypatch):
     export_saved_model(build_emotion_model(TINY), tmp_path, EMOTION_MODEL, 1)
@@ -123,3 +126,59 @@ def test_publishing_reads_the_layout_back_before_it_says_so(tmp_path):
     check_published(EMOTION_MODEL, 1, tmp_path)
     with pytest.raises(RuntimeError, match="not published"):
         check_published(EMOTION_MODEL, 2, tmp_path)
+
+
+def test_a_model_without_a_version_is_reported_and_served_once_one_appears(tmp_path, caplog):
+    from emotion_ai.modeling.networks import build_keypoint_model
+    from emotion_ai.serving.servables import FaceServable
+    from emotion_ai.settings import KEYPOINT_MODEL
+
+    export_saved_model(build_keypoint_model(TINY), tmp_path, KEYPOINT_MODEL, 1)
+    keypoints = SavedModelServable(KEYPOINT_MODEL, tmp_path)
+    emotion = SavedModelServable(EMOTION_MODEL, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert keypoints.load() and not emotion.load(), "no error: the other model still serves"
+    assert f"emotion-ai promote {EMOTION_MODEL}" in caplog.text
+    combined = FaceServable(keypoints, emotion)
+    endpoints = TFServingEndpoints(
+        Repository(**{KEYPOINT_MODEL: keypoints, EMOTION_MODEL: emotion, "emotion-ai": combined})
+    )
+    waiting = asyncio.run(endpoints.readiness())
+    body = json.loads(waiting.body)
+    assert waiting.status_code == 503 and set(body["not_ready"]) == {EMOTION_MODEL, "emotion-ai"}
+    assert "run the pipeline" in body["not_ready"][EMOTION_MODEL]
+    status = endpoints.status(EMOTION_MODEL)
+    assert status.status_code == 503 and "emotion-ai promote" in json.loads(status.body)["error"]
+    assert endpoints.status(KEYPOINT_MODEL)["model_version_status"][0]["version"] == "1"
+    export_saved_model(build_emotion_model(TINY), tmp_path, EMOTION_MODEL, 1)
+    emotion.refresh()
+    assert emotion.ready and combined.ready and combined.version == 1_000_001
+    assert asyncio.run(endpoints.readiness()).status_code == 200
+
+
+def test_serve_refuses_a_port_in_use_before_loading_anything(tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from emotion_ai.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            [
+                "serve",
+                "--rest-api-port",
+                str(port),
+                "--port",
+                "0",
+                "--model-base-path",
+                str(tmp_path),
+            ],
+            env={"COLUMNS": "200"},
+        )
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port} (--rest-api-port)" in result.output and "in use" in result.output

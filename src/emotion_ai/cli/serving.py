@@ -178,6 +178,7 @@ def serve(
     from emotion_ai.monitoring.request_log import RequestSampler
     from emotion_ai.serving.server import serve_models
 
+    _refuse_ports_in_use(host, {rest_api_port: "--rest-api-port", port: "--port"})
     base_path = model_base_path or serving_dir(state_dir)
     sampler = (
         RequestSampler(request_log or default_request_log(state_dir), request_sample_rate)
@@ -226,6 +227,24 @@ def serve(
         access_log=access_log,
         follow=follow,
     )
+
+
+def _refuse_ports_in_use(host: str, ports: dict[int, str]) -> None:
+    """Stops with one line naming the port and its option when one is taken, before any model is
+    loaded (0: not served)."""
+    for number, option in ports.items():
+        if not number:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, number))
+            except OSError as error:
+                console.print(
+                    f"[red]cannot serve on {host}:{number} ({option}): {error.strerror}; stop what "
+                    f"listens there or choose another port with {option}[/]"
+                )
+                raise typer.Exit(1) from error
 
 
 def promote(

@@ -29,7 +29,7 @@ from tensorflow_serving.apis import (
 
 from emotion_ai.serving.face_requests import RequestTooLarge, faces_from_tensor
 from emotion_ai.serving.kserve_bridge import add_open_inference_service
-from emotion_ai.serving.rest import not_found_message
+from emotion_ai.serving.rest import unserved
 from emotion_ai.settings import RequestLimits
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def _target(repository, spec: model_pb2.ModelSpec):
 async def _located(repository, spec: model_pb2.ModelSpec, context: grpc.aio.ServicerContext):
     model, target, version, label = _target(repository, spec)
     if target is None:
-        await context.abort(grpc.StatusCode.NOT_FOUND, not_found_message(spec.name, version, label))
+        status, words = unserved(model, spec.name, version, label)
+        code = grpc.StatusCode.UNAVAILABLE if status == 503 else grpc.StatusCode.NOT_FOUND
+        await context.abort(code, words)
     if not model.takes_faces:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{spec.name} answers REST only")
     return model, target

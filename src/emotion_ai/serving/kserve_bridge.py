@@ -5,8 +5,11 @@ What it relies on beyond KServe's public API:
 - `kserve` parses `sys.argv` when imported, so it is imported with our command line hidden;
 - `kserve.model_server.app`, the module-level FastAPI app its REST server serves;
 - `RESTServer._add_middlewares`, overridden to leave out KServe's per-request timing;
-- `ModelServer._register_and_check_atleast_one_model_is_ready`, and the server's `dataplane`,
-  `model_repository_extension`, `grace_period` and `timeout_keep_alive` handed to `RESTServer`;
+- `ModelServer.register_model` and `enable_latency_logging` (what KServe's own
+  `_register_and_check_atleast_one_model_is_ready` does, for every model, ready or not; not
+  `Model.start`, which would mark a model waiting for its first version ready), and the
+  server's `dataplane`, `model_repository_extension`, `grace_period` and `timeout_keep_alive` handed
+  to `RESTServer`;
 - `RESTServer.config.host`, set after construction (KServe binds 0.0.0.0);
 - `kserve.protocol.grpc.servicer.InferenceServicer`, KServe's V2 gRPC service, added to our own gRPC
   server (KServe's binds [::] and serves nothing else).
@@ -62,10 +65,13 @@ class LoopbackModelServer(kserve.ModelServer):
         self.host = host
 
     def rest_server(self, models: list[Model], add_routes, wrap_app) -> UntimedRESTServer:
-        """Registers `models` (at least one must be ready), calls `add_routes(app, repository)`
-        ahead of KServe's own routes, and returns the REST server of `wrap_app(app, repository)`,
-        the outermost ASGI app."""
-        self._register_and_check_atleast_one_model_is_ready(models)
+        """Registers `models`, ready or not (KServe registers only ready ones, and refuses to start
+        with none: a model waiting for its first version must still answer that it waits), calls
+        `add_routes(app, repository)` ahead of KServe's own routes, and returns the REST server of
+        `wrap_app(app, repository)`, the outermost ASGI app."""
+        for model in models:
+            self.register_model(model)
+            model.enable_latency_logging = self.enable_latency_logging
         add_routes(kserve_app, self.registered_models)
         server = UntimedRESTServer(
             wrap_app(kserve_app, self.registered_models),

@@ -69,12 +69,24 @@ class PhotoServable(FaceModel):
     takes_faces = False
 
     def __init__(self, combined: FaceServable, detector: FaceDetector) -> None:
+        self.combined = combined
         super().__init__(PHOTO_MODEL, combined.limits)
-        self.combined, self.detector = combined, detector
-        self.ready = combined.ready
+        self.detector = detector
 
     @property
-    def version(self) -> int:
+    def ready(self) -> bool:
+        """Ready while both models serve a version."""
+        return self.combined.ready
+
+    @ready.setter
+    def ready(self, _value: bool) -> None:
+        """Follows the models it runs (KServe's Model sets `ready` when it is made)."""
+
+    def missing_message(self) -> str:
+        return self.combined.missing_message()
+
+    @property
+    def version(self) -> int | None:
         return self.combined.version
 
     @property

@@ -60,6 +60,14 @@ def not_found_message(name: str, version: str | None = None, label: str | None =
     return f"Servable not found for request: {wanted}"
 
 
+def unserved(model, name: str, version: str | None, label: str | None) -> tuple[int, str]:
+    """The HTTP status and words for a request whose model or version is not served: 503 saying
+    how to give a model that has no version yet one, else TF Serving's 404."""
+    if model is not None and not model.ready:
+        return 503, model.missing_message()
+    return 404, not_found_message(name, version, label)
+
+
 def locate(repository, model_name: str, version: str | None, label: str | None):
     """The model and the version a request names (None when either is not served)."""
     model = repository.get_model(model_name)
@@ -127,9 +135,8 @@ class PredictLane:
             self.repository, predict["model"], predict["version"], predict["label"]
         )
         if target is None:
-            return 404, {
-                "error": not_found_message(predict["model"], predict["version"], predict["label"])
-            }
+            status, words = unserved(model, predict["model"], predict["version"], predict["label"])
+            return status, {"error": words}
         try:
             return 200, await model.answer(await self._request(model, body), target)
         except RequestTooLarge as error:
@@ -218,9 +225,13 @@ class TFServingEndpoints:
         (Kubernetes readiness probe)."""
         models, now = self.repository.get_models(), time.time()
         ready = bool(models) and all(model.ready and not model.stale() for model in models.values())
+        waiting = {
+            name: model.missing_message() for name, model in models.items() if not model.ready
+        }
         return JSONResponse(
             {
                 "ready": ready,
+                **({"not_ready": waiting} if waiting else {}),
                 "models": {name: str(model.version) for name, model in models.items()},
                 "last_refresh_seconds_ago": {
                     name: round(now - model.refreshed_at, 1) for name, model in models.items()
@@ -232,7 +243,7 @@ class TFServingEndpoints:
     def status(self, model_name: str, version: str | None = None, label: str | None = None):
         model, target = locate(self.repository, model_name, version, label)
         if target is None:
-            return self._not_found(model_name, version, label)
+            return self._not_found(model, model_name, version, label)
         return model_status(
             model.versions() if version is None and label is None else [str(target.version)],
             model.ready,
@@ -241,7 +252,7 @@ class TFServingEndpoints:
     def metadata(self, model_name: str, version: str | None = None, label: str | None = None):
         model, target = locate(self.repository, model_name, version, label)
         if target is None:
-            return self._not_found(model_name, version, label)
+            return self._not_found(model, model_name, version, label)
         return {
             "model_spec": {
                 "name": model_name,
@@ -252,8 +263,9 @@ class TFServingEndpoints:
         }
 
     @staticmethod
-    def _not_found(name: str, version: str | None, label: str | None) -> JSONResponse:
-        return JSONResponse({"error": not_found_message(name, version, label)}, 404)
+    def _not_found(model, name: str, version: str | None, label: str | None) -> JSONResponse:
+        status, words = unserved(model, name, version, label)
+        return JSONResponse({"error": words}, status)
 
 
 DEMO_PAGE = Path(__file__).with_name("demo") / "index.html"

@@ -134,12 +134,20 @@ class SavedModelServable(FaceModel):
         return self.served.default
 
     def load(self) -> bool:
-        if not self.refresh() and not self.served.loaded:
-            raise FileNotFoundError(
-                f"no loadable version of {self.name} under {self.base_path}/{self.name}"
-            )
-        self.ready = True
+        """Loads what the layout holds. A model with no loadable version yet is not ready (the
+        server serves the others, says so, and serves it as soon as a version appears)."""
+        self.refresh()
+        if not self.ready:
+            logger.warning("%s", self.missing_message())
         return self.ready
+
+    def missing_message(self) -> str:
+        """Why this model answers nothing yet, and how to give it a version."""
+        return (
+            f"{self.name} has no loadable version under {self.base_path}/{self.name} yet: run the "
+            f"pipeline (emotion-ai run) or promote a registered version (emotion-ai promote "
+            f"{self.name} VERSION); it is served as soon as one appears"
+        )
 
     def refresh(self) -> bool:
         """Loads the versions the policy and labels want and drops the others; True if anything
@@ -147,6 +155,9 @@ class SavedModelServable(FaceModel):
         changed = self._swap_versions()
         self.refreshed_at = time.time()
         LAST_REFRESH.labels(self.name).set(self.refreshed_at)
+        if changed and self.served.loaded and not self.ready:
+            logger.info("%s now serves version %s", self.name, self.version)
+        self.ready = bool(self.served.loaded)
         return changed
 
     def stale(self) -> bool:
@@ -281,12 +292,26 @@ class FaceServable(FaceModel):
         emotion: SavedModelServable,
         sampler: RequestSampler | None = None,
     ) -> None:
+        self.keypoints, self.emotion = keypoints, emotion
         super().__init__(COMBINED_MODEL, keypoints.limits)
-        self.keypoints, self.emotion, self.sampler = keypoints, emotion, sampler
-        self.ready = keypoints.ready and emotion.ready
+        self.sampler = sampler
 
     @property
-    def version(self) -> int:
+    def ready(self) -> bool:
+        """Ready while both models serve a version."""
+        return self.keypoints.ready and self.emotion.ready
+
+    @ready.setter
+    def ready(self, _value: bool) -> None:
+        """Follows its parts (KServe's Model sets `ready` when it is made)."""
+
+    def missing_message(self) -> str:
+        return "; ".join(part.missing_message() for part in self.parts() if not part.ready)
+
+    @property
+    def version(self) -> int | None:
+        if not self.ready:
+            return None
         return combined_version(self.keypoints.version, self.emotion.version)
 
     @property
@@ -310,7 +335,7 @@ class FaceServable(FaceModel):
         return FaceVersion(keypoints, emotion) if keypoints and emotion else None
 
     def versions(self) -> list[str]:
-        return [str(self.version)]
+        return [str(self.version)] if self.ready else []
 
     def parts(self) -> tuple[SavedModelServable, ...]:
         return (self.keypoints, self.emotion)
