@@ -1,5 +1,5 @@
 """`python -m emotion_ai` = the `emotion-ai` command."""
 
-from emotion_ai.cli import app
+from emotion_ai.cli import main
 
-app()
+main()

@@ -7,5 +7,12 @@ May import: every library package, and the top-level `pipelines` (to run or comp
 """
 
 from emotion_ai.cli.app import app
+from emotion_ai.cli.state_faults import run_with_state_faults
 
-__all__ = ["app"]
+
+def main() -> None:
+    """The `emotion-ai` command: a fault of the state folder ends it in one line."""
+    run_with_state_faults(app)
+
+
+__all__ = ["app", "main"]

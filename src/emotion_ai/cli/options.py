@@ -3,6 +3,7 @@ never stated here: each command takes its default from `emotion_ai.settings`."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -120,10 +121,12 @@ def registry_errors(action: str) -> Iterator[None]:
     clear line (passwords in URIs hidden) and exit status 1 instead of a trace."""
     from mlflow.exceptions import MlflowException
 
+    from emotion_ai.cli.state_faults import state_dir_of_command, state_fault
     from emotion_ai.logs import redact
 
     try:
         yield
     except (MlflowException, ValueError, RuntimeError, OSError) as error:
-        console.print(f"[red]{action} failed: {redact(str(error))}[/]")
+        why = state_fault(error, state_dir_of_command(sys.argv)) or redact(str(error))
+        console.print(f"[red]{action} failed: {why}[/]", soft_wrap=True)
         raise typer.Exit(1) from error
