@@ -461,5 +461,5 @@ def test_a_second_emotion_model_not_significantly_better_is_kept_out(state_dir, 
     discordant = re.search(r"\((\d+) vs (\d+) discordant\)", latest.tags["decision_reason"])
     assert int(discordant[1]) + int(discordant[2]) > 0, "McNemar's test ran on disagreements"
     assert client.get_model_version_by_alias(EMOTION_MODEL, "champion").version == champion_before
-    assert not (state_dir / "serving" / EMOTION_MODEL / latest.version).exists()
+    assert not (state_dir / "serving" / EMOTION_MODEL / str(latest.version)).exists()
     assert f"emotion v{latest.version} (champion)" not in result.stdout
