@@ -12,7 +12,7 @@ the machine is busiest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -25,9 +25,14 @@ class Batcher:
     at once, each in a worker thread."""
 
     def __init__(
-        self, infer: Callable[[np.ndarray], np.ndarray], settings: BatchSettings, name: str
+        self,
+        infer: Callable[[np.ndarray], np.ndarray],
+        settings: BatchSettings,
+        name: str,
+        wait: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        self.infer, self.settings, self.name = infer, settings, name
+        """`wait(seconds)` is how the batch timeout passes (tests hand in a clock they control)."""
+        self.infer, self.settings, self.name, self.wait = infer, settings, name, wait
         self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
         self._drainers: set[asyncio.Task] = set()
         self._calls_running = 0
@@ -49,7 +54,7 @@ class Batcher:
                 and self.settings.batch_timeout_micros
                 and self._waiting_faces() < self.settings.max_batch_size
             ):
-                await asyncio.sleep(self.settings.batch_timeout_micros / 1e6)
+                await self.wait(self.settings.batch_timeout_micros / 1e6)
                 if not self._waiting:
                     return
             await self._run(self._next_batch())
