@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import boto3
@@ -276,3 +277,34 @@ def test_promote_with_the_tracking_server_down_fails_soon_with_one_line_and_chan
     assert "s3cret" not in result.stdout + result.stderr and "admin:***@" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert not served.exists(), "nothing was exported or labelled"
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_one_writer_publishes_at_a_time_and_one_told_not_to_wait_fails_in_one_line(store, tmp_path):
+    """A promote while another holds the layout waits for it (here: fails at once when told not to
+    wait); the champion follower skips a look instead of waiting."""
+    from emotion_ai.release.publish_lock import PublishBusy, publishing
+    from emotion_ai.release.publishing import follow_champion
+
+    served = tmp_path / "serving"
+    (v1,) = _register_versions(1)
+    with publishing(served):
+        errors: list[object] = []
+
+        def promote_without_waiting() -> None:
+            try:
+                publish(NAME, v1, served, wait=False, **NO_CHECK)
+            except PublishBusy as error:
+                errors.append(error)
+
+        other = threading.Thread(target=promote_without_waiting)
+        other.start()
+        other.join()
+        assert errors and "held" in str(errors[0]) and "--no-wait" in str(errors[0])
+        follower = threading.Thread(target=lambda: errors.append(follow_champion(NAME, served)))
+        follower.start()
+        follower.join()
+        assert errors[-1] is None, "the follower skipped this look"
+    assert registry.version_by_alias(NAME, registry.CHAMPION) is None, "nothing moved meanwhile"
+    publish(NAME, v1, served, wait=False, **NO_CHECK)
+    assert int(registry.version_by_alias(NAME, registry.CHAMPION).version) == v1

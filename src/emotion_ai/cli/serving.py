@@ -229,6 +229,15 @@ def serve(
     )
 
 
+Wait = Annotated[
+    bool,
+    typer.Option(
+        help="Wait while another run or promote publishes to the same layout (--no-wait: fail at "
+        "once, in one line)."
+    ),
+]
+
+
 def _refuse_ports_in_use(host: str, ports: dict[int, str]) -> None:
     """Stops with one line naming the port and its option when one is taken, before any model is
     loaded (0: not served)."""
@@ -252,6 +261,7 @@ def promote(
     version: Annotated[int, typer.Argument()],
     model_base_path: ModelBasePath = None,
     keep_versions: KeepVersions = ReleaseSettings.keep_versions,
+    wait: Wait = True,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Make VERSION the champion by hand (no gate); serving follows. The version records who did it
@@ -264,7 +274,7 @@ def promote(
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     with registry_errors(f"promote {name} version {version}"):
         use_tracking(tracking_settings(state_dir))
-        publish(name, version, base_path, keep_versions)
+        publish(name, version, base_path, keep_versions, wait=wait)
         record_manual_promotion(name, version, who, datetime.now(timezone.utc))
     console.print(f"{name} version {version} is champion, published as stable in {base_path}")
 
@@ -273,6 +283,7 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Registered model, e.g. emotion-ai-emotion.")],
     model_base_path: ModelBasePath = None,
     keep_versions: KeepVersions = ReleaseSettings.keep_versions,
+    wait: Wait = True,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Move the champion back to the one it replaced; serving follows."""
@@ -281,7 +292,9 @@ def rollback(
 
     with registry_errors(f"rollback of {name}"):
         use_tracking(tracking_settings(state_dir))
-        version = roll_back(name, model_base_path or serving_dir(state_dir), keep_versions)
+        version = roll_back(
+            name, model_base_path or serving_dir(state_dir), keep_versions, wait=wait
+        )
     console.print(f"{name} rolled back: version {version} is champion, published as stable")
 
 
@@ -293,6 +306,7 @@ def label(
     ] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the label instead.")] = False,
     model_base_path: ModelBasePath = None,
+    wait: Wait = True,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Point a version label (e.g. canary) at a registered version, exporting it if needed; the
@@ -306,5 +320,6 @@ def label(
         raise typer.Exit(2)
     with registry_errors(f"label {label_name} of {name}"):
         use_tracking(tracking_settings(state_dir))
-        labels = set_label(name, label_name, version, model_base_path or serving_dir(state_dir))
+        base_path = model_base_path or serving_dir(state_dir)
+        labels = set_label(name, label_name, version, base_path, wait=wait)
     console.print(f"{name} labels: {labels or 'none'}")

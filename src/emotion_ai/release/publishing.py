@@ -21,6 +21,7 @@ import keras
 from emotion_ai.release import model_repository, registry
 from emotion_ai.release.infra_check import InfraCheckFailed, check_export
 from emotion_ai.release.model_repository import STABLE
+from emotion_ai.release.publish_lock import PublishBusy, publishing
 from emotion_ai.settings import ReleaseSettings
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,25 @@ def publish(
     model: keras.Model | None = None,
     record_previous: bool = True,
     latency_budget_ms: float | None = DEFAULT_LATENCY_BUDGET_MS,
+    wait: bool = True,
 ) -> None:
     """Makes `version` of `name` the champion and the version served from `base_path`. A version
     not exported yet must pass the infrastructure check first (see `infra_check`; None skips it):
-    if it fails, nothing changes and InfraCheckFailed says why."""
+    if it fails, nothing changes and InfraCheckFailed says why. One writer at a time (see
+    `publish_lock`); `wait=False` fails at once when another holds the layout."""
+    with publishing(base_path, wait):
+        _publish(name, version, base_path, keep, model, record_previous, latency_budget_ms)
+
+
+def _publish(
+    name: str,
+    version: int,
+    base_path: str | Path,
+    keep: int,
+    model: keras.Model | None,
+    record_previous: bool,
+    latency_budget_ms: float | None,
+) -> None:
     current = registry.version_by_alias(name, registry.CHAMPION)
     exported_now = _export(name, version, base_path, model, latency_budget_ms)
     try:
@@ -61,7 +77,17 @@ def follow_champion(
 ) -> int | None:
     """Serves the registry's champion when its alias was moved some other way than `publish` (in the
     MLflow UI, say): exports that version if needed and points `stable` at it. Returns the version
-    when serving changed, None when it already served the champion or there is none."""
+    when serving changed, None when it already served the champion, there is none, or another
+    writer holds the layout (the next look follows)."""
+    try:
+        with publishing(base_path, wait=False):
+            return _follow(name, base_path, keep)
+    except PublishBusy:
+        logger.info("%s: another run or promote is publishing; following on the next look", name)
+        return None
+
+
+def _follow(name: str, base_path: str | Path, keep: int) -> int | None:
     champion = registry.version_by_alias(name, registry.CHAMPION)
     if champion is None or model_repository.read_labels(base_path, name).get(STABLE) == int(
         champion.version
@@ -100,15 +126,18 @@ def check_published(name: str, version: int, base_path: str | Path) -> None:
         )
 
 
-def rollback(name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS) -> int:
+def rollback(
+    name: str, base_path: str | Path, keep: int = DEFAULT_KEEP_VERSIONS, wait: bool = True
+) -> int:
     """Moves the champion back to the one it replaced; serving follows. Returns that version."""
-    current = registry.version_by_alias(name, registry.CHAMPION)
-    if current is None:
-        raise ValueError(f"{name} has no champion to roll back")
-    previous = current.tags.get(PREVIOUS_CHAMPION_TAG)
-    if previous is None:
-        raise ValueError(f"{name} version {current.version} replaced no earlier champion")
-    publish(name, int(previous), base_path, keep, record_previous=False)
+    with publishing(base_path, wait):
+        current = registry.version_by_alias(name, registry.CHAMPION)
+        if current is None:
+            raise ValueError(f"{name} has no champion to roll back")
+        previous = current.tags.get(PREVIOUS_CHAMPION_TAG)
+        if previous is None:
+            raise ValueError(f"{name} version {current.version} replaced no earlier champion")
+        publish(name, int(previous), base_path, keep, record_previous=False)
     return int(previous)
 
 
@@ -118,14 +147,16 @@ def label(
     version: int | None,
     base_path: str | Path,
     latency_budget_ms: float | None = DEFAULT_LATENCY_BUDGET_MS,
+    wait: bool = True,
 ) -> dict[str, int]:
     """Points a version label (e.g. `canary`) at a registered version, exporting it if it is not
     served yet; None removes the label. `stable` moves only with the champion."""
     if label_name == STABLE:
         raise ValueError(f"'{STABLE}' follows the champion: use `emotion-ai promote` to move it")
-    if version is not None:
-        _export(name, version, base_path, latency_budget_ms=latency_budget_ms)
-    return model_repository.set_label(base_path, name, label_name, version)
+    with publishing(base_path, wait):
+        if version is not None:
+            _export(name, version, base_path, latency_budget_ms=latency_budget_ms)
+        return model_repository.set_label(base_path, name, label_name, version)
 
 
 def _export(

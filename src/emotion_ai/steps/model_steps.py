@@ -372,6 +372,9 @@ def register(
                 (EMOTION_MODEL, emotion_model),
             )
         }
+        for name, result in outcome.items():
+            champion = registry.version_by_alias(name, registry.CHAMPION)
+            result["champion"] = champion is not None and int(champion.version) == result["version"]
         mlflow.log_dict(outcome, "registered.json")
     if context.parent_run_id:
         summarize_pipeline_run(context.parent_run_id, decisions, outcome)
