@@ -8,7 +8,10 @@ import time
 
 import pytest
 import requests
+from google.protobuf import json_format
 from servers import free_port, running, serve_command, served_version, wait_for_version
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
 from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
@@ -17,7 +20,7 @@ from emotion_ai.release.model_repository import (
     remove_version,
     set_label,
 )
-from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
+from emotion_ai.settings import COMBINED_MODEL, EMOTION_MODEL, KEYPOINT_MODEL, PHOTO_MODEL
 
 FACE = [[0] * 9216]
 
@@ -92,6 +95,15 @@ def test_version_routes_metadata_and_body_limit(served):
     ]
     outputs = signature["serving_default"]["outputs"]
     assert [d["size"] for d in next(iter(outputs.values()))["tensor_shape"]["dim"]] == ["-1", "5"]
+    for model in (KEYPOINT_MODEL, EMOTION_MODEL, COMBINED_MODEL, PHOTO_MODEL):
+        metadata = requests.get(f"{url}/{model}/metadata").json()["metadata"]
+        parsed = json_format.ParseDict(
+            metadata["signature_def"], get_model_metadata_pb2.SignatureDefMap()
+        )
+        inputs = parsed.signature_def["serving_default"].inputs
+        assert all(
+            info.dtype in (types_pb2.DT_FLOAT, types_pb2.DT_STRING) for info in inputs.values()
+        )
     huge = requests.post(
         f"{url}/{EMOTION_MODEL}:predict",
         data=b"0" * (17 * 1024 * 1024),

@@ -33,6 +33,7 @@ from emotion_ai.serving.servables import (
     FaceVersion,
     SavedModelServable,
 )
+from emotion_ai.serving.versions import tensor_info
 from emotion_ai.settings import PHOTO_MODEL, DetectorSettings, RequestLimits
 
 
@@ -133,13 +134,8 @@ class PhotoServable(FaceModel):
     def signature(self, target: FaceVersion) -> dict:
         return {
             "serving_default": {
-                "inputs": {"photo": {"dtype": "DT_STRING", "format": '{"b64": PNG or JPEG}'}},
-                "outputs": {
-                    "faces": {
-                        "per_face": ["box", "score", "keypoints", "emotion", "probabilities"],
-                        "units": "photo pixels",
-                    }
-                },
+                "inputs": {"photo": tensor_info("DT_STRING", [None])},
+                "outputs": {"faces": tensor_info("DT_STRING", [None])},
                 "method_name": "tensorflow/serving/predict",
             }
         }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_ai.faces import EMOTIONS, KEYPOINT_NAMES, N_COORDINATES
+from emotion_ai.faces import EMOTIONS, N_COORDINATES
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.release import model_repository
 from emotion_ai.release.model_repository import STABLE, version_number
@@ -36,7 +36,13 @@ from emotion_ai.serving.open_inference import (
     infer_response,
     tensor_type,
 )
-from emotion_ai.serving.versions import FACE_BATCH, OUTPUT_SIZES, LoadedVersion, load_version
+from emotion_ai.serving.versions import (
+    FACE_BATCH,
+    OUTPUT_SIZES,
+    LoadedVersion,
+    load_version,
+    tensor_info,
+)
 from emotion_ai.settings import (
     COMBINED_MODEL,
     RequestLimits,
@@ -364,9 +370,9 @@ class FaceServable(FaceModel):
             "serving_default": {
                 "inputs": face,
                 "outputs": {
-                    "keypoints": {"names": list(KEYPOINT_NAMES), "unit": "pixels (x, y)"},
-                    "emotion": {"labels": list(EMOTIONS)},
-                    "probabilities": {"dtype": "DT_FLOAT", "size": len(EMOTIONS)},
+                    "keypoints": tensor_info("DT_FLOAT", [None, N_COORDINATES]),
+                    "probabilities": tensor_info("DT_FLOAT", [None, len(EMOTIONS)]),
+                    "emotion": tensor_info("DT_STRING", [None]),
                 },
                 "method_name": "tensorflow/serving/predict",
             }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
 from emotion_ai.release.warmup import read_warmup_faces
@@ -112,12 +113,18 @@ def contract_violation(model_name: str, saved_model) -> str | None:
     return None
 
 
-def _tensor_info(spec) -> dict:
-    """TF Serving's `TensorInfo` of one tensor spec (unknown dimensions are -1)."""
+def tensor_info(dtype: str, shape: list[int | None]) -> dict:
+    """TF Serving's `TensorInfo` as its REST API writes it (`json_format` of the proto): a
+    `tensorflow.DataType` name such as DT_FLOAT, unknown dimensions as -1."""
     return {
-        "dtype": f"DT_{spec.dtype.name.upper()}",
-        "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)} for d in spec.shape]},
+        "dtype": dtype,
+        "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)} for d in shape]},
     }
+
+
+def _tensor_info(spec) -> dict:
+    """The `TensorInfo` of one tensor spec of a SavedModel signature."""
+    return tensor_info(types_pb2.DataType.Name(spec.dtype.as_datatype_enum), list(spec.shape))
 
 
 def load_version(
