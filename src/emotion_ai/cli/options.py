@@ -3,6 +3,7 @@ never stated here: each command takes its default from `emotion_ai.settings`."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,10 +109,21 @@ def default_request_log(state_dir: Path) -> Path:
     return state_dir.resolve() / "requests" / "requests.jsonl"
 
 
-def tracking_settings(state_dir: Path):
-    """MLFLOW_TRACKING_URI when set, else MLflow on SQLite under STATE_DIR."""
+def tracking_settings(state_dir: Path, create: bool = False):
+    """MLFLOW_TRACKING_URI when set, else MLflow on SQLite under STATE_DIR. A state folder that is
+    not there is made only by the commands that start work (`create`: run, the steps, tune, watch),
+    saying so; any other stops in one line instead of reading an empty new one."""
     from emotion_ai.steps.tracking import tracking_from_environment
 
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not state_dir.is_dir():
+        if not create:
+            console.print(
+                f"[red]no state folder at {state_dir.resolve()}: run `emotion-ai run` there first, "
+                "or point --state-dir (or EMOTION_AI_STATE_DIR) at the one you use[/]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
+        console.print(f"created the state folder {state_dir.resolve()}", soft_wrap=True)
     return tracking_from_environment(state_dir)
 
 

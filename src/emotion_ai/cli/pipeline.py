@@ -111,7 +111,7 @@ def run(
         "gate": gate,
         "release": release,
     }
-    tracking = tracking_settings(state_dir)
+    tracking = tracking_settings(state_dir, create=True)
     with registry_errors("reaching the tracking server"):
         abandoned = fail_abandoned_runs(tracking)
     for run_id in abandoned:

@@ -108,7 +108,7 @@ def ensure_data(
 def _context(state_dir: Path, parent_run_id: str):
     from emotion_ai.steps.tracking import StepContext
 
-    return StepContext(tracking_settings(state_dir), parent_run_id)
+    return StepContext(tracking_settings(state_dir, create=True), parent_run_id)
 
 
 @step_app.command("ingest")
@@ -123,7 +123,7 @@ def ingest(
     """Fetch and fingerprint both data sets, validate them and write the split data sets."""
     from emotion_ai.steps.tracking import parent_run
 
-    with parent_run(tracking_settings(state_dir), "step ingest") as parent_run_id:
+    with parent_run(tracking_settings(state_dir, create=True), "step ingest") as parent_run_id:
         _prepare(
             StepFolders(workdir),
             _context(state_dir, parent_run_id),
@@ -141,7 +141,7 @@ def _train(
     from emotion_ai.steps.tracking import parent_run
 
     folders = StepFolders(workdir)
-    with parent_run(tracking_settings(state_dir), f"step {step}") as parent_run_id:
+    with parent_run(tracking_settings(state_dir, create=True), f"step {step}") as parent_run_id:
         context = _context(state_dir, parent_run_id)
         ensure_data(folders, context, settings.seed)
         data, model = (
@@ -209,7 +209,7 @@ def evaluate(
 
     folders = StepFolders(workdir)
     _require_models(folders)
-    with parent_run(tracking_settings(state_dir), "step evaluate") as parent_run_id:
+    with parent_run(tracking_settings(state_dir, create=True), "step evaluate") as parent_run_id:
         report = model_steps.evaluate(
             folders["keypoints_data"],
             folders["emotion_data"],
@@ -242,7 +242,7 @@ def register(
     folders = StepFolders(workdir)
     _require_models(folders)
     _require(folders, {"report": DECISIONS_FILE}, "the evaluate step")
-    with parent_run(tracking_settings(state_dir), "step register") as parent_run_id:
+    with parent_run(tracking_settings(state_dir, create=True), "step register") as parent_run_id:
         outcome = model_steps.register(
             folders["keypoint_model"],
             folders["emotion_model"],

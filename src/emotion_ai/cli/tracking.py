@@ -22,12 +22,15 @@ def models(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Table of registered model versions, their aliases and test scores."""
     from mlflow.tracking import MlflowClient
 
+    from emotion_ai.logs import redact
     from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
     from emotion_ai.steps.summary import headline_figure
     from emotion_ai.steps.tracking import use_tracking
 
-    use_tracking(tracking_settings(state_dir))
+    tracking = tracking_settings(state_dir)
+    use_tracking(tracking)
     client = MlflowClient()
+    console.print(f"registry: {redact(tracking.tracking_uri)}", soft_wrap=True)
     table = Table(
         Column("model", no_wrap=True),
         Column("v", justify="right"),

@@ -48,7 +48,7 @@ def tune(
     from emotion_ai.steps.io import DATASET_FILE
     from emotion_ai.steps.tracking import StepContext, parent_run
 
-    folders, tracking = StepFolders(workdir), tracking_settings(state_dir)
+    folders, tracking = StepFolders(workdir), tracking_settings(state_dir, create=True)
     with (
         registry_errors(f"tune {model.value}"),
         parent_run(tracking, f"tune {model.value}", {"emotion_ai.step": "tune"}) as parent_run_id,

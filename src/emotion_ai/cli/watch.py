@@ -100,7 +100,7 @@ def watch(
         latest_reference_profile,
     )
 
-    tracking = tracking_settings(state_dir)
+    tracking = tracking_settings(state_dir, create=True)
     profile = (
         json.loads(reference_profile.read_text())
         if reference_profile
