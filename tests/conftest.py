@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,12 +47,17 @@ def _checkout_status() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Every test process works in a folder of its own, so that nothing a library writes to its
-    working folder by default (MLflow's `mlflow.db`) lands in the checkout; the session remembers
-    the checkout's state to check it at the end."""
+    """The session remembers the checkout's state, to check it at the end."""
     if not hasattr(config, "workerinput"):
         config.stash[CHECKOUT_STATE] = _checkout_status()
-    os.chdir(tempfile.mkdtemp(prefix="emotion-ai-tests-"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _work_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test process works in a folder of its own once collection is done, so that nothing a
+    library writes to its working folder by default (MLflow's `mlflow.db`) lands in the
+    checkout."""
+    os.chdir(tmp_path_factory.mktemp("working-folder"))
 
 
 CHECKOUT_STATE = pytest.StashKey[str]()
