@@ -17,6 +17,7 @@ class Model:
     """Stands in for a served face model: the lane reads its faces and asks it to answer."""
 
     takes_faces = True
+    ready = True
     read_body = staticmethod(json_face_request)
 
     def __init__(self, fails: bool = False) -> None:
