@@ -6,27 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, RootModel
+from pydantic import ConfigDict, RootModel
 
+from emotion_ai.release.gate import Decision
 from emotion_ai.storage import write_text_atomically
 
 
-class ModelDecision(BaseModel):
+class ModelDecision(Decision):
     """One model's gate decision with the figures behind it."""
 
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, ser_json_inf_nan="constants"
-    )
+    model_config = ConfigDict(strict=True, extra="forbid", ser_json_inf_nan="constants")
 
-    model: str
-    promote: bool
-    reason: str
-    test: str
-    p_value: float | None = None
-    interval: tuple[float, float] | None = None
-    challenger_score: float | None = None
-    champion_score: float | None = None
-    score_interval: tuple[float, float] | None = None
     metrics: dict[str, float]
     confusion_matrix: list[list[int]] | None = None
     data: dict[str, object]

@@ -3,18 +3,19 @@ champion."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from scipy.stats import binomtest
 
 from emotion_ai.modeling.metrics import per_image_rmse, rmse_px
 from emotion_ai.settings import GateSettings
 
 
-@dataclass
-class Decision:
-    """Whether a challenger is promoted, and the evidence."""
+class Decision(BaseModel):
+    """Whether a challenger is promoted, and the evidence: typed strictly, so that a value of the
+    wrong type (a NumPy bool) is refused where it is made, not taken for another downstream."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", validate_assignment=True)
 
     model: str
     promote: bool
@@ -28,7 +29,7 @@ class Decision:
     """Bootstrap interval of the challenger's own test score."""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
 def _resamples(count: int, settings: GateSettings) -> np.ndarray:
@@ -40,6 +41,16 @@ def _resamples(count: int, settings: GateSettings) -> np.ndarray:
 def _percentile_interval(statistics: np.ndarray, settings: GateSettings) -> tuple[float, float]:
     tail = 100 * settings.significance / 2
     return float(np.percentile(statistics, tail)), float(np.percentile(statistics, 100 - tail))
+
+
+def _first_model(model: str, score: float) -> Decision:
+    return Decision(
+        model=model,
+        promote=True,
+        reason="first model: clears the floor",
+        test="floor",
+        challenger_score=score,
+    )
 
 
 def bootstrap_mean_interval(values: np.ndarray, settings: GateSettings) -> tuple[float, float]:
@@ -90,16 +101,14 @@ def _gate_keypoints(
 ) -> Decision:
     if score > settings.max_keypoint_rmse_px:
         return Decision(
-            model,
-            False,
-            f"RMSE {score:.3f} px is above the floor {settings.max_keypoint_rmse_px} px",
-            "floor",
+            model=model,
+            promote=False,
+            reason=f"RMSE {score:.3f} px is above the floor {settings.max_keypoint_rmse_px} px",
+            test="floor",
             challenger_score=score,
         )
     if champion_errors is None:
-        return Decision(
-            model, True, "first model: clears the floor", "floor", challenger_score=score
-        )
+        return _first_model(model, score)
     present = np.isfinite(challenger_errors) & np.isfinite(champion_errors)
     interval = bootstrap_mean_interval(
         champion_errors[present] - challenger_errors[present], settings
@@ -112,10 +121,10 @@ def _gate_keypoints(
         + f" the minimum {settings.min_keypoint_improvement_px} px"
     )
     return Decision(
-        model,
-        better,
-        reason,
-        "paired bootstrap",
+        model=model,
+        promote=better,
+        reason=reason,
+        test="paired bootstrap",
         interval=interval,
         challenger_score=score,
     )
@@ -143,16 +152,14 @@ def _gate_emotion(
     score = float(challenger_correct.mean())
     if score < settings.min_emotion_accuracy:
         return Decision(
-            model,
-            False,
-            f"accuracy {score:.3f} is below the floor {settings.min_emotion_accuracy}",
-            "floor",
+            model=model,
+            promote=False,
+            reason=f"accuracy {score:.3f} is below the floor {settings.min_emotion_accuracy}",
+            test="floor",
             challenger_score=score,
         )
     if champion_correct is None:
-        return Decision(
-            model, True, "first model: clears the floor", "floor", challenger_score=score
-        )
+        return _first_model(model, score)
     champion = float(champion_correct.mean())
     only_challenger = int((challenger_correct & ~champion_correct).sum())
     only_champion = int((~challenger_correct & champion_correct).sum())
@@ -171,10 +178,10 @@ def _gate_emotion(
         + ("significant" if better else "not a significant improvement")
     )
     return Decision(
-        model,
-        better,
-        reason,
-        "McNemar exact",
+        model=model,
+        promote=better,
+        reason=reason,
+        test="McNemar exact",
         p_value=float(p_value),
         challenger_score=score,
         champion_score=champion,
