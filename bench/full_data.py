@@ -33,6 +33,17 @@ PEER_INPUT = 64
 ACCURACY_TARGET, MACRO_F1_TARGET, TEACHER_RMSE_TARGET_PX = 0.86, 0.80, 1.6
 
 
+def save_part(part: str, measured: dict) -> Path:
+    """A part's own results beside its runs (`bench/work/full_data/<part>.json`), whatever happens
+    to the merged quality.json."""
+    import json
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"{part}.json"
+    path.write_text(json.dumps(measured, indent=2) + "\n")
+    return path
+
+
 def validated_table(path: Path, table_format):
     """The file through the validate step's suites (bad rows set aside), in a throw-away GX
     context."""

@@ -853,6 +853,10 @@ def main() -> None:
             f"{args.keypoint_epochs} --emotion-epochs {args.emotion_epochs} --width {args.width} "
             f"--depth {args.depth} --seed {args.seed}"
         )
+    if args.part in FULL_DATA_PARTS:
+        full_data.save_part(args.part, measured)
+        previous = _previous()  # another part may have been recorded while this one trained
+        commands = {**previous.get("commands", {}), args.part: commands[args.part]}
     details = {
         key: value
         for key, value in previous.items()
