@@ -230,14 +230,29 @@ class Recipe:
         self.val_fraction = args.val_fraction
 
     def flags(self) -> str:
-        """The recipe as `emotion-ai run` options."""
-        t = self.train
-        return (
-            f"--epochs {t.epochs} --batch-size {t.batch_size} --learning-rate {t.learning_rate} "
-            f"--width {t.network.width} --depth {t.network.depth} "
-            f"--input-pool {t.network.input_pool} --precision {t.precision} "
-            + (f"--head-dropout {t.head_dropout} " if t.head_dropout else "")
-            + (f"--label-smoothing {t.label_smoothing} " if t.label_smoothing else "")
-            + ("--flip-test-time " if t.flip_test_time else "")
-            + f"--val-fraction {self.val_fraction}"
-        )
+        """The recipe as `emotion-ai run` options: each training option that differs from its
+        default, named as the CLI names it (the options come from the settings fields)."""
+        from emotion_ai.cli.settings_options import flag, unique_option_fields
+
+        values = dict(_leaf_values(self.train))
+        options = []
+        for item, hint, _ in unique_option_fields(type(self.train)):
+            value = values[item.name]
+            if value == item.default:
+                continue
+            name = flag(item)
+            options.append(
+                name if value is True else f"--no-{name[2:]}" if hint is bool else f"{name} {value}"
+            )
+        return " ".join([*options, f"--val-fraction {self.val_fraction}"])
+
+
+def _leaf_values(settings) -> list[tuple[str, object]]:
+    """(field, value) over a settings object and its nested settings."""
+    from dataclasses import fields, is_dataclass
+
+    leaves = []
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        leaves += _leaf_values(value) if is_dataclass(value) else [(item.name, value)]
+    return leaves

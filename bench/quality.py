@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -805,12 +806,7 @@ def main() -> None:
         model = "emotion" if args.part == "fer2013" else "keypoints"
         recipe = full_data.Recipe(args, model)
         measured = FULL_DATA_PARTS[args.part](args, recipe)
-        commands[args.part] = (
-            f"uv run python bench/quality.py --part {args.part} --seeds "
-            f"{' '.join(map(str, args.seeds))} --patience {args.patience} "
-            + ("--no-balance " if args.no_balance else "")
-            + recipe.flags()
-        )
+        commands[args.part] = shlex.join(["uv", "run", "python", "bench/quality.py", *sys.argv[1:]])
         measured[f"{args.part}.emotion_ai_run_flags"] = recipe.flags()
     elif args.part == "real":
         measured = real_faces_quality(args)
