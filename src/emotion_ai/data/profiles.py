@@ -42,10 +42,12 @@ def pixel_profile(images: np.ndarray, seed: int = 0) -> dict:
 
 
 def data_profile(dataset: FaceDataset) -> dict:
-    """Rows, split, pixel statistics and, per kind, class mix or keypoint means."""
+    """Rows (and those validation set aside), split, pixel statistics and, per kind, class mix or
+    keypoint means."""
     profile = {
         "kind": dataset.metadata["kind"],
         "rows": int(len(dataset.images)),
+        "rows_set_aside": int(dataset.metadata.get("rows_set_aside", 0)),
         "split": dataset.metadata["split"],
         "pixels": pixel_profile(dataset.images),
     }

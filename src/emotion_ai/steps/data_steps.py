@@ -166,7 +166,7 @@ def _validate_one(
         _log_report(table_format, report)
     set_aside = _write_rejected_rows(reports, data_dir, provenance["source"])
     dataset = build(table, split, {**provenance, "rows_set_aside": len(set_aside)})
-    profile = {**data_profile(dataset), "rows_set_aside": len(set_aside)}
+    profile = data_profile(dataset)
     save_dataset(dataset, data_dir / DATASET_FILE)
     write_json(data_dir / PROFILE_FILE, profile)
     return profile
@@ -179,7 +179,6 @@ def _write_rejected_rows(
     warns naming them; returns them."""
     set_aside = {row: why for report in reports for row, why in report.set_aside.items()}
     text = rejected_rows_csv(set_aside)
-    data_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomically(data_dir / REJECTED_ROWS_FILE, text)
     if set_aside:
         mlflow.log_text(text, f"validation/{data_dir.name}-{REJECTED_ROWS_FILE}")
