@@ -166,8 +166,8 @@ def _registered_versions(work: Path, width: int) -> None:
     """Two registered versions of the emotion model in MLflow on SQLite under `work`."""
     import keras
 
+    from emotion_ai.modeling.logged_models import log_keras_model
     from emotion_ai.modeling.networks import build_emotion_model
-    from emotion_ai.modeling.training import log_keras_model
     from emotion_ai.release import registry
     from emotion_ai.settings import ResNetConfig
     from emotion_ai.steps.tracking import local_tracking, use_tracking

@@ -175,8 +175,8 @@ def build_model(work: Path, width: int, depth: int) -> tuple[Path, str, object]:
     import keras
     import mlflow
 
+    from emotion_ai.modeling.logged_models import log_keras_model
     from emotion_ai.modeling.networks import build_emotion_model
-    from emotion_ai.modeling.training import log_keras_model
     from emotion_ai.release.model_repository import export_saved_model
     from emotion_ai.settings import ResNetConfig
 

@@ -51,13 +51,13 @@ def remove_program_folder_at_exit() -> None:
 def train(step: str, arguments: dict) -> None:
     """Both training components: `arguments` are the component's own parameters. TensorFlow is
     imported here, not with this module: the data steps' processes start 4 s sooner without it."""
-    from emotion_ai.steps import model_steps
+    from emotion_ai.steps import train as train_step
 
     training = settings(TrainSettings, arguments["training"])
-    control = model_steps.TrainControl(
+    control = train_step.TrainControl(
         arguments["cache_root"], arguments["checkpoint_root"], arguments["resume"]
     )
-    model_steps.train(
+    train_step.train(
         step,
         Path(arguments["data"].path),
         Path(arguments["model"].path),

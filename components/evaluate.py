@@ -23,9 +23,9 @@ def evaluate(
 
     from components.arguments import settings, step_context
     from emotion_ai.settings import GateSettings
-    from emotion_ai.steps import model_steps
+    from emotion_ai.steps.evaluate import evaluate as evaluate_step
 
-    model_steps.evaluate(
+    evaluate_step(
         Path(keypoints_data.path),
         Path(emotion_data.path),
         Path(keypoint_model.path),

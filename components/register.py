@@ -22,9 +22,9 @@ def register(
 
     from components.arguments import settings, step_context
     from emotion_ai.settings import ReleaseSettings
-    from emotion_ai.steps import model_steps
+    from emotion_ai.steps.register import register as register_step
 
-    model_steps.register(
+    register_step(
         Path(keypoint_model.path),
         Path(emotion_model.path),
         Path(report.path),

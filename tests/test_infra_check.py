@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from tiny_networks import TINY
 
+from emotion_ai.modeling.logged_models import log_keras_model
 from emotion_ai.modeling.networks import build_emotion_model
-from emotion_ai.modeling.training import log_keras_model
 from emotion_ai.release import registry
 from emotion_ai.release.infra_check import InfraCheckFailed
 from emotion_ai.release.model_repository import read_labels, versions

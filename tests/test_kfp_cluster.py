@@ -121,7 +121,8 @@ def test_bad_parameters_are_refused_before_the_cluster_is_contacted():
 
 def test_a_trigger_submits_one_kfp_run_with_its_reason_and_the_new_data(tmp_path):
     from emotion_ai.data.synthetic import write_fer_csv
-    from emotion_ai.monitoring.triggers import KfpLauncher, Watcher, WatchSettings
+    from emotion_ai.monitoring.launchers import KfpLauncher
+    from emotion_ai.monitoring.watcher import Watcher, WatchSettings
     from emotion_ai.steps.tracking import local_tracking
 
     incoming = tmp_path / "incoming"

@@ -9,8 +9,8 @@ import pytest
 from tiny_networks import SMALL as TINY
 
 from emotion_ai.faces import EMOTIONS
+from emotion_ai.modeling.logged_models import OUTPUT_METADATA, log_keras_model, model_summary
 from emotion_ai.modeling.networks import build_emotion_model
-from emotion_ai.modeling.training import OUTPUT_METADATA, log_keras_model, model_summary
 from emotion_ai.settings import EMOTION_MODEL
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 

@@ -42,7 +42,7 @@ def test_masked_loss_ignores_missing_keypoints():
 
 
 def test_saved_model_reloads_in_safe_mode(tmp_path):
-    from emotion_ai.modeling.training import load_model, save_model
+    from emotion_ai.modeling.persistence import load_model, save_model
 
     model = build_keypoint_model(TINY)
     save_model(model, tmp_path)

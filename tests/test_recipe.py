@@ -25,13 +25,8 @@ from emotion_ai.modeling.networks import (
     mirror_keypoints,
     with_flip_averaging,
 )
-from emotion_ai.modeling.training import (
-    load_model,
-    optimizer,
-    save_model,
-    train_emotion_model,
-    train_keypoint_model,
-)
+from emotion_ai.modeling.persistence import load_model, save_model
+from emotion_ai.modeling.training import optimizer, train_emotion_model, train_keypoint_model
 from emotion_ai.release.model_repository import export_saved_model
 from emotion_ai.serving.engines import choose_engine
 from emotion_ai.settings import AugmentSettings, TrainSettings

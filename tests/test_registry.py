@@ -22,8 +22,8 @@ from tiny_networks import TINY
 from typer.testing import CliRunner, Result
 
 from emotion_ai.cli import app
+from emotion_ai.modeling.logged_models import log_keras_model
 from emotion_ai.modeling.networks import build_emotion_model
-from emotion_ai.modeling.training import log_keras_model
 from emotion_ai.release import registry
 from emotion_ai.release.model_repository import LABELS_FILE, read_labels, versions
 from emotion_ai.release.publishing import (

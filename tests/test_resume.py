@@ -19,8 +19,8 @@ from emotion_ai.modeling.checkpoints import Checkpoints
 from emotion_ai.modeling.networks import build_emotion_model
 from emotion_ai.modeling.training import train_emotion_model
 from emotion_ai.settings import ResNetConfig, SplitSettings, TrainSettings
-from emotion_ai.steps.model_steps import TrainControl, resumable
 from emotion_ai.steps.tracking import local_tracking, use_tracking
+from emotion_ai.steps.train import TrainControl, resumable
 
 EPOCHS = 6
 

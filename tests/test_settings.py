@@ -169,10 +169,10 @@ def _run_component(component, monkeypatch, tmp_path, module: str, step: str, **s
     [
         (ingest, "data_steps", "ingest", ["sources"]),
         (validate, "data_steps", "validate", ["split", "validation"]),
-        (train_keypoints, "model_steps", "train", ["training"]),
-        (train_emotion, "model_steps", "train", ["training"]),
-        (evaluate, "model_steps", "evaluate", ["gate"]),
-        (register, "model_steps", "register", ["release"]),
+        (train_keypoints, "train", "train", ["training"]),
+        (train_emotion, "train", "train", ["training"]),
+        (evaluate, "evaluate", "evaluate", ["gate"]),
+        (register, "register", "register", ["release"]),
     ],
 )
 def test_each_component_hands_its_step_every_field(

@@ -72,7 +72,7 @@ def test_a_running_training_step_shows_its_epochs_and_grows_its_log(tmp_path):
 
 
 def test_training_records_its_progress_after_each_epoch(tmp_path, monkeypatch):
-    from emotion_ai.modeling.training import EpochProgress
+    from emotion_ai.modeling.callbacks import EpochProgress
 
     monkeypatch.setenv(PROGRESS_DIR_ENV, str(tmp_path))
     callback = EpochProgress("train_keypoints", epochs=10)

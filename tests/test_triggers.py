@@ -24,14 +24,10 @@ from emotion_ai.monitoring.drift import (
     detect_drift,
     population_stability_index,
 )
+from emotion_ai.monitoring.launchers import CommandLauncher
 from emotion_ai.monitoring.request_log import RequestSampler, read_samples
-from emotion_ai.monitoring.triggers import (
-    CommandLauncher,
-    Watcher,
-    WatchSettings,
-    data_fingerprints,
-    data_sources,
-)
+from emotion_ai.monitoring.triggers import data_fingerprints, data_sources
+from emotion_ai.monitoring.watcher import Watcher, WatchSettings
 from emotion_ai.steps.tracking import TRIGGER_TAG, local_tracking, use_tracking
 
 FACES = 120

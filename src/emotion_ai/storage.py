@@ -55,6 +55,13 @@ def _s3_client(endpoint_url: str, access_key_id: str):
     return boto3.client("s3", endpoint_url=endpoint_url or None)
 
 
+def s3_objects(bucket: str, prefix: str) -> list[dict]:
+    """Every object under a key prefix of a bucket (boto3's `Contents` entries: Key, ETag, ...),
+    all pages."""
+    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [item for page in pages for item in page.get("Contents", [])]
+
+
 def remove_path(path: Path) -> None:
     """Removes a file or a whole folder, whichever `path` is (nothing when it is gone)."""
     if path.is_dir() and not path.is_symlink():

@@ -120,7 +120,7 @@ def _checkpoints(state_dir: Path, repair: bool) -> list[tuple[str, str, str]]:
     states = sorted(state_dir.rglob(f"checkpoints/*/{STATE_FILE}"))
     if not states:
         return []  # TensorFlow is imported only where there are checkpoints to look at
-    from emotion_ai.steps.model_steps import resumable
+    from emotion_ai.steps.train import resumable
 
     rows = []
     for state in states:

@@ -18,6 +18,7 @@ from emotion_ai.cli.options import (
     ModelBasePath,
     StateDir,
     console,
+    help_markup,
     local_sources,
     serving_dir,
     tracking_settings,
@@ -35,6 +36,7 @@ from emotion_ai.settings import (
 step_app = typer.Typer(
     help="Run one pipeline step on its own over a work folder (used by the MLproject).",
     no_args_is_help=True,
+    rich_markup_mode=help_markup(),
 )
 Workdir = Annotated[
     Path, typer.Option(help="Folder the steps read their inputs from and write their outputs to.")
@@ -137,8 +139,8 @@ def ingest(
 def _train(
     step: str, settings: TrainSettings, resume: bool, workdir: Path, state_dir: Path
 ) -> None:
-    from emotion_ai.steps import model_steps
     from emotion_ai.steps.tracking import parent_run
+    from emotion_ai.steps.train import TrainControl, train
 
     folders = StepFolders(workdir)
     with parent_run(tracking_settings(state_dir, create=True), f"step {step}") as parent_run_id:
@@ -149,10 +151,8 @@ def _train(
             if step == "train_keypoints"
             else ("emotion_data", "emotion_model")
         )
-        control = model_steps.TrainControl(
-            checkpoint_root=str(folders["checkpoints"]), resume=resume
-        )
-        lineage = model_steps.train(step, folders[data], folders[model], settings, context, control)
+        control = TrainControl(checkpoint_root=str(folders["checkpoints"]), resume=resume)
+        lineage = train(step, folders[data], folders[model], settings, context, control)
     console.print(f"{step}: {lineage['model_uri']} saved to {folders[model]}")
 
 
@@ -189,7 +189,7 @@ def _require(folders: StepFolders, files: dict[str, str], earlier_steps: str) ->
 
 
 def _require_models(folders: StepFolders) -> None:
-    from emotion_ai.modeling.training import MODEL_FILE
+    from emotion_ai.modeling.persistence import MODEL_FILE
 
     _require(
         folders, {"keypoint_model": MODEL_FILE, "emotion_model": MODEL_FILE}, "the train steps"
@@ -204,13 +204,13 @@ def evaluate(
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Score both trained models against the champions and decide on promotion."""
-    from emotion_ai.steps import model_steps
+    from emotion_ai.steps.evaluate import evaluate as evaluate_step
     from emotion_ai.steps.tracking import parent_run
 
     folders = StepFolders(workdir)
     _require_models(folders)
     with parent_run(tracking_settings(state_dir, create=True), "step evaluate") as parent_run_id:
-        report = model_steps.evaluate(
+        report = evaluate_step(
             folders["keypoints_data"],
             folders["emotion_data"],
             folders["keypoint_model"],
@@ -235,15 +235,15 @@ def register(
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Register both trained models; export and promote those the evaluate step passed."""
-    from emotion_ai.steps import model_steps
     from emotion_ai.steps.io import DECISIONS_FILE
+    from emotion_ai.steps.register import register as register_step
     from emotion_ai.steps.tracking import parent_run
 
     folders = StepFolders(workdir)
     _require_models(folders)
     _require(folders, {"report": DECISIONS_FILE}, "the evaluate step")
     with parent_run(tracking_settings(state_dir, create=True), "step register") as parent_run_id:
-        outcome = model_steps.register(
+        outcome = register_step(
             folders["keypoint_model"],
             folders["emotion_model"],
             folders["report"],

@@ -94,11 +94,8 @@ def watch(
     import time
 
     from emotion_ai.monitoring.drift import DriftThresholds
-    from emotion_ai.monitoring.triggers import (
-        Watcher,
-        WatchSettings,
-        latest_reference_profile,
-    )
+    from emotion_ai.monitoring.triggers import latest_reference_profile
+    from emotion_ai.monitoring.watcher import Watcher, WatchSettings
 
     tracking = tracking_settings(state_dir, create=True)
     profile = (
@@ -139,11 +136,7 @@ def _launcher(
     parameters: list[str] | None,
     command: str | None,
 ):
-    from emotion_ai.monitoring.triggers import (
-        CommandLauncher,
-        KfpLauncher,
-        LocalLauncher,
-    )
+    from emotion_ai.monitoring.launchers import CommandLauncher, KfpLauncher, LocalLauncher
 
     if mode is LaunchMode.kfp:
         if not kfp_host:

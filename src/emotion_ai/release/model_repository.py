@@ -25,6 +25,7 @@ from emotion_ai.storage import (
     Scheme,
     atomic_path,
     s3_client,
+    s3_objects,
     scheme,
     split_s3_uri,
     write_text_atomically,
@@ -136,13 +137,9 @@ class S3Layout:
         return "/".join(str(part) for part in (self.prefix, *parts) if str(part))
 
     def versions(self, model_name: str) -> list[int]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(model_name) + "/"
-        )
         complete = {
             version
-            for page in pages
-            for item in page.get("Contents", [])
+            for item in s3_objects(self.bucket, self._key(model_name) + "/")
             for version, _, rest in [item["Key"][len(self._key(model_name)) + 1 :].partition("/")]
             if rest == SAVED_MODEL_FILE
         }
@@ -165,17 +162,11 @@ class S3Layout:
     def remove(self, model_name: str, version: int) -> None:
         prefix = self._key(model_name, version) + "/"
         self.client.delete_object(Bucket=self.bucket, Key=prefix + SAVED_MODEL_FILE)
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            for item in page.get("Contents", []):
-                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+        for item in s3_objects(self.bucket, prefix):
+            self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
 
     def _objects(self, model_name: str, version: int) -> list[dict]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(model_name, version) + "/"
-        )
-        return [item for page in pages for item in page.get("Contents", [])]
+        return s3_objects(self.bucket, self._key(model_name, version) + "/")
 
     def marker(self, model_name: str, version: int) -> tuple:
         """What changes when a version's files change: each object's key and ETag."""
