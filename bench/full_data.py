@@ -215,6 +215,7 @@ class Recipe:
         network = ResNetConfig(width=args.width, depth=args.depth, input_pool=args.input_pool)
         recipe = {
             "lr_schedule": "cosine",
+            "warmup_epochs": args.warmup_epochs,
             "head_dropout": args.head_dropout if model == "emotion" else 0.0,
             "label_smoothing": args.label_smoothing if model == "emotion" else 0.0,
             "flip_test_time": args.flip_test_time,

@@ -741,6 +741,13 @@ def main() -> None:
     parser.add_argument(
         "--input-pool", type=int, default=1, help="full-data parts: ResNetConfig.input_pool"
     )
+    parser.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=3,
+        help="full-data parts: the cosine schedule's warm-up (3, the recipe's; the library's "
+        "default is 1 since the defaults were fitted to the synthetic faces)",
+    )
     parser.add_argument("--head-dropout", type=float, default=0.0, help="fer2013 part")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="fer2013 part")
     parser.add_argument("--flip-test-time", action="store_true", help="full-data parts")

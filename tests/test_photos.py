@@ -250,8 +250,10 @@ def test_predict_follows_the_faces_of_a_video_and_writes_their_timeline(layout, 
 
 
 def test_the_demo_page_draws_and_labels_the_face_of_an_uploaded_photo(server, tmp_path):
-    photo = tmp_path / "astronaut.png"
+    """...and a failed upload after it leaves neither that photo nor its faces on the page."""
+    photo, not_a_photo = tmp_path / "astronaut.png", tmp_path / "notes.png"
     photo.write_bytes(png(ASTRONAUT))
+    not_a_photo.write_text("not an image")
     with headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 900, "height": 900})
         page.goto(f"{server}/")
@@ -266,6 +268,11 @@ def test_the_demo_page_draws_and_labels_the_face_of_an_uploaded_photo(server, tm
         )
         assert np.abs(np.subtract(box_pixel[:3], (255, 196, 0))).max() < 40, box_pixel
         page.screenshot(path=tmp_path / "demo.png")
+        page.set_input_files("#photo", str(not_a_photo))
+        expect(page.locator("#canvas")).to_have_attribute("data-faces", "error")
+        expect(page.locator("#status")).to_contain_text("notes.png is not a photo")
+        expect(page.locator("#faces li")).to_have_count(0)
+        assert page.evaluate("document.getElementById('canvas').width") == 0
 
 
 def test_photo_folders_become_fer_rows_of_their_one_face_and_the_rest_is_reported(

@@ -23,6 +23,10 @@ class Model:
     def __init__(self, fails: bool = False) -> None:
         self.fails = fails
 
+    @staticmethod
+    def input_name(target) -> str:
+        return "face"
+
     def find(self, version, label):
         return None if version == "9" else (version or label or "default")
 

@@ -19,10 +19,11 @@ from emotion_ai.serving.servables import FaceServable, SavedModelServable
 from emotion_ai.settings import (
     EMOTION_MODEL,
     KEYPOINT_MODEL,
+    RequestLimits,
     ServingOptions,
 )
 
-FACES = faces_from_request({"instances": [[0] * 9216, [255] * 9216]})
+FACES = faces_from_request({"instances": [[0] * 9216, [255] * 9216]}, "face", RequestLimits())
 
 
 @pytest.fixture(scope="module")

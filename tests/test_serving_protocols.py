@@ -1,11 +1,13 @@
-"""Every client the server claims: TF Serving's gRPC stubs (`tensorflow-serving-api`), KServe's V2
-Open Inference Protocol through `tritonclient` (REST) and KServe's own V2 gRPC stubs, each checked
-against the model run in this process."""
+"""Every client the server claims: TF Serving's gRPC stubs (`tensorflow-serving-api`) and REST
+formats, KServe's V2 Open Inference Protocol through `tritonclient` (REST) and KServe's own V2 gRPC
+stubs, each checked against the model run in this process, errors with each protocol's codes, and
+every protocol counted on /metrics."""
 
 from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -26,6 +28,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 from tiny_networks import TINY
+from tritonclient.utils import InferenceServerException
 
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
@@ -34,13 +37,20 @@ from emotion_ai.release.warmup import warmup_faces
 from emotion_ai.settings import COMBINED_MODEL, EMOTION_MODEL, KEYPOINT_MODEL
 
 FACES = warmup_faces(3, seed=7)
+PREDICT = lambda channel: prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict  # noqa: E731
+INFER = lambda channel: grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer  # noqa: E731
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def base(tmp_path_factory) -> Path:
+    """The served layout; the server's log is `server.log` in it."""
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="module")
+def server(base):
     """A server on REST and gRPC ports of a layout holding version 1 of each model, and the Keras
     models it serves."""
-    base = tmp_path_factory.mktemp("serving")
     models = {KEYPOINT_MODEL: build_keypoint_model(TINY), EMOTION_MODEL: build_emotion_model(TINY)}
     for name, model in models.items():
         export_saved_model(model, base, name, 1)
@@ -56,9 +66,11 @@ def expected(models: dict, name: str, faces: np.ndarray = FACES) -> np.ndarray:
     return models[name].predict(faces, verbose=0)
 
 
-def predict_request(name: str, faces: np.ndarray, **spec) -> predict_pb2.PredictRequest:
+def predict_request(
+    name: str, faces: np.ndarray, input_name: str = "face", **spec
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, **spec))
-    request.inputs["face"].CopyFrom(tf.make_tensor_proto(faces))
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(faces))
     return request
 
 
@@ -112,36 +124,93 @@ def test_tf_serving_grpc_metadata_and_status(server):
     ]
 
 
+def v2_infer_request(
+    name: str, faces: np.ndarray, **fields
+) -> grpc_predict_v2_pb2.ModelInferRequest:
+    return grpc_predict_v2_pb2.ModelInferRequest(
+        model_name=name,
+        inputs=[
+            grpc_predict_v2_pb2.ModelInferRequest.InferInputTensor(
+                name="face",
+                datatype="FP32",
+                shape=list(faces.shape),
+                contents=grpc_predict_v2_pb2.InferTensorContents(fp32_contents=faces.ravel()),
+            )
+        ],
+        **fields,
+    )
+
+
 @pytest.mark.parametrize(
-    "request_, code, words",
+    "call, request_, code, words",
     [
-        (predict_request("no-such-model", FACES), grpc.StatusCode.NOT_FOUND, "no-such-model"),
         (
+            PREDICT,
+            predict_request("no-such-model", FACES),
+            grpc.StatusCode.NOT_FOUND,
+            "no-such-model",
+        ),
+        (
+            PREDICT,
             predict_request(EMOTION_MODEL, FACES, version=wrappers_pb2.Int64Value(value=9)),
             grpc.StatusCode.NOT_FOUND,
             "Specific(emotion-ai-emotion, 9)",
         ),
         (
+            PREDICT,
             predict_request(EMOTION_MODEL, np.zeros((2, 10, 10), np.float32)),
             grpc.StatusCode.INVALID_ARGUMENT,
             "shape [2, 10, 10]",
         ),
         (
+            PREDICT,
             predict_request(EMOTION_MODEL, np.full((1, 96, 96, 1), np.nan, np.float32)),
             grpc.StatusCode.INVALID_ARGUMENT,
             "finite",
         ),
         (
+            PREDICT,
             predict_request(EMOTION_MODEL, np.array([b"not an image"], dtype=object)),
             grpc.StatusCode.INVALID_ARGUMENT,
             "not a PNG or JPEG",
         ),
+        (
+            PREDICT,
+            predict_request(EMOTION_MODEL, FACES, input_name="image"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the model's one input is 'face'",
+        ),
+        (
+            PREDICT,
+            predict_request(EMOTION_MODEL, FACES, signature_name="predict"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "signature_name 'predict' is not served",
+        ),
+        (
+            INFER,
+            v2_infer_request("no-such-model", FACES),
+            grpc.StatusCode.NOT_FOUND,
+            "no-such-model",
+        ),
+        (
+            INFER,
+            v2_infer_request(EMOTION_MODEL, FACES, model_version="9"),
+            grpc.StatusCode.NOT_FOUND,
+            "version 9",
+        ),
+        (
+            INFER,
+            v2_infer_request(EMOTION_MODEL, np.zeros((2, 10, 10), np.float32)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "shape [2, 10, 10]",
+        ),
     ],
 )
-def test_tf_serving_grpc_errors_carry_its_status_codes(server, request_, code, words):
+def test_grpc_errors_carry_their_status_codes(server, call, request_, code, words):
+    """TF Serving's `Predict` and KServe's V2 `ModelInfer` alike."""
     _, channel, _ = server
     with pytest.raises(grpc.RpcError) as error:
-        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request_, timeout=30)
+        call(channel)(request_, timeout=30)
     assert error.value.code() == code and words in error.value.details()
 
 
@@ -197,17 +266,7 @@ def test_a_bad_v2_request_gets_a_400_naming_the_problem(server):
 def test_kserve_v2_grpc_gets_predictions_on_the_same_port(server):
     _, channel, models = server
     stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
-    request = grpc_predict_v2_pb2.ModelInferRequest(
-        model_name=EMOTION_MODEL,
-        inputs=[
-            grpc_predict_v2_pb2.ModelInferRequest.InferInputTensor(
-                name="face",
-                datatype="FP32",
-                shape=list(FACES.shape),
-                contents=grpc_predict_v2_pb2.InferTensorContents(fp32_contents=FACES.ravel()),
-            )
-        ],
-    )
+    request = v2_infer_request(EMOTION_MODEL, FACES)
     answer = stub.ModelInfer(request, timeout=30)
     output = answer.outputs[0]
     values = np.asarray(
@@ -216,3 +275,61 @@ def test_kserve_v2_grpc_gets_predictions_on_the_same_port(server):
     np.testing.assert_allclose(
         values.reshape(list(output.shape)), expected(models, EMOTION_MODEL), atol=1e-4
     )
+
+
+def test_tf_serving_rest_takes_rows_and_columns_under_the_input_name(server):
+    url, _, models = server
+    predict = f"{url}/v1/models/{EMOTION_MODEL}:predict"
+    faces = FACES.tolist()
+    rows = requests.post(predict, json={"instances": [{"face": face} for face in faces]})
+    columns = requests.post(predict, json={"inputs": {"face": faces}, "signature_name": ""})
+    assert rows.status_code == 200, rows.text
+    np.testing.assert_allclose(
+        rows.json()["predictions"], expected(models, EMOTION_MODEL), atol=1e-4
+    )
+    assert columns.status_code == 400 and "signature_name ''" in columns.json()["error"]
+    for body in ({"inputs": {"image": faces}}, {"instances": [{"images": faces[0]}]}):
+        refused = requests.post(predict, json=body)
+        assert refused.status_code == 400, body
+        assert "the model's one input is 'face'" in refused.json()["error"]
+
+
+def test_tritonclient_reaches_a_version_over_v2_rest(server):
+    url, _, models = server
+    client = triton.InferenceServerClient(url.removeprefix("http://"))
+    assert client.is_model_ready(EMOTION_MODEL, "1")
+    assert client.get_model_metadata(EMOTION_MODEL, "1")["inputs"][0]["name"] == "face"
+    tensor = triton.InferInput("face", list(FACES.shape), "FP32")
+    tensor.set_data_from_numpy(FACES)
+    answer = client.infer(EMOTION_MODEL, [tensor], model_version="1")
+    assert answer.get_response()["model_version"] == "1"
+    np.testing.assert_allclose(
+        answer.as_numpy("output_0"), expected(models, EMOTION_MODEL), atol=1e-4
+    )
+    with pytest.raises(InferenceServerException, match="version 9"):
+        client.infer(EMOTION_MODEL, [tensor], model_version="9")
+    assert not client.is_model_ready(EMOTION_MODEL, "9")
+
+
+def test_every_protocol_is_counted_and_errors_are_logged_as_one_line(server, base):
+    url, channel, _ = server
+    tensor = triton.InferInput("face", list(FACES.shape), "FP32")
+    tensor.set_data_from_numpy(FACES)
+    triton.InferenceServerClient(url.removeprefix("http://")).infer(EMOTION_MODEL, [tensor])
+    prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+        predict_request(EMOTION_MODEL, FACES), timeout=30
+    )
+    grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+        v2_infer_request(EMOTION_MODEL, FACES), timeout=30
+    )
+    requests.post(f"{url}/v2/models/{EMOTION_MODEL}/infer", json={"inputs": []}, timeout=30)
+    metrics = requests.get(f"{url}/metrics", timeout=30).text
+    for protocol, code in (("v2-rest", 200), ("grpc", 200), ("v2-grpc", 200), ("v2-rest", 400)):
+        line = (
+            f'emotion_ai_predict_requests_total{{code="{code}",model="{EMOTION_MODEL}",'
+            f'protocol="{protocol}"}}'
+        )
+        assert line in metrics, (protocol, code)
+    log = (base / "server.log").read_text()
+    assert "kserve.trace" not in log and "Traceback" not in log
+    assert "predict_ms" not in log

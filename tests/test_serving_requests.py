@@ -20,17 +20,25 @@ from emotion_ai.serving.face_requests import (
 )
 from emotion_ai.settings import RequestLimits
 
+INPUT = "face"
+"""The input name of the model the requests are for."""
+PNG_FACE = base64.b64encode(png(96, 96)).decode()
+
+
+def faces_of(payload: object) -> FaceRequest:
+    return faces_from_request(payload, INPUT, RequestLimits())
+
 
 def read_face_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest:
     """As the server reads a body: the compiled pixel-array pass, else JSON."""
     request = pixel_array_request(body, limits)
-    return request if request is not None else json_face_request(body, limits)
+    return request if request is not None else json_face_request(body, INPUT, limits)
 
 
 def test_accepts_96x96_faces_nested_flat_or_with_a_channel():
     face = np.arange(96 * 96, dtype=np.float32).reshape(96, 96) % 256
     for instance in (face, face.reshape(-1), face[..., None]):
-        faces = faces_from_request({"instances": [instance.tolist()]}).faces
+        faces = faces_of({"instances": [instance.tolist()]}).faces
         assert faces.shape == (1, 96, 96, 1)
         np.testing.assert_array_equal(faces[0, ..., 0], face)
 
@@ -49,7 +57,7 @@ def test_plain_pixel_arrays_are_read_straight_from_the_body_like_any_other():
     ):
         for key in ("instances", "inputs"):
             fast = pixel_array_request(_body({key: instances}))
-            general = faces_from_request({key: instances})
+            general = faces_of({key: instances})
             assert fast is not None, "a plain pixel array is read without building Python lists"
             assert fast.columnar == general.columnar == (key == "inputs")
             np.testing.assert_allclose(fast.faces, general.faces, rtol=1e-6)
@@ -107,7 +115,7 @@ def test_bad_bodies_get_a_clear_reason(body, words):
 )
 def test_bad_requests_get_a_clear_reason(payload, words):
     with pytest.raises(InvalidInput, match=words):
-        faces_from_request(payload)
+        faces_of(payload)
 
 
 def test_describe_face_names_keypoints_and_emotion():
@@ -116,11 +124,28 @@ def test_describe_face_names_keypoints_and_emotion():
     assert len(answer["keypoints"]) == 15 and answer["keypoints"]["right_eye_center"] == [2.0, 3.0]
 
 
+def test_rows_and_columns_may_name_the_input_and_only_the_input():
+    face = [[0.5] * 9216]
+    named_rows = faces_of({"instances": [{"face": face[0]}, {"face": face[0]}]})
+    assert not named_rows.columnar and named_rows.faces.shape == (2, 96, 96, 1)
+    assert faces_of({"instances": [{"face": {"b64": PNG_FACE}}]}).faces.shape == (1, 96, 96, 1)
+    assert faces_of({"inputs": {"face": face}, "signature_name": "serving_default"}).columnar
+    for payload in (
+        {"instances": [{"image": face[0]}]},
+        {"inputs": {"images": face}},
+        {"inputs": {"face": face, "extra": face}},
+    ):
+        with pytest.raises(InvalidInput, match="the model's one input is 'face'"):
+            faces_of(payload)
+    with pytest.raises(InvalidInput, match="signature_name 'predict' is not served"):
+        faces_of({"instances": face, "signature_name": "predict"})
+
+
 def test_columnar_inputs_and_unit_range_pixels():
-    request = faces_from_request({"inputs": {"face": [[0.5] * 9216]}})
+    request = faces_of({"inputs": {"face": [[0.5] * 9216]}})
     assert request.columnar and request.answer([1]) == {"outputs": [1]}
     np.testing.assert_allclose(request.faces, 127.5)
-    assert faces_from_request({"instances": [[0.5] * 9216]}).answer([1]) == {"predictions": [1]}
+    assert faces_of({"instances": [[0.5] * 9216]}).answer([1]) == {"predictions": [1]}
 
 
 def test_base64_png_and_jpeg_of_any_size_become_96x96_gray_faces():
@@ -130,7 +155,7 @@ def test_base64_png_and_jpeg_of_any_size_become_96x96_gray_faces():
         buffer = io.BytesIO()
         Image.new("RGB", size, (200, 200, 200)).save(buffer, format=image_format)
         encoded.append({"b64": base64.b64encode(buffer.getvalue()).decode()})
-    faces = faces_from_request({"instances": encoded}).faces
+    faces = faces_of({"instances": encoded}).faces
     assert faces.shape == (2, 96, 96, 1)
     np.testing.assert_allclose(faces, 200, atol=2)
 

@@ -111,7 +111,10 @@ def test_version_routes_metadata_and_body_limit(served):
     )
     assert huge.status_code == 413 and "larger than" in huge.json()["error"]
     assert (
-        _metric(url, f'emotion_ai_predict_requests_total{{code="413",model="{EMOTION_MODEL}"}}')
+        _metric(
+            url,
+            f'emotion_ai_predict_requests_total{{code="413",model="{EMOTION_MODEL}",protocol="rest"}}',
+        )
         == 1
     )
 

@@ -2,6 +2,11 @@
 
 Stage packages: `data`, `modeling`, `release`, `serving`, `monitoring`, `steps`, `cli`. Shared by
 all and importing none of them: `faces` (what a face is), `settings` (every default, once) and
-`storage` (atomic writes, URI schemes). The import rules are import-linter contracts in
-pyproject.toml.
+`storage` (atomic writes, URI schemes), and `tensorflow_startup`, which every process runs on
+import to keep TensorFlow's C++ start-up notices off the console. The import rules are
+import-linter contracts in pyproject.toml.
 """
+
+from emotion_ai.tensorflow_startup import quiet_tensorflow_start_up
+
+quiet_tensorflow_start_up()

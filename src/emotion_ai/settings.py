@@ -48,7 +48,7 @@ class SourceSettings:
         "fer2013.csv (emotion,pixels,Usage): path, s3:// or https:// (default: synthetic faces).",
         flag="fer-csv",
     )
-    synthetic_rows: int = option(600, "Rows of each synthetic data set, when no CSV is given.")
+    synthetic_rows: int = option(1500, "Rows of each synthetic data set, when no CSV is given.")
     seed: int = option(
         0,
         "Random seed of whatever the command draws (generated data, the split, first weights, "
@@ -118,7 +118,7 @@ class ResNetConfig:
         0.2, "The share of the pooled features dropped while training (both models; 0: off)."
     )
     input_pool: int = option(
-        1,
+        2,
         "Faces are averaged over blocks of this many pixels a side before the stem: 2 computes "
         "a 96x96 face at 48x48, FER's own size, for about a quarter of the work.",
     )
@@ -184,7 +184,7 @@ class TrainSettings:
         "halve the learning rate when validation stalls.",
         choices=LR_SCHEDULES,
     )
-    warmup_epochs: int = option(3, "Epochs of the cosine schedule's linear warm-up.")
+    warmup_epochs: int = option(1, "Epochs of the cosine schedule's linear warm-up.")
     ema_momentum: float = option(
         0.0,
         "Keep a moving average of the weights, validated and kept at the end (e.g. 0.99; 0: off).",
@@ -264,8 +264,8 @@ FIELD_CHOICES = {"lr_schedule": LR_SCHEDULES, "precision": PRECISIONS}
 class GateSettings:
     """When a challenger may replace the champion: absolute floors and a paired test."""
 
-    max_keypoint_rmse_px: float = option(12.0, "Promotion floor: the keypoint test RMSE in px.")
-    min_emotion_accuracy: float = option(0.3, "Promotion floor: the emotion test accuracy.")
+    max_keypoint_rmse_px: float = option(5.0, "Promotion floor: the keypoint test RMSE in px.")
+    min_emotion_accuracy: float = option(0.5, "Promotion floor: the emotion test accuracy.")
     significance: float = option(0.05, "Level of the paired test against the champion.")
     min_keypoint_improvement_px: float = option(
         0.0, "Least per-face RMSE gain over the champion (px) the paired bootstrap must show."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from emotion_ai.cli import data, doctor, pipeline, predict, serving, tracking, tune, watch
+from emotion_ai.cli.options import help_markup
 from emotion_ai.cli.steps import step_app
 from emotion_ai.logs import configure_logging
 
@@ -12,6 +13,7 @@ app = typer.Typer(
     help="Train, track, gate and serve the emotion-ai face models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=help_markup(),
 )
 
 

@@ -4,6 +4,7 @@ never stated here: each command takes its default from `emotion_ai.settings`."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_UI_PORT = 5000
 LOOPBACK = "127.0.0.1"
+RICH_HELP_MIN_COLUMNS = 100
+"""Narrower than this, rich's four-column option tables cut option names short."""
 console = Console()
 """Only the CLI prints; the library logs."""
 
@@ -31,6 +34,12 @@ StateDir = Annotated[
         envvar="EMOTION_AI_STATE_DIR",
     ),
 ]
+
+
+def help_markup() -> str | None:
+    """Rich help panels on a terminal wide enough for them; else click's plain help (None), which
+    puts a long option's text on the next line and never cuts a name ($COLUMNS counts)."""
+    return "rich" if shutil.get_terminal_size().columns >= RICH_HELP_MIN_COLUMNS else None
 
 
 def field_help(cls: type, name: str) -> str:

@@ -3,6 +3,7 @@ clusters)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from emotion_ai.cli.options import (
     StateDir,
     TrainingGpus,
     console,
+    help_markup,
     local_sources,
     registry_errors,
     serving_dir,
@@ -42,8 +44,13 @@ from emotion_ai.settings import (
     TrainSettings,
     ValidationSettings,
 )
+from emotion_ai.tensorflow_startup import LOG_LEVEL_VARIABLE
 
-pipeline_app = typer.Typer(help="The KFP pipeline for Kubeflow clusters.", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="The KFP pipeline for Kubeflow clusters.",
+    no_args_is_help=True,
+    rich_markup_mode=help_markup(),
+)
 
 
 @takes_settings(
@@ -84,8 +91,9 @@ def run(
         typer.Option(
             "--verbose",
             "-v",
-            help="Print every line of every step, not only a line per step (the full logs are in "
-            "STATE_DIR/logs/<run>/<step>.log either way).",
+            help="Print every line of every step, not only a line per step, TensorFlow's "
+            "informational lines included (the full logs are in STATE_DIR/logs/<run>/<step>.log "
+            "either way).",
         ),
     ] = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
@@ -117,6 +125,8 @@ def run(
     for run_id in abandoned:
         console.print(f"[yellow]marked MLflow run {run_id} FAILED: its process had ended[/]")
     supervise_steps()
+    if verbose:
+        os.environ[LOG_LEVEL_VARIABLE] = "0"
     run_name = f"pipeline-{uuid.uuid4().hex[:8]}"
     tags = {"emotion_ai.orchestrator": "kfp.local", TRIGGER_TAG: trigger}
     log_dir = state_dir.resolve() / "logs" / run_name

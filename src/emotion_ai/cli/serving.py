@@ -309,7 +309,7 @@ def label(
     wait: Wait = True,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Point a version label (e.g. canary) at a registered version, exporting it if needed; the
+    """Point a version label, such as canary, at a registered version, exporting it if needed; the
     server then answers /v1/models/NAME/labels/LABEL:predict with it. `stable` follows the
     champion."""
     from emotion_ai.release.publishing import label as set_label

@@ -176,7 +176,7 @@ def steps_table(steps) -> Table:
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(width=1, no_wrap=True)
     table.add_column(width=15, no_wrap=True)
-    table.add_column(width=7, justify="right", no_wrap=True)
+    table.add_column(width=8, justify="right", no_wrap=True)
     table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     for step in steps:
         table.add_row(*step_row(step))

@@ -1,5 +1,5 @@
-"""TF Serving's REST request and answer formats for faces: rows or columns, pixels or base64
-images."""
+"""TF Serving's REST request and answer formats for faces: rows or columns (each plain or under the
+signature's input name), pixels or base64 images."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from kserve.errors import InvalidInput
 from PIL import Image, UnidentifiedImageError
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES
+from emotion_ai.serving.errors import RequestTooLarge
 from emotion_ai.serving.json_arrays import read_number_array
 from emotion_ai.settings import RequestLimits
 
-
-class RequestTooLarge(InvalidInput):
-    """A request over one of the server's limits (HTTP 413)."""
-
+SIGNATURE = "serving_default"
+"""The one signature every served model has."""
 
 FACE_SHAPES = ((FACE_SIZE * FACE_SIZE,), (FACE_SIZE, FACE_SIZE), (FACE_SIZE, FACE_SIZE, 1))
 """The shapes one face may have in a request: flat, rows, rows with a channel."""
@@ -38,10 +37,10 @@ class FaceRequest:
         return {"outputs" if self.columnar else "predictions": predictions}
 
 
-def json_face_request(body: bytes, limits: RequestLimits = RequestLimits()) -> FaceRequest:
+def json_face_request(body: bytes, input_name: str, limits: RequestLimits) -> FaceRequest:
     """A request body parsed as JSON (slower than `pixel_array_request`: run it off the event
     loop)."""
-    return faces_from_request(parse_json_body(body), limits)
+    return faces_from_request(parse_json_body(body), input_name, limits)
 
 
 def parse_json_body(body: bytes) -> object:
@@ -54,20 +53,46 @@ def parse_json_body(body: bytes) -> object:
         raise InvalidInput(f"the request body is not JSON ({error})") from error
 
 
-def request_instances(payload: object, limits: RequestLimits, what: str) -> tuple[list, bool]:
-    """The instances of TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`,
-    also as `{"inputs": {"<name>": [...]}}`) request, and whether it was columnar; `what` names
-    them in errors."""
+def request_instances(
+    payload: object, input_name: str, limits: RequestLimits, what: str
+) -> tuple[list, bool]:
+    """The instances of TF Serving's row (`{"instances": [...]}`, each also as `{"<input_name>":
+    ...}`) or columnar (`{"inputs": [...]}` or `{"inputs": {"<input_name>": [...]}}`) request, and
+    whether it was columnar; `what` names them in errors."""
     if not isinstance(payload, dict) or not ({"instances", "inputs"} & set(payload)):
         raise InvalidInput('the request body must be a JSON object with "instances" or "inputs"')
+    check_signature(payload.get("signature_name", SIGNATURE))
     columnar = "instances" not in payload
     instances = payload["inputs"] if columnar else payload["instances"]
-    if isinstance(instances, dict) and len(instances) == 1:
-        instances = next(iter(instances.values()))
+    if isinstance(instances, dict):
+        instances = _named(instances, input_name)
     if not isinstance(instances, list) or not instances:
         raise InvalidInput(f"instances must be a non-empty list of {what}")
+    if all(isinstance(item, dict) and "b64" not in item for item in instances):
+        instances = [_named(item, input_name) for item in instances]
     check_instances(len(instances), limits)
     return instances, columnar
+
+
+def _named(tensors: dict, input_name: str) -> object:
+    """The value of a `{"<input_name>": value}` object."""
+    check_input_names(list(tensors), input_name)
+    return tensors[input_name]
+
+
+def check_signature(name: str) -> None:
+    """Refuses a signature name other than the one every model has."""
+    if name != SIGNATURE:
+        raise InvalidInput(f"signature_name {name!r} is not served; the model has {SIGNATURE!r}")
+
+
+def check_input_names(names: list[str], input_name: str) -> None:
+    """Refuses a request whose tensors are not exactly the model's one input."""
+    if names != [input_name]:
+        raise InvalidInput(
+            f"the request names the input(s) {sorted(names)}; the model's one input is "
+            f"{input_name!r}"
+        )
 
 
 def b64_bytes(encoded: object) -> bytes:
@@ -100,13 +125,14 @@ def pixel_array_request(body: bytes, limits: RequestLimits = RequestLimits()) ->
     return FaceRequest(checked_faces(parsed.values), parsed.key == b"inputs")
 
 
-def faces_from_request(payload: dict, limits: RequestLimits = RequestLimits()) -> FaceRequest:
-    """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request.
+def faces_from_request(payload: dict, input_name: str, limits: RequestLimits) -> FaceRequest:
+    """Reads TF Serving's row (`{"instances": [...]}`) or columnar (`{"inputs": ...}`) request
+    for a model whose input is `input_name`.
 
     Each face is a 96x96 array (96x96, 96x96x1 or 9216 flat values) of pixels in 0..255, or in
     0..1 when no value exceeds 1, or `{"b64": "..."}` holding a PNG or JPEG of any size.
     """
-    instances, columnar = request_instances(payload, limits, "faces")
+    instances, columnar = request_instances(payload, input_name, limits, "faces")
     if all(isinstance(item, dict) and "b64" in item for item in instances):
         budget = PixelBudget(limits)
         faces = [decode_face_image(b64_bytes(item["b64"]), budget) for item in instances]

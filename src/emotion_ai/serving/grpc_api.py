@@ -3,16 +3,16 @@ and `GetModelMetadata`, and `ModelService.GetModelStatus`. KServe's V2 `GRPCInfe
 served on the same port.
 
 A request picks a version as in REST (`model_spec.version` or `model_spec.version_label`, else the
-model's default) and is batched with the REST requests to the same version. Errors carry TF
-Serving's status codes: NOT_FOUND for a model, version or label not served, INVALID_ARGUMENT for
-a request that holds no faces, RESOURCE_EXHAUSTED for one over a limit.
+model's default) and is batched with the REST requests to the same version. Errors carry the codes
+`errors.STATUSES` gives them, as TF Serving's would: NOT_FOUND for a model, version or label not
+served, INVALID_ARGUMENT for an unknown signature or input name or a request that holds no faces,
+RESOURCE_EXHAUSTED for one over a limit.
 """
 
 from __future__ import annotations
 
-import logging
-
 import grpc
+import numpy as np
 import tensorflow as tf
 from google.protobuf import wrappers_pb2
 from kserve.errors import InvalidInput
@@ -27,13 +27,17 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from emotion_ai.serving.face_requests import RequestTooLarge, faces_from_tensor
+from emotion_ai.serving.errors import RestOnly, answered, unserved
+from emotion_ai.serving.face_requests import (
+    SIGNATURE,
+    check_input_names,
+    check_signature,
+    faces_from_tensor,
+)
 from emotion_ai.serving.kserve_bridge import add_open_inference_service
-from emotion_ai.serving.rest import unserved
+from emotion_ai.serving.metrics import counted_predict
 from emotion_ai.settings import RequestLimits
 
-logger = logging.getLogger(__name__)
-SIGNATURE = "serving_default"
 TF_DTYPES = {"FP32": types_pb2.DT_FLOAT, "BYTES": types_pb2.DT_STRING}
 """The TensorFlow dtype of each V2 datatype our models' tensors have."""
 
@@ -46,14 +50,14 @@ def _target(repository, spec: model_pb2.ModelSpec):
     return model, model.find(version, label) if model else None, version, label
 
 
-async def _located(repository, spec: model_pb2.ModelSpec, context: grpc.aio.ServicerContext):
+def _located(repository, spec: model_pb2.ModelSpec):
+    """The model and version a request names; raises what the client is told otherwise."""
     model, target, version, label = _target(repository, spec)
     if target is None:
-        status, words = unserved(model, spec.name, version, label)
-        code = grpc.StatusCode.UNAVAILABLE if status == 503 else grpc.StatusCode.NOT_FOUND
-        await context.abort(code, words)
+        raise unserved(model, spec.name, version, label)
     if not model.takes_faces:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{spec.name} answers REST only")
+        raise RestOnly(f"{spec.name} answers REST only")
+    check_signature(spec.signature_name or SIGNATURE)
     return model, target
 
 
@@ -93,25 +97,24 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(
         self, request: predict_pb2.PredictRequest, context
     ) -> predict_pb2.PredictResponse:
-        model, target = await _located(self.repository, request.model_spec, context)
-        if len(request.inputs) != 1:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"a request has one input tensor of faces, not {len(request.inputs)}",
-            )
-        name, proto = next(iter(request.inputs.items()))
-        try:
-            faces = faces_from_tensor(name, tf.make_ndarray(proto), self.limits)
-        except RequestTooLarge as error:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
-        except (InvalidInput, TypeError, ValueError) as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        outputs = await model.run(faces, target)
+        name = request.model_spec.name
+        return await answered(context, f"gRPC predict on {name}", self._counted_predict(request))
+
+    async def _counted_predict(
+        self, request: predict_pb2.PredictRequest
+    ) -> predict_pb2.PredictResponse:
+        with counted_predict(request.model_spec.name, "grpc"):
+            return await self._predict(request)
+
+    async def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        model, target = _located(self.repository, request.model_spec)
+        input_name = model.input_name(target)
+        check_input_names(list(request.inputs), input_name)
+        outputs = await model.run(self._faces(input_name, request.inputs[input_name]), target)
         wanted = set(request.output_filter) or set(outputs)
         if unknown := wanted - set(outputs):
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"output_filter names {sorted(unknown)}; the outputs are {sorted(outputs)}",
+            raise InvalidInput(
+                f"output_filter names {sorted(unknown)}; the outputs are {sorted(outputs)}"
             )
         response = predict_pb2.PredictResponse(model_spec=_answer_spec(model.name, target.version))
         for output_name in wanted:
@@ -121,14 +124,27 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[output_name].CopyFrom(tf.make_tensor_proto(values))
         return response
 
+    def _faces(self, input_name: str, proto) -> np.ndarray:
+        """The faces of the request's tensor; a tensor TensorFlow cannot read is invalid input."""
+        try:
+            values = tf.make_ndarray(proto)
+        except (TypeError, ValueError) as error:
+            raise InvalidInput(
+                f"input {input_name!r} is not a readable tensor ({error})"
+            ) from error
+        return faces_from_tensor(input_name, values, self.limits)
+
     async def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        return await answered(context, "gRPC metadata", self._metadata(request))
+
+    async def _metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if list(request.metadata_field) != ["signature_def"]:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, 'metadata_field must be ["signature_def"]'
-            )
-        model, target = await _located(self.repository, request.model_spec, context)
+            raise InvalidInput('metadata_field must be ["signature_def"]')
+        model, target = _located(self.repository, request.model_spec)
         response = get_model_metadata_pb2.GetModelMetadataResponse(
             model_spec=_answer_spec(model.name, target.version)
         )
@@ -146,7 +162,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     async def GetModelStatus(
         self, request: get_model_status_pb2.GetModelStatusRequest, context
     ) -> get_model_status_pb2.GetModelStatusResponse:
-        model, target = await _located(self.repository, request.model_spec, context)
+        return await answered(context, "gRPC status", self._status(request))
+
+    async def _status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        model, target = _located(self.repository, request.model_spec)
         spec = request.model_spec
         named = spec.HasField("version") or spec.version_label
         versions = [str(target.version)] if named else model.versions()

@@ -12,10 +12,12 @@ import numpy as np
 from kserve.errors import InvalidInput, ModelNotFound
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from emotion_ai.serving.face_requests import faces_from_tensor
+from emotion_ai.serving.face_requests import check_input_names, faces_from_tensor
 from emotion_ai.settings import RequestLimits
 
 NUMBER_TYPES = {"FP32", "FP64", "FP16", "UINT8", "UINT16", "INT8", "INT16", "INT32", "INT64"}
+VERSION_HEADER = "emotion-ai-model-version"
+"""Carries the version of a versioned V2 REST route to the model (see `v2_lane`)."""
 DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(object): "BYTES"}
 """The V2 datatype of each answer tensor's NumPy type."""
 
@@ -33,10 +35,12 @@ def tensor_type(name: str, datatype: str, shape: list[int]) -> dict:
     return {"name": name, "datatype": datatype, "shape": shape}
 
 
-def faces_from_infer_request(request: InferRequest, limits: RequestLimits) -> np.ndarray:
-    """The faces (n, 96, 96, 1) float32 in 0..255 that a V2 request's one input tensor holds."""
-    if len(request.inputs) != 1:
-        raise InvalidInput(f"a request has one input tensor of faces, not {len(request.inputs)}")
+def faces_from_infer_request(
+    request: InferRequest, input_name: str, limits: RequestLimits
+) -> np.ndarray:
+    """The faces (n, 96, 96, 1) float32 in 0..255 that a V2 request's one input tensor, named
+    `input_name`, holds."""
+    check_input_names([tensor.name for tensor in request.inputs], input_name)
     tensor = request.inputs[0]
     if tensor.datatype != "BYTES" and tensor.datatype not in NUMBER_TYPES:
         raise InvalidInput(

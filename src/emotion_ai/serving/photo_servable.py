@@ -20,9 +20,9 @@ from PIL import Image
 from emotion_ai.photos.analysis import crops, describe, find_faces
 from emotion_ai.photos.detection import FaceDetector
 from emotion_ai.photos.images import PhotoError, read_photo
+from emotion_ai.serving.errors import RequestTooLarge
 from emotion_ai.serving.face_requests import (
     PixelBudget,
-    RequestTooLarge,
     b64_bytes,
     parse_json_body,
     request_instances,
@@ -47,9 +47,13 @@ class PhotoRequest:
         return {"outputs" if self.columnar else "predictions": faces_per_photo}
 
 
-def photo_request(payload: object, limits: RequestLimits = RequestLimits()) -> PhotoRequest:
-    """A REST request of photos, `{"instances": [{"b64": ...}, ...]}` or `{"inputs": [...]}`."""
-    instances, columnar = request_instances(payload, limits, "photos")
+PHOTO_INPUT = "photo"
+
+
+def photo_request(payload: object, limits: RequestLimits) -> PhotoRequest:
+    """A REST request of photos, `{"instances": [{"b64": ...}, ...]}` or `{"inputs": [...]}` (rows
+    and columns also under the input's name, `photo`)."""
+    instances, columnar = request_instances(payload, PHOTO_INPUT, limits, "photos")
     budget = PixelBudget(limits)
     return PhotoRequest([_photo(item, budget) for item in instances], columnar)
 
@@ -107,7 +111,7 @@ class PhotoServable(FaceModel):
         return self.combined.parts()
 
     @staticmethod
-    def read_body(body: bytes, limits: RequestLimits) -> PhotoRequest:
+    def read_body(body: bytes, input_name: str, limits: RequestLimits) -> PhotoRequest:
         return photo_request(parse_json_body(body), limits)
 
     async def predict(self, payload, headers: dict | None = None) -> dict:
@@ -134,14 +138,14 @@ class PhotoServable(FaceModel):
     def signature(self, target: FaceVersion) -> dict:
         return {
             "serving_default": {
-                "inputs": {"photo": tensor_info("DT_STRING", [None])},
+                "inputs": {PHOTO_INPUT: tensor_info("DT_STRING", [None])},
                 "outputs": {"faces": tensor_info("DT_STRING", [None])},
                 "method_name": "tensorflow/serving/predict",
             }
         }
 
     def tensor_types(self, target: FaceVersion) -> tuple[list[dict], list[dict]]:
-        return [{"name": "photo", "datatype": "BYTES", "shape": [-1]}], []
+        return [{"name": PHOTO_INPUT, "datatype": "BYTES", "shape": [-1]}], []
 
 
 def load_photo_servable(combined: FaceServable, settings: DetectorSettings) -> PhotoServable:

@@ -3,14 +3,13 @@ an endpoints class registered on the app's router.
 
 A request that names no version gets the model's default (`stable`, else the newest);
 `/versions/<v>` and `/labels/<label>` reach the others. Errors have TF Serving's shape, `{"error":
-"..."}`.
+"..."}`, and the status `errors.STATUSES` gives them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,17 +17,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
-from kserve.errors import InvalidInput
 from starlette.requests import ClientDisconnect
 
-from emotion_ai.serving.face_requests import (
-    RequestTooLarge,
-    pixel_array_request,
-)
-from emotion_ai.serving.metrics import PREDICT_REQUESTS, PREDICT_SECONDS
+from emotion_ai.serving.errors import logged, message_of, status_of, unserved
+from emotion_ai.serving.face_requests import pixel_array_request
+from emotion_ai.serving.metrics import count_predict
 from emotion_ai.settings import RequestLimits
 
-logger = logging.getLogger(__name__)
 PREDICT_PATH = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?:predict$"
 )
@@ -46,26 +41,6 @@ def model_status(versions: list[str], ready: bool) -> dict:
             for version in versions
         ]
     }
-
-
-def not_found_message(name: str, version: str | None = None, label: str | None = None) -> str:
-    """TF Serving's words for a model, version or label that is not served."""
-    wanted = (
-        f"Specific({name}, {version})"
-        if version
-        else f"Labelled({name}, {label})"
-        if label
-        else f"Latest({name})"
-    )
-    return f"Servable not found for request: {wanted}"
-
-
-def unserved(model, name: str, version: str | None, label: str | None) -> tuple[int, str]:
-    """The HTTP status and words for a request whose model or version is not served: 503 saying
-    how to give a model that has no version yet one, else TF Serving's 404."""
-    if model is not None and not model.ready:
-        return 503, model.missing_message()
-    return 404, not_found_message(name, version, label)
 
 
 def locate(repository, model_name: str, version: str | None, label: str | None):
@@ -101,8 +76,6 @@ class PredictLane:
             return await self._answer_predict(predict, scope, receive, send)
         if declared_length(scope) > self.limits.max_body_bytes:
             return await send_json(send, 413, self.too_large)
-        if V2_INFER_PATH.match(scope["path"]):
-            scope = v2_json_unless_binary(scope)
         await self.app(scope, receive, send)
 
     async def _answer_predict(self, predict: re.Match, scope, receive, send) -> None:
@@ -112,8 +85,7 @@ class PredictLane:
         except ClientDisconnect:
             return
         await send_json(send, status, answer)
-        PREDICT_REQUESTS.labels(predict["model"], str(status)).inc()
-        PREDICT_SECONDS.labels(predict["model"]).observe(time.perf_counter() - started)
+        count_predict(predict["model"], "rest", status, time.perf_counter() - started)
 
     async def _read_and_predict(self, predict: re.Match, scope, receive) -> tuple[int, dict]:
         if declared_length(scope) > self.limits.max_body_bytes:
@@ -135,40 +107,25 @@ class PredictLane:
             self.repository, predict["model"], predict["version"], predict["label"]
         )
         if target is None:
-            status, words = unserved(model, predict["model"], predict["version"], predict["label"])
-            return status, {"error": words}
+            error = unserved(model, predict["model"], predict["version"], predict["label"])
+            return status_of(error).http, {"error": str(error)}
         try:
-            return 200, await model.answer(await self._request(model, body), target)
-        except RequestTooLarge as error:
-            return 413, {"error": str(error)}
-        except InvalidInput as error:
-            return 400, {"error": str(error)}
-        except Exception as error:  # noqa: BLE001 - the client gets TF Serving's error shape, the log the trace
-            logger.exception("predict failed on %s", predict["model"])
-            return 500, {"error": f"{type(error).__name__}: {error}"}
+            return 200, await model.answer(await self._request(model, target, body), target)
+        except Exception as error:  # noqa: BLE001 - every error gets TF Serving's shape and its status
+            return logged(error, f"predict on {predict['model']}").http, {
+                "error": message_of(error)
+            }
 
-    async def _request(self, model, body: bytes):
+    async def _request(self, model, target, body: bytes):
         """The request as `model` reads it: a plain pixel array of faces at once, anything else
         (JSON, images, photos) decoded off the loop."""
         request = pixel_array_request(body, self.limits) if model.takes_faces else None
         if request is not None:
             return request
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.decoder, model.read_body, body, self.limits)
-
-
-V2_INFER_PATH = re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
-BINARY_HEADER = b"inference-header-content-length"
-
-
-def v2_json_unless_binary(scope) -> dict:
-    """A V2 infer request without the binary extension's header is JSON (so the protocol says),
-    whatever its content type: tritonclient sends JSON bodies with none, which KServe would
-    otherwise read as binary and refuse."""
-    headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
-    if any(name == BINARY_HEADER for name, _ in headers):
-        return scope
-    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        return await loop.run_in_executor(
+            self.decoder, model.read_body, body, model.input_name(target), self.limits
+        )
 
 
 def declared_length(scope) -> int:
@@ -264,8 +221,8 @@ class TFServingEndpoints:
 
     @staticmethod
     def _not_found(model, name: str, version: str | None, label: str | None) -> JSONResponse:
-        status, words = unserved(model, name, version, label)
-        return JSONResponse({"error": words}, status)
+        error = unserved(model, name, version, label)
+        return JSONResponse({"error": str(error)}, status_of(error).http)
 
 
 DEMO_PAGE = Path(__file__).with_name("demo") / "index.html"

@@ -22,15 +22,17 @@ from emotion_ai.faces import EMOTIONS, N_COORDINATES
 from emotion_ai.monitoring.request_log import RequestSampler
 from emotion_ai.release import model_repository
 from emotion_ai.release.model_repository import STABLE, version_number
+from emotion_ai.serving.errors import NoVersionYet
 from emotion_ai.serving.face_requests import (
     FaceRequest,
     describe_face,
     faces_from_request,
     json_face_request,
 )
-from emotion_ai.serving.kserve_bridge import InferRequest, Model
-from emotion_ai.serving.metrics import LAST_REFRESH, SERVED_VERSION
+from emotion_ai.serving.kserve_bridge import InferRequest, InferResponse, Model
+from emotion_ai.serving.metrics import LAST_REFRESH, SERVED_VERSION, counted_predict
 from emotion_ai.serving.open_inference import (
+    VERSION_HEADER,
     VersionNotFound,
     faces_from_infer_request,
     infer_response,
@@ -87,18 +89,35 @@ class FaceModel(Model):
         self.limits = limits
 
     @staticmethod
-    def read_body(body: bytes, limits: RequestLimits) -> FaceRequest:
+    def read_body(body: bytes, input_name: str, limits: RequestLimits) -> FaceRequest:
         """A REST predict body that is not a plain pixel array (JSON parsing: off the loop)."""
-        return json_face_request(body, limits)
+        return json_face_request(body, input_name, limits)
+
+    def input_name(self, target) -> str:
+        """The name of the one input of version `target`'s signature."""
+        return self.tensor_types(target)[0][0]["name"]
 
     async def predict(self, payload, headers: dict | None = None):
         if isinstance(payload, InferRequest):
-            target = self.find(payload.model_version or None)
-            if target is None:
-                raise VersionNotFound(self.name, payload.model_version)
-            faces = faces_from_infer_request(payload, self.limits)
-            return infer_response(payload, self.name, target.version, await self.run(faces, target))
-        return await self.answer(faces_from_request(payload, self.limits), self.find())
+            protocol = "v2-grpc" if payload.from_grpc else "v2-rest"
+            with counted_predict(self.name, protocol):
+                return await self._infer(payload, headers or {})
+        target = self.find()
+        request = faces_from_request(payload, self.input_name(target), self.limits)
+        return await self.answer(request, target)
+
+    async def _infer(self, request: InferRequest, headers: dict) -> InferResponse:
+        """KServe's V2 infer, on the version the request (or `v2_lane`'s header) names."""
+        version = request.model_version or headers.get(VERSION_HEADER) or None
+        target = self.find(version)
+        if target is None:
+            raise (
+                VersionNotFound(self.name, version)
+                if version
+                else NoVersionYet(self.missing_message())
+            )
+        faces = faces_from_infer_request(request, self.input_name(target), self.limits)
+        return infer_response(request, self.name, target.version, await self.run(faces, target))
 
     async def answer(self, request: FaceRequest, target) -> dict:
         """TF Serving's REST answer to `request` on version `target`."""

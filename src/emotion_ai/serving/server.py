@@ -1,9 +1,10 @@
 """The model server's lifecycle: load the servables, serve them over REST (and gRPC when asked), and
 follow the layout (and, when asked, the registry's champion) while serving.
 
-Predict requests are answered by `PredictLane`, the outermost ASGI app, before FastAPI's middleware;
-the event loop is uvloop's. Uvicorn's access log (one line per request) is off unless asked for, as
-in TF Serving; /metrics counts requests by model and status.
+TF Serving's predict requests are answered by `PredictLane`, the outermost ASGI app, before
+FastAPI's middleware; KServe's V2 routes pass `OpenInferenceLane` first. The event loop is uvloop's.
+Uvicorn's access log (one line per request) is off unless asked for, as in TF Serving; /metrics
+counts predict requests by model, protocol and status.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from emotion_ai.serving.grpc_api import grpc_server
 from emotion_ai.serving.kserve_bridge import LoopbackModelServer
 from emotion_ai.serving.rest import PredictLane, register_tf_serving_endpoints
 from emotion_ai.serving.servables import SavedModelServable
+from emotion_ai.serving.v2_lane import OpenInferenceLane
 from emotion_ai.settings import RequestLimits, ServingOptions
 
 logger = logging.getLogger(__name__)
 DEFAULT_POLL_SECONDS = 2.0
 """How often the server looks for new versions (TF Serving's --file_system_poll_wait_seconds)."""
+
+
+def outermost_app(app, repository, limits: RequestLimits):
+    """TF Serving's predict lane in front of KServe's V2 lane in front of the app."""
+    return PredictLane(OpenInferenceLane(app, repository), repository, limits)
 
 
 def serve_models(
@@ -52,7 +59,7 @@ def serve_models(
     servables = load_servables(base_path, model_name, options, sampler, limits)
     model_server = LoopbackModelServer(host, port)
     rest_server = model_server.rest_server(
-        servables, register_tf_serving_endpoints, partial(PredictLane, limits=limits)
+        servables, register_tf_serving_endpoints, partial(outermost_app, limits=limits)
     )
     make_rpc_server = (
         partial(grpc_server, host, grpc_port, model_server, limits) if grpc_port else None
