@@ -87,6 +87,18 @@ def wait_for_version(model_url: str, version: str, timeout_s: float = SWAP_TIMEO
         time.sleep(0.25)
 
 
+def wait_for_status(model_url: str, version: str, timeout_s: float = SWAP_TIMEOUT_S) -> dict:
+    """Polls the status route until it lists `version` (served or not); returns its entry."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        statuses = requests.get(model_url, timeout=5).json()["model_version_status"]
+        listed = [status for status in statuses if status["version"] == version]
+        if listed:
+            return listed[0]
+        assert time.monotonic() < deadline, f"version {version} not listed: {statuses}"
+        time.sleep(0.25)
+
+
 def _is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:

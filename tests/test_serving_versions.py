@@ -9,7 +9,14 @@ import time
 import pytest
 import requests
 from google.protobuf import json_format
-from servers import free_port, running, serve_command, served_version, wait_for_version
+from servers import (
+    free_port,
+    running,
+    serve_command,
+    served_version,
+    wait_for_status,
+    wait_for_version,
+)
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tiny_networks import TINY
@@ -57,7 +64,8 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
     corrupt = base / EMOTION_MODEL / "7"
     corrupt.mkdir()
     (corrupt / "saved_model.pb").write_bytes(b"not a saved model")
-    time.sleep(3)
+    refused = wait_for_status(f"{url}/{EMOTION_MODEL}", "7")
+    assert refused["state"] == "END" and refused["status"]["error_message"], refused
     assert served_version(f"{url}/{EMOTION_MODEL}") == "1"
     response = requests.post(f"{url}/emotion-ai:predict", json={"instances": FACE})
     assert (

@@ -29,18 +29,26 @@ PREDICT_PATH = re.compile(
 )
 
 
-def model_status(versions: list[str], ready: bool) -> dict:
-    """TF Serving's `GET /v1/models/<name>` answer."""
-    return {
-        "model_version_status": [
-            {
-                "version": version,
-                "state": "AVAILABLE" if ready else "LOADING",
-                "status": {"error_code": "OK", "error_message": ""},
-            }
-            for version in versions
-        ]
-    }
+def model_status(versions: list[str], ready: bool, refused: dict[int, str] | None = None) -> dict:
+    """TF Serving's `GET /v1/models/<name>` answer; versions that failed to load are listed as TF
+    Serving lists them, state END with the error."""
+    served = [
+        {
+            "version": version,
+            "state": "AVAILABLE" if ready else "LOADING",
+            "status": {"error_code": "OK", "error_message": ""},
+        }
+        for version in versions
+    ]
+    failed = [
+        {
+            "version": str(version),
+            "state": "END",
+            "status": {"error_code": "UNKNOWN", "error_message": reason},
+        }
+        for version, reason in (refused or {}).items()
+    ]
+    return {"model_version_status": served + failed}
 
 
 def locate(repository, model_name: str, version: str | None, label: str | None):
@@ -201,10 +209,9 @@ class TFServingEndpoints:
         model, target = locate(self.repository, model_name, version, label)
         if target is None:
             return self._not_found(model, model_name, version, label)
-        return model_status(
-            model.versions() if version is None and label is None else [str(target.version)],
-            model.ready,
-        )
+        if version is None and label is None:
+            return model_status(model.versions(), model.ready, model.refused())
+        return model_status([str(target.version)], model.ready)
 
     def metadata(self, model_name: str, version: str | None = None, label: str | None = None):
         model, target = locate(self.repository, model_name, version, label)

@@ -75,6 +75,15 @@ class ServedVersions:
         return self.loaded.get(number)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A version that failed to load: the marker of its files then (it is retried once they
+    change), and the error."""
+
+    marker: object
+    reason: str
+
+
 class FaceModel(Model):
     """What every served model shares: TF Serving REST (`predict` with a dict), the V2 Open
     Inference Protocol (`predict` with an `InferRequest`, metadata from `tensor_types`), and
@@ -127,6 +136,10 @@ class FaceModel(Model):
         """The SavedModel servables this model answers with."""
         raise NotImplementedError
 
+    def refused(self) -> dict[int, str]:
+        """Versions that failed to load, and why (none for a model made of others)."""
+        return {}
+
     def get_input_types(self) -> list[dict]:
         return self.tensor_types(self.find())[0]
 
@@ -151,8 +164,8 @@ class SavedModelServable(FaceModel):
         self.served = ServedVersions()
         self.refreshed_at = 0.0
         """When the layout was last read without an error (Unix time)."""
-        self._refused: dict[int, object] = {}
-        """Versions that failed to load, with the marker of their files then (see `_load`)."""
+        self._refused: dict[int, Refusal] = {}
+        """Versions that failed to load, with why and the marker of their files then."""
 
     @property
     def version(self) -> int | None:
@@ -238,8 +251,8 @@ class SavedModelServable(FaceModel):
     def _forget_changed_refusals(self, listed: list[int]) -> None:
         """A refused version whose files changed since (one still being written, say) is tried
         again."""
-        for version, marker in list(self._refused.items()):
-            if version in listed and self.layout.marker(self.name, version) != marker:
+        for version, refusal in list(self._refused.items()):
+            if version in listed and self.layout.marker(self.name, version) != refusal.marker:
                 del self._refused[version]
 
     def _load(self, version: int) -> LoadedVersion | None:
@@ -249,9 +262,13 @@ class SavedModelServable(FaceModel):
                 self.name, version, self.layout.local_copy(self.name, version), self.options
             )
         except Exception as error:  # noqa: BLE001 - any unloadable version is refused the same way
-            self._refused[version] = marker
+            self._refused[version] = Refusal(marker, f"{type(error).__name__}: {error}")
             logger.error("refused %s version %s: %s", self.name, version, error)
             return None
+
+    def refused(self) -> dict[int, str]:
+        """Versions in the layout that failed to load, and why."""
+        return {version: refusal.reason for version, refusal in sorted(self._refused.items())}
 
     def find(self, version: str | None = None, label: str | None = None) -> LoadedVersion | None:
         return self.served.find(version, label)
