@@ -10,7 +10,10 @@ bombs, oversized and malformed bodies, the operator side of this script, in orde
 follow).
 A watcher polls `/healthz` every 50 ms and the server's memory. Then, one at a time: malformed
 requests (each must be a 4xx, never a 500), a body that never arrives whole (408), and `promote`
-against a tracking server that is down (fails within seconds, changes nothing).
+against a tracking server that is down (fails within seconds, changes nothing). Then the faults of
+the pipeline's state (bench/state_faults.py): the gate's decision after its round trip through the
+steps' file, two runs at once on one state, a promote during a run, a corrupt tracking database, and
+a password in a failing tracking URI.
 
 A case is survived when the server kept answering and did what the case expects, and lost nothing
 when no request failed and the served version is the one last promoted. `value` is the number of
@@ -378,9 +381,11 @@ def main() -> None:
     parser.add_argument("--outage-seconds", type=float, default=15.0)
     parser.add_argument("--width", type=int, default=16)
     args = parser.parse_args()
+    from state_faults import state_cases
+
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as scratch:
         measured = run(args, Path(scratch))
-    cases = measured.pop("cases")
+        cases = measured.pop("cases") + state_cases(Path(scratch))
     worst = measured["healthz_max_ms"]
     cases.append(
         Case(

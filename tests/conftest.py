@@ -17,6 +17,7 @@ from emotion_ai.data.synthetic import write_fer_csv, write_keypoints_csv  # noqa
 LONGEST_FILES_FIRST = (
     "test_end_to_end.py",
     "test_registry.py",
+    "test_production_topology.py",
     "test_resume.py",
     "test_recipe.py",
     "test_tuning.py",

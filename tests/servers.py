@@ -143,6 +143,9 @@ def seaweedfs(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         f"-s3.port={s3}",
         "-s3.port.iceberg=0",  # off: its fixed default ports would collide between test workers
         "-s3.port.lance=0",
+        # Each bucket takes a handful of volumes on its first write; the default 8 run out at two.
+        "-volume.max=64",
+        "-master.volumeSizeLimitMB=256",
     ]
     endpoint = f"http://127.0.0.1:{s3}"
     log = data_dir / "weed.log"

@@ -137,12 +137,25 @@ def experiment_runs_url(url: str, experiment_id: str) -> str:
     return f"{url}/#/experiments/{experiment_id}/runs{MODEL_TRAINING_VIEW}"
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SHIPPED_POSTGRES_DRIVER = "postgresql+psycopg://"
+"""SQLAlchemy reads a bare postgresql:// as psycopg2's, which this package does not ship."""
+
+
+def with_shipped_driver(backend_store_uri: str) -> str:
+    """A PostgreSQL URI as written in MLflow's docs, pointed at the driver this package ships."""
+    for prefix in POSTGRES_SCHEMES:
+        if backend_store_uri.startswith(prefix):
+            return SHIPPED_POSTGRES_DRIVER + backend_store_uri.removeprefix(prefix)
+    return backend_store_uri
+
+
 def tracking_server(
     backend_store_uri: Annotated[
         Optional[str],
         typer.Option(
-            help="Runs and registry, e.g. postgresql://user:pass@db:5432/mlflow (default: SQLite "
-            "under STATE_DIR)."
+            help="Runs and registry, e.g. postgresql://user:pass@db:5432/mlflow (served through "
+            "the psycopg 3 driver this package ships; default: SQLite under STATE_DIR)."
         ),
     ] = None,
     artifacts_destination: Annotated[
@@ -168,7 +181,7 @@ def tracking_server(
         [
             "server",
             "--backend-store-uri",
-            backend_store_uri or local.tracking_uri,
+            with_shipped_driver(backend_store_uri or local.tracking_uri),
             "--artifacts-destination",
             artifacts_destination or local.artifact_location,
             "--host",
