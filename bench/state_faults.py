@@ -17,29 +17,28 @@ from pathlib import Path
 
 from faults import Case
 from servers import free_port
+from tiny_networks import TINY_RUN as TINY_RUN_OPTIONS
 
-TINY_RUN = [
-    "run",
-    "--synthetic-rows=120",
-    "--epochs=1",
-    "--width=16",
-    "--batch-size=16",
-    "--max-keypoint-rmse-px=96",
-    "--min-emotion-accuracy=0",
-]
+TINY_RUN = ["run", *TINY_RUN_OPTIONS]
 EMOTION_MODEL = "emotion-ai-emotion"
+
+
+def _own_state() -> dict[str, str]:
+    """This process's environment less its tracking URI (the load phase's registry): each command
+    uses the state folder it is given."""
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"COLUMNS": "200"}
 
 
 def _emotion_ai(state: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "emotion_ai", *args, "--state-dir", str(state)]
-    return subprocess.run(
-        command, capture_output=True, text=True, env={**(env or os.environ), "COLUMNS": "200"}
-    )
+    return subprocess.run(command, capture_output=True, text=True, env=env or _own_state())
 
 
 def _start(state: Path, *args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "emotion_ai", *args, "--state-dir", str(state)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_own_state()
+    )
 
 
 def _champion_is_served(state: Path) -> tuple[bool, str]:
@@ -133,7 +132,7 @@ def password_in_a_failing_uri(work: Path) -> Case:
     """A run against an unreachable tracking server with a password in its URI: the password is
     in none of the output."""
     secret = "s3cret-in-uri"
-    down = {**os.environ, "MLFLOW_TRACKING_URI": f"http://admin:{secret}@127.0.0.1:{free_port()}"}
+    down = {**_own_state(), "MLFLOW_TRACKING_URI": f"http://admin:{secret}@127.0.0.1:{free_port()}"}
     result = _emotion_ai(work / "down", *TINY_RUN, env=down)
     printed = result.stdout + result.stderr
     ok = result.returncode != 0 and secret not in printed and "admin:***@" in printed

@@ -3,12 +3,11 @@ by Playwright (which then downloads no browser of its own)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from debian_packages import apt_install
 from playwright.sync_api import Browser, sync_playwright
 
 CHROMIUM_PACKAGE = "chromium"
@@ -18,14 +17,7 @@ def chromium_executable() -> str:
     """The path of Debian's Chromium, installed with apt-get first when it is not there."""
     if found := shutil.which("chromium"):
         return found
-    as_root = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*as_root, "apt-get", "update", "-qq"], check=True, env=environment)
-    subprocess.run(
-        [*as_root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", CHROMIUM_PACKAGE],
-        check=True,
-        env=environment,
-    )
+    apt_install(CHROMIUM_PACKAGE)
     found = shutil.which("chromium")
     assert found, f"apt-get installed {CHROMIUM_PACKAGE}, yet no chromium is on PATH"
     return found

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from debian_packages import apt_install
 from servers import free_port
 
 POSTGRES_PACKAGE = "postgresql"
@@ -25,14 +26,7 @@ def postgres_bin() -> Path:
     """The folder of PostgreSQL's server programs, Debian's package installed first if missing."""
     if found := _installed():
         return found
-    as_root = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*as_root, "apt-get", "update", "-qq"], check=True, env=environment)
-    subprocess.run(
-        [*as_root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", POSTGRES_PACKAGE],
-        check=True,
-        env=environment,
-    )
+    apt_install(POSTGRES_PACKAGE)
     found = _installed()
     assert found, f"apt-get installed {POSTGRES_PACKAGE}, yet no initdb is there"
     return found

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from playwright.sync_api import expect
 from servers import free_port, running
+from tiny_networks import TINY_RUN
 
 from emotion_ai.cli.tracking import experiment_runs_url
 from emotion_ai.data.synthetic import synthetic_faces, write_keypoints_csv
@@ -30,14 +31,6 @@ from emotion_ai.release.model_card import MODEL_TRAINING_VIEW, UiLinks
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, SourceSettings, TrainSettings
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
-TINY_RUN = [  # a run that stops at validate needs no more
-    "--synthetic-rows=120",
-    "--epochs=1",
-    "--width=16",
-    "--batch-size=16",
-    "--max-keypoint-rmse-px=96",
-    "--min-emotion-accuracy=0",
-]
 SECOND_RUN = [  # another seed and one epoch, floors off: a model that is not better
     "--seed=1",
     "--epochs=1",

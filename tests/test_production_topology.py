@@ -19,20 +19,12 @@ from conftest import S3_ENVIRONMENT
 from databases import postgresql
 from mlflow.tracking import MlflowClient
 from servers import free_port, running, seaweedfs_s3, served_version
+from tiny_networks import TINY_RUN
 
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
 
 SERVING = "s3://emotion-ai/serving"
-RUN = [
-    "run",
-    "--synthetic-rows=120",
-    "--epochs=1",
-    "--width=16",
-    "--batch-size=16",
-    "--max-keypoint-rmse-px=96",
-    "--min-emotion-accuracy=0",
-    f"--model-base-path={SERVING}",
-]
+RUN = ["run", *TINY_RUN, f"--model-base-path={SERVING}"]
 
 
 @dataclass(frozen=True)

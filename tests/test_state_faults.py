@@ -80,3 +80,24 @@ def test_the_state_folder_is_read_from_the_command_line(monkeypatch):
     assert state_dir_of_command(["models"]) == Path(".state")
     monkeypatch.setenv("EMOTION_AI_STATE_DIR", "/z")
     assert state_dir_of_command(["models"]) == Path("/z")
+
+
+def test_runs_started_at_once_on_a_new_state_folder_set_its_database_up_once(tmp_path):
+    """Each opens the new SQLite store at the same moment; one makes its tables, the others wait
+    (without the lock, two migrated it at once and left it half made)."""
+    opening = (
+        "import sys; from pathlib import Path; "
+        "from emotion_ai.steps.tracking import local_tracking, use_tracking; "
+        "print(use_tracking(local_tracking(Path(sys.argv[1]))))"
+    )
+    state = tmp_path / "state"
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", opening, str(state)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    ids = {opener.communicate()[0].strip() for opener in openers}
+    assert [opener.returncode for opener in openers] == [0, 0, 0]
+    assert len(ids) == 1, "one experiment, made once"
+    assert _emotion_ai("models", "--state-dir", str(state)).returncode == 0

@@ -6,3 +6,13 @@ TINY = ResNetConfig(width=16, stages=1, depth=0)
 """One stage of 16 filters and no identity block: the cheapest network that trains and exports."""
 SMALL = ResNetConfig(width=16, stages=2, depth=1)
 """Two stages with an identity block each: every kind of residual block is in it."""
+
+TINY_RUN = [
+    "--synthetic-rows=120",
+    "--epochs=1",
+    "--width=16",
+    "--batch-size=16",
+    "--max-keypoint-rmse-px=96",
+    "--min-emotion-accuracy=0",
+]
+"""`emotion-ai run` options of the cheapest whole pipeline, floors off so both models register."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -81,11 +82,32 @@ def bound_tracking_retries() -> None:
         os.environ.setdefault(name, value)
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
+@contextmanager
+def _store_set_up(tracking_uri: str) -> Iterator[None]:
+    """One process at a time makes a SQLite store's tables and experiment: two runs started at
+    once on a new state folder would otherwise both migrate the new database, and leave it half
+    migrated (`_alembic_tmp_latest_metrics already exists`)."""
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        yield
+        return
+    with FileLock(tracking_uri.removeprefix(SQLITE_PREFIX) + ".lock"):
+        yield
+
+
 def use_tracking(settings: TrackingSettings) -> str:
     """Points MLflow at `settings` and returns the experiment id (created if new)."""
     bound_tracking_retries()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
+    with _store_set_up(settings.tracking_uri):
+        return _experiment(settings)
+
+
+def _experiment(settings: TrackingSettings) -> str:
+    """The experiment's id, made (and tagged as model training) when it is new."""
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
         experiment_id = MlflowClient().create_experiment(
