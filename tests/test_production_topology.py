@@ -41,7 +41,9 @@ def stack(tmp_path_factory) -> Stack:
     root = tmp_path_factory.mktemp("topology")
     (root / "s3").mkdir()
     with postgresql() as database, seaweedfs_s3(root / "s3") as endpoint:
-        environment = {**os.environ, **S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
+        # Not this worker's MLflow settings (an earlier test's MLFLOW_EXPERIMENT_ID, say).
+        own = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        environment = {**own, **S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
         s3 = boto3.client("s3", endpoint_url=endpoint, **_credentials())
         for bucket in ("mlflow", "emotion-ai"):
             s3.create_bucket(Bucket=bucket)
