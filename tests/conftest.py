@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import mlflow
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,16 +118,25 @@ def fer_csv(data_dir: Path) -> Path:
     return write_fer_csv(data_dir / "fer2013.csv", 120, seed=2)
 
 
-MLFLOW_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-"""`mlflow.set_tracking_uri` and `mlflow.set_experiment` export these, and the commands a test
-starts
-(`emotion-ai ...`, `mlflow run`) would follow them into another test's store."""
+MLFLOW_EXPORTS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
+"""`mlflow.set_tracking_uri`, `set_registry_uri` and `set_experiment` export these, and the
+commands a test starts (`emotion-ai ...`, `mlflow run`) would follow them into another test's
+store."""
 
 
 @pytest.fixture(autouse=True)
 def _mlflow_settings_stay_in_their_test(monkeypatch):
+    """Each test starts with MLflow pointing nowhere: neither the environment nor MLflow's own
+    globals (a client built later in the worker would read another test's registry)."""
     for name in MLFLOW_EXPORTS:
         monkeypatch.delenv(name, raising=False)
     yield
+    mlflow.set_registry_uri(None)
+    mlflow.set_tracking_uri(None)
     for name in MLFLOW_EXPORTS:
         os.environ.pop(name, None)
