@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import grpc
 import pytest
 import requests
 from google.protobuf import json_format
@@ -18,7 +19,12 @@ from servers import (
     wait_for_version,
 )
 from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+)
 from tiny_networks import TINY
 
 from emotion_ai.modeling.networks import build_emotion_model, build_keypoint_model
@@ -37,16 +43,17 @@ def served(tmp_path_factory):
     base = tmp_path_factory.mktemp("serving")
     export_saved_model(build_keypoint_model(TINY), base, KEYPOINT_MODEL, 1)
     export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 1)
-    port = free_port()
-    command = serve_command(base, port, "--file-system-poll-wait-seconds", "0.5")
+    port, grpc_port = free_port(), free_port()
+    options = ("--port", str(grpc_port), "--file-system-poll-wait-seconds", "0.5")
+    command = serve_command(base, port, *options)
     with running(
         command, f"http://127.0.0.1:{port}/v1/models/{EMOTION_MODEL}", base / "server.log"
     ):
-        yield base, f"http://127.0.0.1:{port}/v1/models"
+        yield base, f"http://127.0.0.1:{port}/v1/models", f"127.0.0.1:{grpc_port}"
 
 
 def test_new_version_swaps_in_and_rollback_swaps_back(served):
-    base, url = served
+    base, url, _ = served
     assert served_version(f"{url}/{EMOTION_MODEL}") == "1"
     export_saved_model(build_emotion_model(TINY), base, EMOTION_MODEL, 2)
     wait_for_version(f"{url}/{EMOTION_MODEL}", "2")
@@ -60,7 +67,7 @@ def test_new_version_swaps_in_and_rollback_swaps_back(served):
 
 
 def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
-    base, url = served
+    base, url, grpc_address = served
     corrupt = base / EMOTION_MODEL / "7"
     corrupt.mkdir()
     (corrupt / "saved_model.pb").write_bytes(b"not a saved model")
@@ -72,10 +79,21 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served):
         response.status_code == 200 and len(response.json()["predictions"][0]["probabilities"]) == 5
     )
     assert "refused emotion-ai-emotion version 7" in (base / "server.log").read_text()
+    with grpc.insecure_channel(grpc_address) as channel:
+        status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+            get_model_status_pb2.GetModelStatusRequest(
+                model_spec=model_pb2.ModelSpec(name=EMOTION_MODEL)
+            ),
+            timeout=30,
+        )
+    listed = {s.version: (s.state, s.status.error_message) for s in status.model_version_status}
+    state, reason = listed[7]
+    assert state == get_model_status_pb2.ModelVersionStatus.END and reason, listed
+    assert listed[1] == (get_model_status_pb2.ModelVersionStatus.AVAILABLE, ""), listed
 
 
 def test_version_routes_metadata_and_body_limit(served):
-    _, url = served
+    _, url, _ = served
     version = served_version(f"{url}/{EMOTION_MODEL}")
     assert (
         requests.get(f"{url}/{EMOTION_MODEL}/versions/{version}").json()["model_version_status"][0][
@@ -128,7 +146,7 @@ def test_version_routes_metadata_and_body_limit(served):
 
 
 def test_no_request_fails_while_versions_swap_under_load(served):
-    base, url = served
+    base, url, _ = served
     stop, codes = threading.Event(), []
 
     def client(model: str) -> None:
@@ -172,7 +190,7 @@ def _metric(url: str, sample: str) -> float:
 
 
 def test_labels_route_requests_and_stable_takes_the_unversioned_ones(served):
-    base, url = served
+    base, url, _ = served
     newest = served_version(f"{url}/{EMOTION_MODEL}")
     set_label(base, EMOTION_MODEL, "stable", 1)
     set_label(base, EMOTION_MODEL, "canary", int(newest))

@@ -36,6 +36,7 @@ from emotion_ai.serving.face_requests import (
 )
 from emotion_ai.serving.kserve_bridge import add_open_inference_service
 from emotion_ai.serving.metrics import counted_predict
+from emotion_ai.serving.model_status import status_response
 from emotion_ai.settings import RequestLimits
 
 TF_DTYPES = {"FP32": types_pb2.DT_FLOAT, "BYTES": types_pb2.DT_STRING}
@@ -152,9 +153,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-
-
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, repository) -> None:
         self.repository = repository
@@ -170,13 +168,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         model, target = _located(self.repository, request.model_spec)
         spec = request.model_spec
         named = spec.HasField("version") or spec.version_label
-        versions = [str(target.version)] if named else model.versions()
-        return get_model_status_pb2.GetModelStatusResponse(
-            model_version_status=[
-                get_model_status_pb2.ModelVersionStatus(version=int(version), state=AVAILABLE)
-                for version in versions
-            ]
-        )
+        return status_response(model, target if named else None)
 
 
 def grpc_server(host: str, port: int, model_server, limits: RequestLimits) -> grpc.aio.Server:

@@ -22,33 +22,12 @@ from starlette.requests import ClientDisconnect
 from emotion_ai.serving.errors import logged, message_of, status_of, unserved
 from emotion_ai.serving.face_requests import pixel_array_request
 from emotion_ai.serving.metrics import count_predict
+from emotion_ai.serving.model_status import status_json, status_response
 from emotion_ai.settings import RequestLimits
 
 PREDICT_PATH = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?:predict$"
 )
-
-
-def model_status(versions: list[str], ready: bool, refused: dict[int, str] | None = None) -> dict:
-    """TF Serving's `GET /v1/models/<name>` answer; versions that failed to load are listed as TF
-    Serving lists them, state END with the error."""
-    served = [
-        {
-            "version": version,
-            "state": "AVAILABLE" if ready else "LOADING",
-            "status": {"error_code": "OK", "error_message": ""},
-        }
-        for version in versions
-    ]
-    failed = [
-        {
-            "version": str(version),
-            "state": "END",
-            "status": {"error_code": "UNKNOWN", "error_message": reason},
-        }
-        for version, reason in (refused or {}).items()
-    ]
-    return {"model_version_status": served + failed}
 
 
 def locate(repository, model_name: str, version: str | None, label: str | None):
@@ -209,9 +188,8 @@ class TFServingEndpoints:
         model, target = locate(self.repository, model_name, version, label)
         if target is None:
             return self._not_found(model, model_name, version, label)
-        if version is None and label is None:
-            return model_status(model.versions(), model.ready, model.refused())
-        return model_status([str(target.version)], model.ready)
+        named = version is not None or label is not None
+        return status_json(status_response(model, target if named else None))
 
     def metadata(self, model_name: str, version: str | None = None, label: str | None = None):
         model, target = locate(self.repository, model_name, version, label)
