@@ -6,7 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import mlflow
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -131,12 +130,8 @@ store."""
 
 @pytest.fixture(autouse=True)
 def _mlflow_settings_stay_in_their_test(monkeypatch):
-    """Each test starts with MLflow pointing nowhere: neither the environment nor MLflow's own
-    globals (a client built later in the worker would read another test's registry)."""
     for name in MLFLOW_EXPORTS:
         monkeypatch.delenv(name, raising=False)
     yield
-    mlflow.set_registry_uri(None)
-    mlflow.set_tracking_uri(None)
     for name in MLFLOW_EXPORTS:
         os.environ.pop(name, None)

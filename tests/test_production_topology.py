@@ -84,7 +84,7 @@ def test_two_runs_keep_the_worse_emotion_model_out_and_the_server_follows_the_ch
     assert "keypoints v1 (champion), emotion v1 (champion)" in first.stdout, first.stdout
     second = _emotion_ai(stack, *RUN, "--seed=1", "--significance=1e-9")
     assert "emotion v2 (champion)" not in second.stdout and "emotion v2" in second.stdout
-    client = MlflowClient(stack.tracking_uri)
+    client = MlflowClient(stack.tracking_uri, registry_uri=stack.tracking_uri)
     rejected = client.get_model_version(EMOTION_MODEL, "2")
     assert rejected.tags["decision"] == "reject", rejected.tags
     assert client.get_model_version_by_alias(EMOTION_MODEL, "champion").version == "1"
