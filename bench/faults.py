@@ -187,7 +187,7 @@ def _registered_versions(work: Path, width: int) -> None:
 
 
 def _put(key: str, body: bytes) -> None:
-    from emotion_ai.storage import s3_client
+    from emotion_ai.locations import s3_client
 
     s3_client().put_object(Bucket=BUCKET, Key=key, Body=body)
 
@@ -309,7 +309,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     (work / "s3").mkdir()
     with seaweedfs(work / "s3") as (endpoint, weed):
         os.environ.update({**S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint})
-        from emotion_ai.storage import s3_client
+        from emotion_ai.locations import s3_client
 
         s3_client().create_bucket(Bucket=BUCKET)
         base = f"s3://{BUCKET}/serving"

@@ -19,6 +19,7 @@ from emotion_ai.data.synthetic import (
     write_fer_csv,
     write_keypoints_csv,
 )
+from emotion_ai.locations import location
 from emotion_ai.monitoring.drift import (
     DriftThresholds,
     detect_drift,
@@ -26,7 +27,7 @@ from emotion_ai.monitoring.drift import (
 )
 from emotion_ai.monitoring.launchers import CommandLauncher
 from emotion_ai.monitoring.request_log import RequestSampler, read_samples
-from emotion_ai.monitoring.triggers import data_fingerprints, data_sources
+from emotion_ai.monitoring.triggers import data_sources
 from emotion_ai.monitoring.watcher import Watcher, WatchSettings
 from emotion_ai.steps.tracking import TRIGGER_TAG, local_tracking, use_tracking
 
@@ -143,7 +144,7 @@ def test_only_data_files_are_taken_as_sources_and_a_state_folder_inside_the_data
 ):
     (data_folder / "fer2013-report.html").write_text("<html></html>")
     (data_folder / "training_notes.txt").write_text("notes")
-    keypoints, fer = data_sources(data_fingerprints(str(data_folder)))
+    keypoints, fer = data_sources(location(data_folder).fingerprints())
     assert (keypoints, fer) == (
         str((data_folder / "training.csv").resolve()),
         str((data_folder / "fer2013.csv").resolve()),

@@ -1,8 +1,9 @@
 """emotion-ai: train, track, gate and serve face keypoint and emotion models.
 
 Stage packages: `data`, `modeling`, `release`, `serving`, `monitoring`, `steps`, `cli`. Shared by
-all and importing none of them: `faces` (what a face is), `settings` (every default, once) and
-`storage` (atomic writes, URI schemes), and `tensorflow_startup`, which every process runs on
+all and importing none of them: `faces` (what a face is), `settings` (every default, once),
+`storage` (atomic local writes), `locations` (one object per URI scheme), `logs`, and
+`tensorflow_startup`, which every process runs on
 import to keep TensorFlow's C++ start-up notices off the console. The import rules are
 import-linter contracts in pyproject.toml.
 """

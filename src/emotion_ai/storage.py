@@ -1,9 +1,5 @@
-"""Where bytes live: atomic local writes, and the one place that tells local paths, `s3://` and
-`https://` URIs apart, with one reused S3 client per endpoint.
-
-boto3 rather than fsspec: s3fs pins aiobotocore, which pins botocore to ranges that fight boto3's,
-and our S3 needs (list, get, put, delete under a prefix) are a handful of calls.
-"""
+"""Local files written whole or not at all: atomic writes (files and folders), JSON in and out, and
+finding what an interrupted writer left behind. Remote URIs are `locations`' job."""
 
 from __future__ import annotations
 
@@ -13,53 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
-from functools import cache
 from pathlib import Path
-from urllib.parse import urlparse
-
-
-class Scheme(str, Enum):
-    LOCAL = "local"
-    S3 = "s3"
-    HTTPS = "https"
-
-
-def scheme(uri: str | Path) -> Scheme:
-    """Which storage a URI names: `s3://`, `http(s)://`, else a local path (`file://` allowed)."""
-    found = urlparse(str(uri)).scheme
-    if found == "s3":
-        return Scheme.S3
-    if found in ("http", "https"):
-        return Scheme.HTTPS
-    return Scheme.LOCAL
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/some/key` as (bucket, `some/key`)."""
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.strip("/")
-
-
-def s3_client():
-    """The boto3 S3 client of the current endpoint (AWS_ENDPOINT_URL) and credentials, made once."""
-    return _s3_client(
-        os.environ.get("AWS_ENDPOINT_URL", ""), os.environ.get("AWS_ACCESS_KEY_ID", "")
-    )
-
-
-@cache
-def _s3_client(endpoint_url: str, access_key_id: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint_url or None)
-
-
-def s3_objects(bucket: str, prefix: str) -> list[dict]:
-    """Every object under a key prefix of a bucket (boto3's `Contents` entries: Key, ETag, ...),
-    all pages."""
-    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [item for page in pages for item in page.get("Contents", [])]
 
 
 def remove_path(path: Path) -> None:

@@ -4,10 +4,8 @@ fires and why; `watcher.Watcher` checks them and launches the run (`launchers`).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import mlflow
 from croniter import croniter
@@ -15,7 +13,6 @@ from croniter import croniter
 from emotion_ai.data.formats import TABLE_SUFFIXES
 from emotion_ai.monitoring.drift import DriftReport
 from emotion_ai.steps.tracking import TrackingSettings, use_tracking
-from emotion_ai.storage import Scheme, s3_objects, scheme, split_s3_uri
 
 KEYPOINTS_PREFIXES = ("training",)
 FER_PREFIXES = ("fer2013", "icml_face_data")
@@ -41,31 +38,6 @@ def latest_reference_profile(tracking: TrackingSettings) -> dict | None:
     if not runs:
         return None
     return mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/data_profile.json")["emotion"]
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def data_fingerprints(uri: str) -> dict[str, str]:
-    """Every file under a folder (sha256 of its bytes) or an s3:// prefix (its ETag, which S3
-    computes from the bytes), keyed by the URI that fetches it."""
-    if scheme(uri) is Scheme.S3:
-        bucket, prefix = split_s3_uri(uri)
-        return {
-            f"s3://{bucket}/{item['Key']}": item["ETag"].strip('"')
-            for item in s3_objects(bucket, f"{prefix}/" if prefix else "")
-            if not item["Key"].endswith("/")
-        }
-    root = Path(uri)
-    if not root.is_dir():
-        raise FileNotFoundError(f"watched data folder {uri} does not exist")
-    return {
-        str(path.resolve()): _sha256(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
-    }
 
 
 def data_sources(fingerprints: dict[str, str]) -> tuple[str, str]:

@@ -16,19 +16,19 @@ from pathlib import Path
 import mlflow
 from filelock import FileLock, Timeout
 
+from emotion_ai.locations import location
 from emotion_ai.monitoring.drift import DriftThresholds, detect_drift
 from emotion_ai.monitoring.launchers import Launcher
 from emotion_ai.monitoring.request_log import read_samples
 from emotion_ai.monitoring.triggers import (
     Trigger,
-    data_fingerprints,
     data_sources,
     drift_trigger,
     new_data_trigger,
     schedule_trigger,
 )
 from emotion_ai.steps.tracking import TRIGGER_TAG, TrackingSettings, use_tracking
-from emotion_ai.storage import Scheme, read_json, scheme, write_json
+from emotion_ai.storage import read_json, write_json
 
 STATE_FILE = "state.json"
 LOCK_FILE = "launch.lock"
@@ -64,9 +64,8 @@ class WatchSettings:
     thresholds: DriftThresholds = DriftThresholds()
 
     def __post_init__(self) -> None:
-        if not self.data_uri or scheme(self.data_uri) is Scheme.S3:
-            return
-        if self.state_dir.resolve().is_relative_to(Path(self.data_uri).resolve()):
+        folder = location(self.data_uri).on_this_machine() if self.data_uri else None
+        if folder is not None and self.state_dir.resolve().is_relative_to(folder.resolve()):
             raise ValueError(
                 f"the state folder {self.state_dir} is inside the watched data folder "
                 f"{self.data_uri}: every run's own files would look like new data and start the "
@@ -102,7 +101,8 @@ class Watcher:
     def _check(self, now: float) -> CheckOutcome:
         state = WatchState.load(self.folder / STATE_FILE)
         state.schedule_anchor = state.schedule_anchor or now
-        fingerprints = data_fingerprints(self.settings.data_uri) if self.settings.data_uri else {}
+        data_uri = self.settings.data_uri
+        fingerprints = location(data_uri).fingerprints() if data_uri else {}
         samples = (
             read_samples(self.settings.request_log, state.request_log_offset)
             if self.settings.request_log

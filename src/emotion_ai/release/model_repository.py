@@ -20,16 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emotion_ai.locations import S3Location, location
 from emotion_ai.release.warmup import write_warmup_requests
-from emotion_ai.storage import (
-    Scheme,
-    atomic_path,
-    s3_client,
-    s3_objects,
-    scheme,
-    split_s3_uri,
-    write_text_atomically,
-)
+from emotion_ai.storage import atomic_path, write_text_atomically
 
 if TYPE_CHECKING:
     import keras
@@ -128,19 +121,16 @@ class S3Layout:
     """Versions as key prefixes under `s3://bucket/prefix` (boto3; endpoint from
     AWS_ENDPOINT_URL)."""
 
-    def __init__(self, url: str) -> None:
-        self.bucket, self.prefix = split_s3_uri(url)
-        self.client = s3_client()
+    def __init__(self, place: S3Location) -> None:
+        self.place, self.bucket, self.client = place, place.bucket, place.client
         self._cache: Path | None = None
 
-    def _key(self, *parts: object) -> str:
-        return "/".join(str(part) for part in (self.prefix, *parts) if str(part))
-
     def versions(self, model_name: str) -> list[int]:
+        model_prefix = self.place.key(model_name) + "/"
         complete = {
             version
-            for item in s3_objects(self.bucket, self._key(model_name) + "/")
-            for version, _, rest in [item["Key"][len(self._key(model_name)) + 1 :].partition("/")]
+            for item in self.place.objects(model_prefix)
+            for version, _, rest in [item["Key"].removeprefix(model_prefix).partition("/")]
             if rest == SAVED_MODEL_FILE
         }
         return _versions_among(model_name, sorted(complete))
@@ -155,18 +145,18 @@ class S3Layout:
             self.client.upload_file(
                 str(path),
                 self.bucket,
-                self._key(model_name, version, path.relative_to(local_dir).as_posix()),
+                self.place.key(model_name, version, path.relative_to(local_dir).as_posix()),
             )
-        return f"s3://{self.bucket}/{self._key(model_name, version)}"
+        return f"s3://{self.bucket}/{self.place.key(model_name, version)}"
 
     def remove(self, model_name: str, version: int) -> None:
-        prefix = self._key(model_name, version) + "/"
+        prefix = self.place.key(model_name, version) + "/"
         self.client.delete_object(Bucket=self.bucket, Key=prefix + SAVED_MODEL_FILE)
-        for item in s3_objects(self.bucket, prefix):
+        for item in self.place.objects(prefix):
             self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
 
     def _objects(self, model_name: str, version: int) -> list[dict]:
-        return s3_objects(self.bucket, self._key(model_name, version) + "/")
+        return self.place.objects(self.place.key(model_name, version) + "/")
 
     def marker(self, model_name: str, version: int) -> tuple:
         """What changes when a version's files change: each object's key and ETag."""
@@ -182,7 +172,7 @@ class S3Layout:
         content = repr(sorted((item["Key"], item["ETag"]) for item in objects)).encode()
         target = self._cache / model_name / f"{version}-{hashlib.sha256(content).hexdigest()[:12]}"
         if not target.is_dir():
-            prefix = self._key(model_name, version) + "/"
+            prefix = self.place.key(model_name, version) + "/"
             with atomic_path(target) as partial:
                 for item in objects:
                     destination = partial / item["Key"][len(prefix) :]
@@ -193,7 +183,7 @@ class S3Layout:
     def read_labels(self, model_name: str) -> str | None:
         try:
             labels = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(model_name, LABELS_FILE)
+                Bucket=self.bucket, Key=self.place.key(model_name, LABELS_FILE)
             )
         except self.client.exceptions.NoSuchKey:
             return None
@@ -202,14 +192,19 @@ class S3Layout:
     def write_labels(self, model_name: str, text: str) -> None:
         """One PUT: S3 readers see the old object or the new one, never half of it."""
         self.client.put_object(
-            Bucket=self.bucket, Key=self._key(model_name, LABELS_FILE), Body=text.encode()
+            Bucket=self.bucket, Key=self.place.key(model_name, LABELS_FILE), Body=text.encode()
         )
 
 
 def layout(base_path: str | Path) -> LocalLayout | S3Layout:
-    return (
-        S3Layout(str(base_path)) if scheme(base_path) is Scheme.S3 else LocalLayout(Path(base_path))
-    )
+    """The layout of the location `base_path` names: a local folder or an S3 prefix."""
+    place = location(base_path)
+    if isinstance(place, S3Location):
+        return S3Layout(place)
+    folder = place.on_this_machine()
+    if folder is None:
+        raise ValueError(f"models are served from a folder or s3://bucket/prefix, not {base_path}")
+    return LocalLayout(folder)
 
 
 def read_labels(base_path: str | Path, model_name: str) -> dict[str, int]:
