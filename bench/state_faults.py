@@ -1,10 +1,11 @@
 """bench/faults.py's cases against the pipeline's state rather than the server: the gate's decision
 after its round trip through the file the steps exchange, two runs at once on one state, a promote
-during a run, a corrupt tracking database, and a password in a failing tracking URI. Each runs the
-real commands on a state folder of its own (tiny synthetic runs).
+during a run, a corrupt tracking database, a read-only and a full state folder, and a password in a
+failing tracking URI. Each runs the real commands on a state folder of its own (tiny synthetic
+runs).
 
-Not here: a read-only and a full state folder. The bench runs as root, whom file modes do not stop,
-and it may not mount a small file system; tests/test_state_faults.py checks the one line each gets.
+The read-only and full folders are small tmpfs mounts (file modes do not stop root, whom the bench
+runs as): where mounting is not allowed, the two cases say so and count as not survived.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from faults import Case
 from servers import free_port
 from tiny_networks import TINY_RUN as TINY_RUN_OPTIONS
+
+from emotion_ai.storage import partials_under
 
 TINY_RUN = ["run", *TINY_RUN_OPTIONS]
 EMOTION_MODEL = "emotion-ai-emotion"
@@ -128,6 +133,44 @@ def corrupt_database(work: Path) -> Case:
     return Case("a corrupt tracking database", ok, bool(kept), printed.splitlines()[-1][:160])
 
 
+@contextmanager
+def _small_file_system(folder: Path, size: str, read_only: bool = False) -> Iterator[bool]:
+    """A tmpfs of `size` mounted on `folder` (read-only when asked) for the block; yields whether
+    it could be mounted."""
+    folder.mkdir(parents=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)])
+    if mount.returncode != 0:
+        yield False
+        return
+    try:
+        (folder / "state").mkdir()
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield True
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _one_clear_line(result: subprocess.CompletedProcess, words: str) -> tuple[bool, str]:
+    """Whether a failed command ended with one line holding `words` and printed no trace."""
+    printed = (result.stdout + result.stderr).strip()
+    last = printed.splitlines()[-1] if printed else ""
+    ok = result.returncode == 1 and words in last and "Traceback" not in printed
+    return ok, f"exit {result.returncode}, {len(printed.splitlines())} lines: {last[:120]}"
+
+
+def state_folder_on(work: Path, name: str, size: str, read_only: bool, words: str) -> Case:
+    """A run on a state folder that is read-only or fills up: one line naming it and what to do,
+    and nothing half-written left behind."""
+    with _small_file_system(work / name, size, read_only) as mounted:
+        if not mounted:
+            return Case(f"a {name} state folder", False, False, "cannot mount a tmpfs here")
+        state = work / name / "state"
+        ok, detail = _one_clear_line(_emotion_ai(state, *TINY_RUN), words)
+        partials = [str(path) for path in partials_under(state)]
+    return Case(f"a {name} state folder", ok, not partials, f"{detail}; partial files {partials}")
+
+
 def password_in_a_failing_uri(work: Path) -> Case:
     """A run against an unreachable tracking server with a password in its URI: the password is
     in none of the output."""
@@ -148,5 +191,7 @@ def state_cases(work: Path) -> list[Case]:
         two_runs_at_once(work),
         promote_during_a_run(work),
         corrupt_database(work),
+        state_folder_on(work, "read-only", "50m", True, "the state folder must be writable"),
+        state_folder_on(work, "full", "3m", False, "no space left on the device of"),
         password_in_a_failing_uri(work),
     ]

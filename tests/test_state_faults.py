@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,6 +72,8 @@ def test_read_only_and_full_state_folders_are_named_with_what_to_do(tmp_path):
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "kfp"))
     assert "no space left on the device of" in state_fault(full, tmp_path)
     assert "emotion-ai doctor" in state_fault(full, tmp_path)
+    sqlite_full = sqlite3.OperationalError("database or disk is full")
+    assert f"no space left on the device of {tmp_path}:" in state_fault(sqlite_full, tmp_path)
 
 
 def test_the_state_folder_is_read_from_the_command_line(monkeypatch):

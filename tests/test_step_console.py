@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 
 import pytest
@@ -47,6 +48,19 @@ def test_a_failing_step_shows_its_last_lines(tmp_path):
     shown = screen.getvalue()
     assert "✗ train_emotion" in shown and "step train_emotion failed" in shown
     assert "running train-emotion" in shown[shown.index("step train_emotion failed") :]
+
+
+def test_a_full_disk_under_the_logs_ends_the_run_with_it_and_no_step_trace(tmp_path):
+    """/dev/full answers every write with ENOSPC, as a full state folder would."""
+    (tmp_path / "train_emotion.log").symlink_to("/dev/full")
+    screen = io.StringIO()
+    with pytest.raises(OSError) as raised, step_console(STEPS, tmp_path, Console(file=screen)):
+        _kfp_prints({"ingest": "ok", "train-emotion": "never"}, failing="train-emotion")
+    assert raised.value.errno == errno.ENOSPC
+    assert isinstance(raised.value.__cause__, RuntimeError), "the step's failure stays chained"
+    shown = screen.getvalue()
+    assert "✗ train_emotion" in shown and "failed; its last lines" not in shown
+    assert "running ingest" in (tmp_path / "ingest.log").read_text(), "the other logs are whole"
 
 
 def test_verbose_shows_every_line(tmp_path, capsys):

@@ -82,8 +82,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     in URIs in every log record. Only our own logger gets a
     handler: other libraries (KServe, uvicorn) keep configuring theirs as they would."""
     redact_credentials_in_logs()
-    # MLflow announces each database table set-up at INFO, on every new state folder.
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # MLflow announces each database table set-up at INFO, on every new state folder, and logs the
+    # trace of each database error it then raises anyway (the command names it in one line).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     ours = logging.getLogger("emotion_ai")
     if ours.handlers:
         return

@@ -139,7 +139,8 @@ def tracking_settings(state_dir: Path, create: bool = False):
 @contextmanager
 def registry_errors(action: str) -> Iterator[None]:
     """A registry that cannot be reached, or that refuses the change, ends the command with one
-    clear line (passwords in URIs hidden) and exit status 1 instead of a trace."""
+    clear line (passwords in URIs hidden) and exit status 1 instead of a trace; a fault of the
+    state folder itself (`state_faults`) is named as such."""
     from mlflow.exceptions import MlflowException
 
     from emotion_ai.cli.state_faults import state_dir_of_command, state_fault
@@ -148,6 +149,7 @@ def registry_errors(action: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, ValueError, RuntimeError, OSError) as error:
-        why = state_fault(error, state_dir_of_command(sys.argv)) or redact(str(error))
-        console.print(f"[red]{action} failed: {why}[/]", soft_wrap=True)
+        fault = state_fault(error, state_dir_of_command(sys.argv))
+        line = fault or f"{action} failed: {redact(str(error))}"
+        console.print(f"[red]{line}[/]", soft_wrap=True)
         raise typer.Exit(1) from error

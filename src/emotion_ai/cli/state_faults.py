@@ -12,6 +12,10 @@ from pathlib import Path
 
 CORRUPT_DATABASE = ("database disk image is malformed", "file is not a database")
 READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+FULL_DATABASE = "database or disk is full"
+"""SQLite's words for a full disk (its error is no OSError)."""
+FULL_OR_READ_ONLY = (os.strerror(errno.ENOSPC), os.strerror(errno.EROFS), FULL_DATABASE)
+"""How a full or read-only disk reads in a step's log."""
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -45,9 +49,11 @@ def state_fault(error: BaseException, state_dir: Path) -> str | None:
                 f"`emotion-ai doctor --state-dir {state_dir}` sets it aside, or use another "
                 "--state-dir (EMOTION_AI_STATE_DIR)"
             )
-        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+        full = isinstance(cause, OSError) and cause.errno == errno.ENOSPC
+        if full or FULL_DATABASE in text:
+            where = getattr(cause, "filename", None) or state_dir
             return (
-                f"no space left on the device of {cause.filename or state_dir}: free some "
+                f"no space left on the device of {where}: free some "
                 "(`emotion-ai doctor` removes what failed runs left) or use a --state-dir on "
                 "another disk"
             )
@@ -57,6 +63,12 @@ def state_fault(error: BaseException, state_dir: Path) -> str | None:
                 f"must be writable; use --state-dir (EMOTION_AI_STATE_DIR) to choose another"
             )
     return None
+
+
+def names_a_full_or_read_only_disk(lines: list[str]) -> bool:
+    """Whether a failed step's last lines say its disk was full or read-only: the command's last
+    line then says so and what to do, and the step's trace would only bury it."""
+    return any(words in line for line in lines for words in FULL_OR_READ_ONLY)
 
 
 def _words(text: str) -> str:

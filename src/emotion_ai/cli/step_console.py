@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +26,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from emotion_ai.cli.state_faults import names_a_full_or_read_only_disk
 from emotion_ai.logs import headline_in
 from emotion_ai.progress import PROGRESS_DIR_ENV, Progress, read_progress
 
@@ -78,6 +79,7 @@ class StepConsole(io.TextIOBase):
         self._logs: dict[str, TextIO] = {}
         self._lock = threading.Lock()
         self._epochs_shown: dict[str, int] = {}
+        self.log_failure: OSError | None = None
         log_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -95,9 +97,7 @@ class StepConsole(io.TextIOBase):
         self._epochs_shown[step.name] = progress.epoch
         step.headline = progress.line()
         with self._lock:
-            log = self._log(step.name)
-            log.write(f"[progress] {progress.line()}\n")
-            log.flush()
+            self._write_log(step.name, f"[progress] {progress.line()}\n", flush=True)
         return step.name, progress
 
     def writable(self) -> bool:
@@ -116,7 +116,8 @@ class StepConsole(io.TextIOBase):
             self._take(self._pending)
             self._pending = ""
         for handle in self._logs.values():
-            handle.close()
+            with suppress(OSError):  # what could not be flushed is in log_failure already
+                handle.close()
         super().close()
 
     def _take(self, line: str) -> None:
@@ -124,7 +125,7 @@ class StepConsole(io.TextIOBase):
         if started := TASK_STARTED.search(plain):
             self._start(started["task"])
         name = self.current.name if self.current else PIPELINE_LOG
-        self._log(name).write(plain + "\n")
+        self._write_log(name, plain + "\n")
         if self.current:
             self.current.last_lines.append(plain)
             if headline := headline_in(plain):
@@ -145,15 +146,25 @@ class StepConsole(io.TextIOBase):
     def _finish(self, task: str, succeeded: bool) -> None:
         step = self._step(task)
         step.status, step.ended = ("done" if succeeded else "failed"), time.monotonic()
-        self._log(step.name).flush()
+        self._write_log(step.name, "", flush=True)
         self.current = None
         if self.on_finish:
             self.on_finish(step)
 
-    def _log(self, name: str) -> TextIO:
-        if name not in self._logs:
-            self._logs[name] = open(self.log_dir / f"{name}.log", "a", encoding="utf-8")
-        return self._logs[name]
+    def _write_log(self, name: str, text: str, flush: bool = False) -> None:
+        """Appends to a step's log. A log that cannot be written (a full or read-only disk) is
+        given up, not raised into the pipeline's output: the console still shows the steps, and
+        the step that meets the same disk names it."""
+        if self.log_failure is not None:
+            return
+        try:
+            log = self._logs.get(name) or open(self.log_dir / f"{name}.log", "a", encoding="utf-8")
+            self._logs[name] = log
+            log.write(text)
+            if flush:
+                log.flush()
+        except OSError as error:
+            self.log_failure = error
 
     def failed_step(self) -> StepLine | None:
         """The step that failed, or the one running when the pipeline stopped."""
@@ -208,8 +219,10 @@ def step_console(
             redirect_stdout(lines),
         ):
             yield lines
-    except BaseException:
+    except BaseException as error:
         _show_failure(lines, console)
+        if lines.log_failure is not None:  # the full or read-only disk is the news, not the step
+            raise lines.log_failure from error
         raise
     finally:
         lines.close()
@@ -257,7 +270,7 @@ def _live(lines: StepConsole, console: Console) -> Live:
 
 def _show_failure(lines: StepConsole, console: Console) -> None:
     step = lines.failed_step()
-    if step is None:
+    if step is None or lines.log_failure or names_a_full_or_read_only_disk(step.last_lines):
         return
     log = lines.log_dir / f"{step.name}.log"
     console.print(f"\n[red bold]step {step.name} failed[/]; its last lines ({log}):")
