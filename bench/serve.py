@@ -12,6 +12,8 @@ to TF Serving's layout (with its warm-up requests) and logged to MLflow. Measure
   the median round is recorded (this machine's speed drifts by 20% within minutes, so only
   neighbours are compared);
 - in-process, one face at a time (the latency that the server's p50 at 1 client adds to);
+- the same network without its input pool (computing at 96x96 throughout, as every network did
+  before it), served by ours (OpenVINO, REST): what the faster networks give serving;
 - peers: `mlflow models serve` of the logged model (`--env-manager local`), and BentoML serving the
   same SavedModel with adaptive batching (`bench/bentoml_service.py`, in a virtual environment of
   its own under bench/work, made with uv);
@@ -169,9 +171,11 @@ def median_round(rounds: list[dict]) -> dict:
     return sorted(rounds, key=lambda measured: measured["ratio"])[(len(rounds) - 1) // 2]
 
 
-def build_model(work: Path, width: int, depth: int) -> tuple[Path, str, object]:
-    """The emotion model exported as version 1 under `work/serving`, and logged to MLflow in
-    `work`."""
+def build_model(
+    work: Path, width: int, depth: int, input_pool: int | None = None
+) -> tuple[Path, str, object]:
+    """The emotion model exported as version 1 under `work/serving` (the network's own input pool
+    unless `input_pool` is given), and logged to MLflow in `work`."""
     import keras
     import mlflow
 
@@ -181,7 +185,8 @@ def build_model(work: Path, width: int, depth: int) -> tuple[Path, str, object]:
     from emotion_ai.settings import ResNetConfig
 
     keras.utils.set_random_seed(0)
-    model = build_emotion_model(ResNetConfig(width=width, depth=depth))
+    pool = {} if input_pool is None else {"input_pool": input_pool}
+    model = build_emotion_model(ResNetConfig(width=width, depth=depth, **pool))
     export_saved_model(model, work / "serving", MODEL, 1)
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     mlflow.set_experiment("bench-serve")
@@ -343,6 +348,16 @@ def mlflow_serve(work: Path, model_uri: str, port: int, log: Path):
         yield f"http://127.0.0.1:{port}/invocations"
 
 
+def full_resolution_network(
+    work: Path, width: int, depth: int, body: bytes, seconds: float
+) -> dict:
+    """Our server (OpenVINO, REST) on the same network computing at 96x96 throughout, as every
+    network did before the input pool (`--input-pool 1`): what the faster networks give serving."""
+    base, _, _ = build_model(work / "full-resolution", width, depth, input_pool=1)
+    with ours(base, work / "full-resolution.log", "--engine", "openvino") as (url, _):
+        return measure_server(url, body, seconds)
+
+
 def measure(width: int, depth: int, seconds: float, rounds: int, bentoml_python: Path) -> dict:
     face = np.random.default_rng(0).integers(0, 256, (96, 96, 1)).astype(np.float32)
     body = json.dumps({"instances": [face.astype(int).tolist()]}).encode()
@@ -359,6 +374,7 @@ def measure(width: int, depth: int, seconds: float, rounds: int, bentoml_python:
                 }
                 if engine == "openvino":
                     results["paired_rounds"] = paired_rounds(url, body, model, rounds, seconds / 2)
+        results["full_resolution"] = full_resolution_network(work, width, depth, body, seconds)
         with mlflow_serve(work, model_uri, free_port(), work / "mlflow.log") as url:
             results["mlflow"] = measure_server(url, body, seconds)
         with bentoml_serve(bentoml_python, base / MODEL / "1", work / "bentoml.log") as url:
@@ -431,6 +447,7 @@ def details(measured: dict, args) -> dict:
         "ratio_vs_bentoml": rest / throughput(measured, "bentoml"),
         "ratio_vs_mlflow": rest / throughput(measured, "mlflow"),
         "ratio_openvino_vs_tensorflow_engine": rest / throughput(measured, "tensorflow", "rest"),
+        "ratio_input_pool_vs_full_resolution": rest / throughput(measured, "full_resolution"),
         "p50_ms_1_client": measured["openvino"]["rest"]["1"]["p50_ms"],
         "p50_ms_1_client_grpc": measured["openvino"]["grpc"]["1"]["p50_ms"],
         "targets": {
@@ -454,6 +471,13 @@ def table_rows(measured: dict) -> list[dict]:
     rest = throughput(measured, "openvino", "rest")
     swap = measured["first_requests_after_swap_ms"]
     return [
+        secondary_row(
+            "serving: input-pooled network vs the same at 96x96 (OpenVINO, REST)",
+            value=rest,
+            baseline=throughput(measured, "full_resolution"),
+            target="> 1",
+            unit=busiest,
+        ),
         secondary_row(
             "serving gRPC vs REST (OpenVINO)",
             value=throughput(measured, "openvino", "grpc"),
