@@ -3,6 +3,9 @@ keras flavour's folder bug worked around."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import keras
 import mlflow
 import numpy as np
 import pytest
@@ -37,6 +40,9 @@ def test_a_logged_model_keeps_its_signature_example_and_class_names(tracking):
     assert np.asarray(example["face"]).shape == FACE.shape, "the example names its tensor"
     reloaded = mlflow.keras.load_model(logged.model_uri)
     np.testing.assert_allclose(reloaded.predict(FACE, verbose=0), model.predict(FACE, verbose=0))
+    requirements = (Path(local) / "requirements.txt").read_text().split()
+    assert f"keras=={keras.__version__}" in requirements, requirements
+    assert any(line.startswith("tensorflow") for line in requirements), requirements
 
 
 def test_mlflow_still_writes_the_input_example_before_the_model_folder(tracking):

@@ -8,6 +8,8 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 
 import keras
 import mlflow
@@ -77,8 +79,29 @@ def log_keras_model(
         metadata=metadata,
         params=params,
         tags=_source_of_active_run(),
+        pip_requirements=model_requirements(),
     )
     return LoggedModel(info.model_id, info.model_uri)
+
+
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+
+
+@cache
+def model_requirements() -> list[str]:
+    """What a logged model needs to load: Keras and TensorFlow, pinned to the versions that made
+    it. Given rather than inferred: MLflow infers them by loading the model in a process of its own,
+    5 s for each model logged."""
+    installed = [name for name in TENSORFLOW_DISTRIBUTIONS if _installed(name)]
+    return [f"{name}=={version(name)}" for name in ("keras", *installed[:1])]
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 SOURCE_TAGS = ("mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit")
