@@ -29,9 +29,10 @@ EMOTION_MODEL = "emotion-ai-emotion"
 
 
 def _own_state() -> dict[str, str]:
-    """This process's environment less its tracking URI (the load phase's registry): each command
-    uses the state folder it is given."""
-    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"COLUMNS": "200"}
+    """This process's environment less its MLflow settings (the load phase's tracking URI and
+    experiment): each command uses the state folder it is given."""
+    own = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return own | {"COLUMNS": "200"}
 
 
 def _emotion_ai(state: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

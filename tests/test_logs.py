@@ -7,6 +7,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr
 
+import pytest
 from servers import free_port
 
 from emotion_ai.logs import StderrHandler, redact, redact_credentials_in_logs
@@ -86,3 +87,20 @@ def test_a_command_against_an_unreachable_server_never_prints_its_password(tmp_p
     printed = result.stdout + result.stderr
     assert result.returncode != 0 and "user:***@" in printed
     assert "secret" not in printed
+
+
+@pytest.mark.parametrize("experiment", [{}, {"MLFLOW_EXPERIMENT_ID": "1"}], ids=["name", "id"])
+def test_a_run_against_an_unreachable_server_ends_in_one_line(tmp_path, experiment):
+    """Also where `mlflow run` named the experiment by id, which is looked up first."""
+    environment = {
+        **os.environ,
+        **experiment,
+        "MLFLOW_TRACKING_URI": f"http://user:secret@127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "COLUMNS": "200",
+    }
+    command = [sys.executable, "-m", "emotion_ai", "run", "--state-dir", str(tmp_path)]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True)
+    printed = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1 and len(printed.splitlines()) == 1, printed
+    assert printed.startswith("reaching the tracking server failed") and "secret" not in printed

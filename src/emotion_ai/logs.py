@@ -85,6 +85,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     # MLflow announces each database table set-up at INFO, on every new state folder, and logs the
     # trace of each database error it then raises anyway (the command names it in one line).
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    # Every logged model warns that pip's version is unknown (uv's environments have none).
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     ours = logging.getLogger("emotion_ai")
     if ours.handlers:
         return

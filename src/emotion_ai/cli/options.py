@@ -133,7 +133,8 @@ def tracking_settings(state_dir: Path, create: bool = False):
             )
             raise typer.Exit(1)
         console.print(f"created the state folder {state_dir.resolve()}", soft_wrap=True)
-    return tracking_from_environment(state_dir)
+    with registry_errors("reaching the tracking server"):  # for the experiment `mlflow run` chose
+        return tracking_from_environment(state_dir)
 
 
 @contextmanager
