@@ -14,8 +14,6 @@ CORRUPT_DATABASE = ("database disk image is malformed", "file is not a database"
 READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 FULL_DATABASE = "database or disk is full"
 """SQLite's words for a full disk (its error is no OSError)."""
-FULL_OR_READ_ONLY = (os.strerror(errno.ENOSPC), os.strerror(errno.EROFS), FULL_DATABASE)
-"""How a full or read-only disk reads in a step's log."""
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -63,12 +61,6 @@ def state_fault(error: BaseException, state_dir: Path) -> str | None:
                 f"must be writable; use --state-dir (EMOTION_AI_STATE_DIR) to choose another"
             )
     return None
-
-
-def names_a_full_or_read_only_disk(lines: list[str]) -> bool:
-    """Whether a failed step's last lines say its disk was full or read-only: the command's last
-    line then says so and what to do, and the step's trace would only bury it."""
-    return any(words in line for line in lines for words in FULL_OR_READ_ONLY)
 
 
 def _words(text: str) -> str:

@@ -26,7 +26,6 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from emotion_ai.cli.state_faults import names_a_full_or_read_only_disk
 from emotion_ai.logs import headline_in
 from emotion_ai.progress import PROGRESS_DIR_ENV, Progress, read_progress
 
@@ -270,7 +269,7 @@ def _live(lines: StepConsole, console: Console) -> Live:
 
 def _show_failure(lines: StepConsole, console: Console) -> None:
     step = lines.failed_step()
-    if step is None or lines.log_failure or names_a_full_or_read_only_disk(step.last_lines):
+    if step is None or lines.log_failure is not None:  # the disk error is raised instead
         return
     log = lines.log_dir / f"{step.name}.log"
     console.print(f"\n[red bold]step {step.name} failed[/]; its last lines ({log}):")
