@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from servers import seaweedfs_s3  # noqa: E402
+from servers import S3_ENVIRONMENT, seaweedfs_s3  # noqa: E402
 
 from emotion_ai.data.synthetic import write_fer_csv, write_keypoints_csv  # noqa: E402
 
@@ -80,13 +80,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The LONGEST_FILES_FIRST ahead of the others, each file's tests in their own order."""
     rank = {name: index for index, name in enumerate(LONGEST_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
-S3_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="module")

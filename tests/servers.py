@@ -154,19 +154,33 @@ def seaweedfs(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         yield endpoint, process
 
 
+S3_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""The credentials every test SeaweedFS accepts, as boto3 reads them from the environment."""
+
+
+def s3_client(endpoint: str):
+    """A boto3 client of the test SeaweedFS at `endpoint`, whatever this process's environment."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_ENVIRONMENT["AWS_DEFAULT_REGION"],
+        aws_access_key_id=S3_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def _wait_for_buckets(endpoint: str) -> None:
     """The S3 gateway answers before the filer behind it is ready: wait until a bucket can be
     made."""
-    import boto3
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    client = s3_client(endpoint)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:

@@ -20,7 +20,7 @@ from browsers import headless_chromium
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from playwright.sync_api import expect
-from servers import free_port, running
+from servers import free_port, running, serve_command
 from tiny_networks import TINY_RUN
 
 from emotion_ai.cli.tracking import experiment_runs_url
@@ -270,20 +270,9 @@ def test_the_mlflow_ui_shows_step_runs_logged_models_and_the_model_card(
 @pytest.fixture(scope="module")
 def server_url(state_dir):
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "emotion_ai",
-        "serve",
-        "--state-dir",
-        str(state_dir),
-        "--rest-api-port",
-        str(port),
-        "--port",
-        "0",
-        "--request-sample-rate",
-        "1",
-    ]
+    command = serve_command(
+        state_dir / "serving", port, "--state-dir", str(state_dir), "--request-sample-rate", "1"
+    )
     url = f"http://127.0.0.1:{port}"
     with running(command, f"{url}/v1/models/emotion-ai", state_dir / "server.log"):
         yield url

@@ -12,13 +12,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from conftest import S3_ENVIRONMENT
 from databases import postgresql
 from mlflow.tracking import MlflowClient
-from servers import free_port, running, seaweedfs_s3, served_version
+from servers import (
+    S3_ENVIRONMENT,
+    free_port,
+    running,
+    s3_client,
+    seaweedfs_s3,
+    serve_command,
+    served_version,
+)
 from tiny_networks import TINY_RUN
 
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL
@@ -44,7 +50,7 @@ def stack(tmp_path_factory) -> Stack:
         # Not this worker's MLflow settings (an earlier test's MLFLOW_EXPERIMENT_ID, say).
         own = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         environment = {**own, **S3_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
-        s3 = boto3.client("s3", endpoint_url=endpoint, **_credentials())
+        s3 = s3_client(endpoint)
         for bucket in ("mlflow", "emotion-ai"):
             s3.create_bucket(Bucket=bucket)
         port = free_port()
@@ -55,14 +61,6 @@ def stack(tmp_path_factory) -> Stack:
         url = f"http://127.0.0.1:{port}"
         with running(command, f"{url}/health", root / "mlflow.log", environment):
             yield Stack(url, {**environment, "MLFLOW_TRACKING_URI": url}, root, s3)
-
-
-def _credentials() -> dict[str, str]:
-    return {
-        "region_name": S3_ENVIRONMENT["AWS_DEFAULT_REGION"],
-        "aws_access_key_id": S3_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": S3_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
-    }
 
 
 def _emotion_ai(stack: Stack, *args: str) -> subprocess.CompletedProcess:
@@ -94,11 +92,9 @@ def test_two_runs_keep_the_worse_emotion_model_out_and_the_server_follows_the_ch
     assert _served_keys(stack, KEYPOINT_MODEL), "the keypoint champion is on S3 too"
 
     port = free_port()
-    command = [
-        sys.executable, "-m", "emotion_ai", "serve", "--model-base-path", SERVING,
-        "--rest-api-port", str(port), "--port", "0", "--follow-champion",
-        "--state-dir", str(stack.root / "state"),
-    ]  # fmt: skip
+    command = serve_command(
+        SERVING, port, "--follow-champion", "--state-dir", str(stack.root / "state")
+    )
     url = f"http://127.0.0.1:{port}/v1/models"
     with running(command, f"{url}/{EMOTION_MODEL}", stack.root / "server.log", stack.environment):
         assert served_version(f"{url}/{EMOTION_MODEL}") == "1"

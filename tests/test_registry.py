@@ -11,13 +11,20 @@ import sys
 import threading
 from pathlib import Path
 
-import boto3
 import mlflow
 import numpy as np
 import pytest
-from conftest import S3_ENVIRONMENT
 from mlflow.tracking import MlflowClient
-from servers import free_port, running, seaweedfs_s3, served_version, wait_for_version
+from servers import (
+    S3_ENVIRONMENT,
+    free_port,
+    running,
+    s3_client,
+    seaweedfs_s3,
+    serve_command,
+    served_version,
+    wait_for_version,
+)
 from tiny_networks import TINY
 from typer.testing import CliRunner, Result
 
@@ -51,13 +58,7 @@ def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
     (root / "s3").mkdir()
     with seaweedfs_s3(root / "s3") as endpoint:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        s3 = s3_client(endpoint)
         s3.create_bucket(Bucket="mlflow")
         port = free_port()
         command = [
@@ -225,23 +226,10 @@ def test_the_server_follows_a_champion_alias_moved_in_the_registry(tmp_path):
         "no champion: nothing to do"
     )
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "emotion_ai",
-        "serve",
-        "--state-dir",
-        str(state),
-        "--model-name",
-        NAME,
-        "--rest-api-port",
-        str(port),
-        "--port",
-        "0",
-        "--file-system-poll-wait-seconds",
-        "0.5",
-        "--follow-champion",
-    ]
+    command = serve_command(
+        state / "serving", port, "--state-dir", str(state), "--model-name", NAME,
+        "--file-system-poll-wait-seconds", "0.5", "--follow-champion",
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1/models/{NAME}"
     with running(command, url, tmp_path / "server.log"):
         assert served_version(url) == str(v1)

@@ -2,6 +2,7 @@
 
 import gzip
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -84,73 +85,77 @@ def test_duplicate_column(tmp_path, fer_lines):
     )
 
 
-def test_one_pixel_short(tmp_path, fer_lines):
-    label, pixels, usage = fer_lines[3].split(",")
-    short = ",".join([label, pixels.rsplit(" ", 1)[0], usage])
-    _expect_failure(
-        tmp_path,
-        _with_row(fer_lines, 3, short),
-        FER_FORMAT,
-        DataValidationError,
-        "column 'pixel_count'",
-        "file row(s) [4]",
-        "2303",
-    )
+def _fer_pixels(edit: Callable[[str], str]) -> Callable[[str], str]:
+    """A FER row edit that changes only the pixel field."""
+
+    def edited(line: str) -> str:
+        label, pixels, usage = line.split(",")
+        return ",".join([label, edit(pixels), usage])
+
+    return edited
 
 
-def test_fkd_image_with_9215_pixels(tmp_path, fkd_lines):
-    short = fkd_lines[2].rsplit(" ", 1)[0]
-    _expect_failure(
-        tmp_path,
-        _with_row(fkd_lines, 2, short),
-        FKD_FORMAT,
-        DataValidationError,
-        "column 'pixel_count'",
-        "file row(s) [3]",
-        "9215",
-    )
+def _fkd_field(index: int, value: str) -> Callable[[str], str]:
+    """An FKD row edit that sets field `index` to `value`."""
+
+    def edited(line: str) -> str:
+        fields = line.split(",")
+        fields[index] = value
+        return ",".join(fields)
+
+    return edited
 
 
-def test_non_numeric_pixel(tmp_path, fer_lines):
-    label, pixels, usage = fer_lines[5].split(",")
-    bad = ",".join([label, "x" + pixels, usage])
-    _expect_failure(
-        tmp_path,
-        _with_row(fer_lines, 5, bad),
-        FER_FORMAT,
-        DataValidationError,
-        "column 'pixel_non_numeric'",
-        "file row(s) [6]",
-    )
+BAD_ROWS = {
+    # name: (file, row index, edit, what the message names, what it must not name)
+    "one FER pixel short": (
+        "fer", 3, _fer_pixels(lambda pixels: pixels.rsplit(" ", 1)[0]),
+        ["column 'pixel_count'", "2303"], [],
+    ),
+    "an FKD image of 9215 pixels": (
+        "fkd", 2, lambda line: line.rsplit(" ", 1)[0], ["column 'pixel_count'", "9215"], [],
+    ),
+    "a non-numeric pixel": (
+        "fer", 5, _fer_pixels(lambda pixels: "x" + pixels), ["column 'pixel_non_numeric'"], [],
+    ),
+    "pixel 256": (
+        "fer", 2, _fer_pixels(lambda pixels: "256 " + pixels.split(" ", 1)[1]),
+        ["column 'pixel_max'", "256"], [],
+    ),
+    "a negative pixel is out of range, not non-numeric": (
+        "fer", 2, _fer_pixels(lambda pixels: "-3 " + pixels.split(" ", 1)[1]),
+        ["column 'pixel_min'", "-3"], ["pixel_non_numeric"],
+    ),
+    "a missing label": (
+        "fer", 4, lambda line: "," + line.split(",", 1)[1],
+        ["expect_column_values_to_not_be_null", "column 'emotion'"], [],
+    ),
+    "a constant image": (
+        "fer", 1, _fer_pixels(lambda pixels: " ".join(["128"] * 2304)),
+        ["expect_column_pair_values_a_to_be_greater_than_b"], [],
+    ),
+    "a keypoint outside the image": (
+        "fkd", 1, _fkd_field(0, "120.5"), ["column 'left_eye_center_x'", "120.5"], [],
+    ),
+    "a non-numeric keypoint": (
+        "fkd", 1, _fkd_field(3, "abc"), ["column 'keypoint_non_numeric'"], [],
+    ),
+}  # fmt: skip
 
 
-def test_pixel_256(tmp_path, fer_lines):
-    label, pixels, usage = fer_lines[2].split(",")
-    bad = ",".join([label, "256 " + pixels.split(" ", 1)[1], usage])
-    _expect_failure(
-        tmp_path,
-        _with_row(fer_lines, 2, bad),
-        FER_FORMAT,
-        DataValidationError,
-        "column 'pixel_max'",
-        "file row(s) [3]",
-        "256",
-    )
-
-
-def test_a_negative_pixel_is_out_of_range_not_non_numeric(tmp_path, fer_lines):
-    label, pixels, usage = fer_lines[2].split(",")
-    bad = ",".join([label, "-3 " + pixels.split(" ", 1)[1], usage])
+@pytest.mark.parametrize("case", BAD_ROWS, ids=list(BAD_ROWS))
+def test_one_bad_row_is_named_with_its_file_row(tmp_path, fer_lines, fkd_lines, case):
+    file, index, edit, named, not_named = BAD_ROWS[case]
+    lines, table_format = (fer_lines, FER_FORMAT) if file == "fer" else (fkd_lines, FKD_FORMAT)
     message = _expect_failure(
         tmp_path,
-        _with_row(fer_lines, 2, bad),
-        FER_FORMAT,
+        _with_row(lines, index, edit(lines[index])),
+        table_format,
         DataValidationError,
-        "column 'pixel_min'",
-        "file row(s) [3]",
-        "-3",
+        f"file row(s) [{index + 1}]",
+        *named,
     )
-    assert "pixel_non_numeric" not in message
+    assert not [name for name in not_named if name in message]
 
 
 def test_label_7(tmp_path, fer_lines):
@@ -166,59 +171,6 @@ def test_label_7(tmp_path, fer_lines):
         "file row(s) [5]",
         "--max-bad-row-share",
         settings=ValidationSettings(max_bad_row_share=0.01),
-    )
-
-
-def test_missing_label(tmp_path, fer_lines):
-    bad = "," + fer_lines[4].split(",", 1)[1]
-    _expect_failure(
-        tmp_path,
-        _with_row(fer_lines, 4, bad),
-        FER_FORMAT,
-        DataValidationError,
-        "expect_column_values_to_not_be_null",
-        "column 'emotion'",
-        "file row(s) [5]",
-    )
-
-
-def test_constant_image(tmp_path, fer_lines):
-    label, pixels, usage = fer_lines[1].split(",")
-    bad = ",".join([label, " ".join(["128"] * 2304), usage])
-    _expect_failure(
-        tmp_path,
-        _with_row(fer_lines, 1, bad),
-        FER_FORMAT,
-        DataValidationError,
-        "expect_column_pair_values_a_to_be_greater_than_b",
-        "file row(s) [2]",
-    )
-
-
-def test_keypoint_outside_the_image(tmp_path, fkd_lines):
-    fields = fkd_lines[1].split(",")
-    fields[0] = "120.5"
-    _expect_failure(
-        tmp_path,
-        _with_row(fkd_lines, 1, ",".join(fields)),
-        FKD_FORMAT,
-        DataValidationError,
-        "column 'left_eye_center_x'",
-        "file row(s) [2]",
-        "120.5",
-    )
-
-
-def test_non_numeric_keypoint(tmp_path, fkd_lines):
-    fields = fkd_lines[1].split(",")
-    fields[3] = "abc"
-    _expect_failure(
-        tmp_path,
-        _with_row(fkd_lines, 1, ",".join(fields)),
-        FKD_FORMAT,
-        DataValidationError,
-        "column 'keypoint_non_numeric'",
-        "file row(s) [2]",
     )
 
 
