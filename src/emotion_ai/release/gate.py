@@ -43,11 +43,12 @@ def _percentile_interval(statistics: np.ndarray, settings: GateSettings) -> tupl
     return float(np.percentile(statistics, tail)), float(np.percentile(statistics, 100 - tail))
 
 
-def _first_model(model: str, score: float) -> Decision:
+def _floor_decision(model: str, score: float, reason: str | None = None) -> Decision:
+    """The decision on the floor alone: kept out for `reason`, or promoted as the first model."""
     return Decision(
         model=model,
-        promote=True,
-        reason="first model: clears the floor",
+        promote=reason is None,
+        reason=reason or "first model: clears the floor",
         test="floor",
         challenger_score=score,
     )
@@ -100,15 +101,13 @@ def _gate_keypoints(
     model: str,
 ) -> Decision:
     if score > settings.max_keypoint_rmse_px:
-        return Decision(
-            model=model,
-            promote=False,
-            reason=f"RMSE {score:.3f} px is above the floor {settings.max_keypoint_rmse_px} px",
-            test="floor",
-            challenger_score=score,
+        return _floor_decision(
+            model,
+            score,
+            f"RMSE {score:.3f} px is above the floor {settings.max_keypoint_rmse_px} px",
         )
     if champion_errors is None:
-        return _first_model(model, score)
+        return _floor_decision(model, score)
     present = np.isfinite(challenger_errors) & np.isfinite(champion_errors)
     interval = bootstrap_mean_interval(
         champion_errors[present] - challenger_errors[present], settings
@@ -151,15 +150,11 @@ def _gate_emotion(
 ) -> Decision:
     score = float(challenger_correct.mean())
     if score < settings.min_emotion_accuracy:
-        return Decision(
-            model=model,
-            promote=False,
-            reason=f"accuracy {score:.3f} is below the floor {settings.min_emotion_accuracy}",
-            test="floor",
-            challenger_score=score,
+        return _floor_decision(
+            model, score, f"accuracy {score:.3f} is below the floor {settings.min_emotion_accuracy}"
         )
     if champion_correct is None:
-        return _first_model(model, score)
+        return _floor_decision(model, score)
     champion = float(champion_correct.mean())
     only_challenger = int((challenger_correct & ~champion_correct).sum())
     only_champion = int((~challenger_correct & champion_correct).sum())
