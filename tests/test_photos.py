@@ -303,6 +303,6 @@ def test_photo_folders_become_fer_rows_of_their_one_face_and_the_rest_is_reporte
 
 
 def test_a_server_of_the_faces_model_alone_follows_both_models_versions(layout):
-    models = load_servables(layout, PHOTO_MODEL, ServingOptions(batching=None))
+    models = load_servables(layout, PHOTO_MODEL, ServingOptions(enable_batching=False))
     assert [model.name for model in models] == [PHOTO_MODEL]
     assert sorted(part.name for part in versioned_parts(models)) == [EMOTION_MODEL, KEYPOINT_MODEL]

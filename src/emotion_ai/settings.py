@@ -303,26 +303,42 @@ PIPELINE_SETTINGS = {
 """The settings a pipeline run takes, each crossing to its steps as one typed parameter."""
 
 
+def _require_at_least(settings: object, minimum: float, *names: str) -> None:
+    """Refuses `settings` when one of the fields `names` is below `minimum`, naming it."""
+    for name in names:
+        if getattr(settings, name) < minimum:
+            raise ValueError(f"{name} {getattr(settings, name)} must be at least {minimum}")
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """TF Serving's batching parameters that apply here."""
 
-    max_batch_size: int = 32
-    batch_timeout_micros: int = 3000
-    """Only while another call runs: a request to an idle model runs at once."""
-    num_batch_threads: int = 2
+    max_batch_size: int = option(32, "Most faces in one batched call.")
+    batch_timeout_micros: int = option(
+        3000,
+        "How long a batch waits to fill up while another call runs (a request to an idle model "
+        "runs at once).",
+    )
+    num_batch_threads: int = option(
+        2, "Batched model calls run at once: while one batch computes, the next one gathers."
+    )
+
+    def __post_init__(self) -> None:
+        _require_at_least(self, 1, "max_batch_size", "num_batch_threads")
+        _require_at_least(self, 0, "batch_timeout_micros")
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
     """Which detected faces count (see `emotion_ai.photos.detection`)."""
 
-    min_face_size: int = 40
-    """Smallest face kept, in photo pixels (the box's shorter side)."""
-    min_score: float = 0.8
-    """Smallest detection score kept (MTCNN's last stage, 0..1; MTCNN itself keeps nothing under
-    0.8). bench/faces: 0.9 found 0.84 of the real faces of 60 px and more, 0.8 found 0.87, with the
-    same false detections."""
+    min_face_size: int = option(
+        40, "Smallest face found, in photo pixels (the box's shorter side)."
+    )
+    min_score: float = option(0.8, "Smallest face detection score kept (0..1).")
+    """MTCNN's last stage; MTCNN itself keeps nothing under 0.8. bench/faces: 0.9 found 0.84 of the
+    real faces of 60 px and more, 0.8 found 0.87, with the same false detections."""
 
     def __post_init__(self) -> None:
         if self.min_face_size < 1 or not 0.0 <= self.min_score <= 1.0:
@@ -331,29 +347,49 @@ class DetectorSettings:
 
 ENGINES = ("openvino", "tensorflow")
 """The inference engines the server can run a SavedModel on."""
+FIELD_CHOICES["engine"] = ENGINES
 
 
 @dataclass(frozen=True)
 class ServingOptions:
-    """How many versions stay loaded (TF Serving's `latest` version policy) and how requests are
-    batched (None: each request runs alone)."""
+    """Which versions stay loaded, what runs them, and how requests are batched."""
 
-    num_versions: int = 1
-    batching: BatchSettings | None = field(default_factory=BatchSettings)
-    max_refresh_failure_seconds: float = 120.0
-    """Readiness fails once reading the model base path has failed for longer than this."""
-    engine: str = "openvino"
-    """What runs the SavedModels: `openvino` (falls back to `tensorflow` where it fails to load or
-    disagrees with TensorFlow on the warm-up requests) or `tensorflow`."""
-    warmup: bool = True
-    """Replay each version's warm-up requests before it is served (TF Serving's
-    --enable_model_warmup)."""
+    num_versions: int = option(
+        1,
+        "Newest versions kept loaded per model (TF Serving's `latest` version policy); versions "
+        "named in <model>/labels.json (see `emotion-ai label`) are loaded too.",
+    )
+    enable_batching: bool = option(
+        True, "Join concurrent requests into one model call (TF Serving's --enable_batching)."
+    )
+    batching: BatchSettings = field(default_factory=BatchSettings)
+    max_refresh_failure_seconds: float = option(
+        120.0, "Readiness (/readyz) fails once reading the model base path has failed this long."
+    )
+    engine: str = option(
+        "openvino",
+        "What runs the SavedModels: openvino (used where it loads and agrees with TensorFlow on "
+        "the warm-up requests; otherwise TensorFlow, with the reason logged) or tensorflow.",
+    )
+    warmup: bool = option(
+        True,
+        "Replay each version's assets.extra/tf_serving_warmup_requests before serving it "
+        "(TF Serving's --enable_model_warmup).",
+        flag="enable-model-warmup",
+    )
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     """The face detector of `emotion-ai-faces`."""
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        _require_at_least(self, 1, "num_versions")
+        _require_at_least(self, 0, "max_refresh_failure_seconds")
+
+    @property
+    def batches(self) -> BatchSettings | None:
+        """The batching settings when requests are batched, else None."""
+        return self.batching if self.enable_batching else None
 
 
 @dataclass(frozen=True)
@@ -362,14 +398,21 @@ class RequestLimits:
     requests decode images at once, each image at most `max_image_pixels` (about 4 bytes a pixel
     while decoding)."""
 
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_instances: int = 256
-    """Faces or photos in one request."""
-    max_image_pixels: int = 40_000_000
-    """Pixels of one encoded image (a 40-megapixel photo), checked before it is decoded."""
-    max_request_pixels: int = 120_000_000
-    """Pixels of all the images of one request together."""
-    body_timeout_seconds: float = 30.0
-    """A body not received whole within this time gets a 408."""
+    max_body_bytes: int = option(16 * 1024 * 1024, "Largest request body (413 above).")
+    max_instances: int = option(256, "Most faces or photos in one request (413 above).")
+    max_image_pixels: int = option(
+        40_000_000, "Largest image, in pixels, checked before decoding (413)."
+    )
+    max_request_pixels: int = option(
+        120_000_000, "Most image pixels in one request together (413)."
+    )
+    body_timeout_seconds: float = option(30.0, "Time a request body has to arrive whole (408).")
     decode_workers: int = 2
     """Threads that parse JSON and decode images, off the event loop."""
+
+    def __post_init__(self) -> None:
+        _require_at_least(
+            self, 1, "max_body_bytes", "max_instances", "max_image_pixels", "max_request_pixels"
+        )
+        _require_at_least(self, 0.001, "body_timeout_seconds")
+        _require_at_least(self, 1, "decode_workers")

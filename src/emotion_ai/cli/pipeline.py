@@ -53,14 +53,7 @@ pipeline_app = typer.Typer(
 )
 
 
-@takes_settings(
-    sources=SourceSettings,
-    split=SplitSettings,
-    validation=ValidationSettings,
-    training=TrainSettings,
-    gate=GateSettings,
-    release=ReleaseSettings,
-)
+@takes_settings
 def run(
     sources: SourceSettings,
     split: SplitSettings,

@@ -21,6 +21,7 @@ from emotion_ai.cli.options import (
     console,
     serving_dir,
 )
+from emotion_ai.cli.settings_options import takes_settings
 from emotion_ai.data.image_folders import IMAGE_SUFFIXES
 from emotion_ai.faces import EMOTIONS
 from emotion_ai.settings import (
@@ -72,7 +73,7 @@ class ChampionModels:
     def __init__(self, base_path: str) -> None:
         from emotion_ai.serving.servables import SavedModelServable
 
-        options = ServingOptions(batching=None)
+        options = ServingOptions(enable_batching=False)
         parts = [
             SavedModelServable(name, base_path, options) for name in (KEYPOINT_MODEL, EMOTION_MODEL)
         ]
@@ -115,7 +116,9 @@ def face_table(source: Path, faces: list[dict]) -> Table:
     return table
 
 
+@takes_settings
 def predict(
+    detector_settings: DetectorSettings,
     paths: Annotated[
         list[Path], typer.Argument(help="Photos (PNG, JPEG), folders of them, and videos.")
     ],
@@ -138,12 +141,6 @@ def predict(
             "STATE_DIR/timelines)."
         ),
     ] = None,
-    min_face_size: Annotated[
-        int, typer.Option(min=1, help="Smallest face found, in pixels.")
-    ] = DetectorSettings.min_face_size,
-    min_score: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Smallest detection score kept.")
-    ] = DetectorSettings.min_score,
     model_base_path: ModelBasePath = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
@@ -153,7 +150,7 @@ def predict(
 
     inputs = collect_inputs(paths)
     models = ChampionModels(model_base_path or serving_dir(state_dir))
-    detector = FaceDetector(DetectorSettings(min_face_size, min_score))
+    detector = FaceDetector(detector_settings)
     several = len(inputs.photos) + len(inputs.videos) > 1
     timelines = timeline or (annotate if annotate and several else None) or state_dir / "timelines"
     results = [

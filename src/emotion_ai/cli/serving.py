@@ -21,23 +21,23 @@ from emotion_ai.cli.options import (
     StateDir,
     console,
     default_request_log,
-    one_of,
     registry_errors,
     serving_dir,
     tracking_settings,
 )
+from emotion_ai.cli.settings_options import takes_settings
 from emotion_ai.monitoring.request_log import DEFAULT_SAMPLE_RATE
 from emotion_ai.settings import (
-    ENGINES,
-    BatchSettings,
-    DetectorSettings,
     ReleaseSettings,
     RequestLimits,
     ServingOptions,
 )
 
 
+@takes_settings
 def serve(
+    serving: ServingOptions,
+    limits: RequestLimits,
     model_base_path: ModelBasePath = None,
     rest_api_port: Annotated[
         int, typer.Option(help="TF Serving's --rest_api_port.")
@@ -50,29 +50,6 @@ def serve(
             "V2 gRPC on this port; 0 serves no gRPC.",
         ),
     ] = DEFAULT_GRPC_PORT,
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="What runs the SavedModels: openvino (used where it loads and agrees with "
-            "TensorFlow on the warm-up requests; otherwise TensorFlow, with the reason logged) or "
-            "tensorflow.",
-            callback=one_of(ENGINES),
-        ),
-    ] = ServingOptions.engine,
-    min_face_size: Annotated[
-        int, typer.Option(min=1, help="emotion-ai-faces: smallest face found, in pixels.")
-    ] = DetectorSettings.min_face_size,
-    min_score: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="emotion-ai-faces: smallest detection score kept."),
-    ] = DetectorSettings.min_score,
-    enable_model_warmup: Annotated[
-        bool,
-        typer.Option(
-            help="Replay each version's assets.extra/tf_serving_warmup_requests before serving it "
-            "(TF Serving's --enable_model_warmup)."
-        ),
-    ] = ServingOptions.warmup,
     host: Annotated[
         str, typer.Option(help="Address to bind (loopback unless told otherwise).")
     ] = LOOPBACK,
@@ -86,38 +63,6 @@ def serve(
             "emotion-ai-emotion, emotion-ai or emotion-ai-faces (default: all four)."
         ),
     ] = None,
-    num_versions: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Newest versions kept loaded per model (TF Serving's `latest` version policy); "
-            "versions named in <model>/labels.json (see `emotion-ai label`) are loaded too.",
-        ),
-    ] = ServingOptions.num_versions,
-    enable_batching: Annotated[
-        bool,
-        typer.Option(
-            help="Join concurrent requests into one model call (TF Serving's --enable_batching)."
-        ),
-    ] = True,
-    max_batch_size: Annotated[
-        int, typer.Option(min=1, help="Most faces in one batched call.")
-    ] = BatchSettings.max_batch_size,
-    batch_timeout_micros: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="How long a batch waits to fill up while another call runs (a request to an idle "
-            "model runs at once).",
-        ),
-    ] = BatchSettings.batch_timeout_micros,
-    num_batch_threads: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Batched model calls run at once: while one batch computes, the next one gathers.",
-        ),
-    ] = BatchSettings.num_batch_threads,
     request_log: Annotated[
         Optional[Path],
         typer.Option(
@@ -144,28 +89,6 @@ def serve(
             "base path: on a cluster, give it to one replica."
         ),
     ] = False,
-    max_refresh_failure_seconds: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            help="Readiness (/readyz) fails once reading the model base path has failed this long.",
-        ),
-    ] = ServingOptions.max_refresh_failure_seconds,
-    max_body_bytes: Annotated[
-        int, typer.Option(min=1, help="Largest request body (413 above).")
-    ] = RequestLimits.max_body_bytes,
-    max_instances: Annotated[
-        int, typer.Option(min=1, help="Most faces or photos in one request (413 above).")
-    ] = RequestLimits.max_instances,
-    max_image_pixels: Annotated[
-        int, typer.Option(min=1, help="Largest image, in pixels, checked before decoding (413).")
-    ] = RequestLimits.max_image_pixels,
-    max_request_pixels: Annotated[
-        int, typer.Option(min=1, help="Most image pixels in one request together (413).")
-    ] = RequestLimits.max_request_pixels,
-    body_timeout_seconds: Annotated[
-        float, typer.Option(min=0.001, help="Time a request body has to arrive whole (408).")
-    ] = RequestLimits.body_timeout_seconds,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Serve the exported models over TensorFlow Serving's REST and gRPC APIs and KServe's V2
@@ -183,11 +106,6 @@ def serve(
     sampler = (
         RequestSampler(request_log or default_request_log(state_dir), request_sample_rate)
         if request_sample_rate > 0
-        else None
-    )
-    batching = (
-        BatchSettings(max_batch_size, batch_timeout_micros, num_batch_threads)
-        if enable_batching
         else None
     )
     follow = None
@@ -208,21 +126,8 @@ def serve(
         grpc_port=port or None,
         poll_seconds=file_system_poll_wait_seconds,
         model_name=model_name,
-        options=ServingOptions(
-            num_versions,
-            batching,
-            max_refresh_failure_seconds,
-            engine,
-            enable_model_warmup,
-            DetectorSettings(min_face_size, min_score),
-        ),
-        limits=RequestLimits(
-            max_body_bytes,
-            max_instances,
-            max_image_pixels,
-            max_request_pixels,
-            body_timeout_seconds,
-        ),
+        options=serving,
+        limits=limits,
         sampler=sampler,
         access_log=access_log,
         follow=follow,

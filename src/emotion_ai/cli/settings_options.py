@@ -3,8 +3,8 @@
 by the field, nested settings included (`TrainSettings.network.width` is `--width`). A name shared
 by several classes (`seed`) is one option that sets the field in each of them.
 
-A command declares the settings it takes as parameters; `takes_settings` adds their options to
-its signature and hands it the built settings objects.
+A command declares the settings it takes as typed parameters; `takes_settings` adds their options
+to its signature and hands it the built settings objects.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ PANELS = {
     "AugmentSettings": "Augmentation",
     "GateSettings": "Promotion gate",
     "ReleaseSettings": "Release",
+    "ServingOptions": "Serving",
+    "BatchSettings": "Batching",
+    "DetectorSettings": "Face detector",
+    "RequestLimits": "Request limits",
 }
 """The help panel each settings class's options are listed under."""
 
@@ -79,33 +83,34 @@ def settings_parameters(*classes: type) -> list[inspect.Parameter]:
     return [_parameter(*option) for option in unique_option_fields(*classes)]
 
 
-def takes_settings(**classes: type) -> Callable[[Callable], Callable]:
-    """Gives a command the options of `classes` (parameter name -> settings class); the command
-    receives each parameter as the settings object built from them. A value the settings refuse
-    is a usage error naming it."""
+def takes_settings(command: Callable) -> Callable:
+    """Gives `command` the options of each settings class it takes (a parameter annotated with a
+    settings dataclass, as `training: TrainSettings`); the command receives each such parameter as
+    the settings object built from them. A value the settings refuse is a usage error naming it."""
+    hints = get_type_hints(command, include_extras=True)
+    classes = {
+        name: hint
+        for name, hint in hints.items()
+        if isinstance(hint, type) and is_dataclass(hint) and name != "return"
+    }
+    own = [
+        p.replace(annotation=hints.get(name, p.annotation))
+        for name, p in inspect.signature(command).parameters.items()
+        if name not in classes
+    ]
+    generated = settings_parameters(*classes.values())
 
-    def decorate(command: Callable) -> Callable:
-        hints = get_type_hints(command, include_extras=True)
-        own = [
-            p.replace(annotation=hints.get(name, p.annotation))
-            for name, p in inspect.signature(command).parameters.items()
-            if name not in classes
-        ]
-        generated = settings_parameters(*classes.values())
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> Any:
+        mine = {p.name: values[p.name] for p in own}
+        try:
+            built = {name: settings_from_values(cls, values) for name, cls in classes.items()}
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from error
+        return command(**mine, **built)
 
-        @functools.wraps(command)
-        def wrapper(**values: Any) -> Any:
-            mine = {p.name: values[p.name] for p in own}
-            try:
-                built = {name: settings_from_values(cls, values) for name, cls in classes.items()}
-            except ValueError as error:
-                raise typer.BadParameter(str(error)) from error
-            return command(**mine, **built)
-
-        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
-        wrapper.__signature__ = inspect.Signature(parameters)
-        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-        del wrapper.__wrapped__
-        return wrapper
-
-    return decorate
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
+    wrapper.__signature__ = inspect.Signature(parameters)
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__
+    return wrapper

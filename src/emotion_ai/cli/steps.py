@@ -114,7 +114,7 @@ def _context(state_dir: Path, parent_run_id: str):
 
 
 @step_app.command("ingest")
-@takes_settings(sources=SourceSettings, split=SplitSettings, validation=ValidationSettings)
+@takes_settings
 def ingest(
     sources: SourceSettings,
     split: SplitSettings,
@@ -159,7 +159,7 @@ def _train(
 def _train_command(step: str, model: str):
     """The `step train-<model>` command of one training step."""
 
-    @takes_settings(training=TrainSettings)
+    @takes_settings
     def command(
         training: TrainSettings,
         resume: Resume = False,
@@ -197,7 +197,7 @@ def _require_models(folders: StepFolders) -> None:
 
 
 @step_app.command("evaluate")
-@takes_settings(gate=GateSettings)
+@takes_settings
 def evaluate(
     gate: GateSettings,
     workdir: Workdir = DEFAULT_WORKDIR,
@@ -227,7 +227,7 @@ def evaluate(
 
 
 @step_app.command("register")
-@takes_settings(release=ReleaseSettings)
+@takes_settings
 def register(
     release: ReleaseSettings,
     model_base_path: ModelBasePath = None,

@@ -135,7 +135,7 @@ def load_version(
     saved_model = tf.saved_model.load(str(export_dir))
     if violation := contract_violation(model_name, saved_model):
         raise ValueError(f"it breaks the {model_name} contract: {violation}")
-    batching = options.batching
+    batching = options.batches
     batches = warmup_batches(export_dir, batching.max_batch_size if batching else 1)
     checked = batches if options.warmup else batches[:1]
     choice = choose_engine(options.engine, saved_model, export_dir, checked)
