@@ -89,6 +89,27 @@ class S3Location(Location):
         )
         return [item for page in pages for item in page.get("Contents", [])]
 
+    def upload(self, path: Path, key: str) -> None:
+        self.client.upload_file(str(path), self.bucket, key)
+
+    def download(self, key: str, path: Path) -> None:
+        self.client.download_file(self.bucket, key, str(path))
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def read_text(self, key: str) -> str | None:
+        """The object's text, or None when there is no such key."""
+        client = self.client
+        try:
+            return client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        except client.exceptions.NoSuchKey:
+            return None
+
+    def write_text(self, key: str, text: str) -> None:
+        """One PUT: S3 readers see the old object or the new one, never half of it."""
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode())
+
     def stream_to(self, sink: BinaryIO) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -122,7 +122,7 @@ class S3Layout:
     AWS_ENDPOINT_URL)."""
 
     def __init__(self, place: S3Location) -> None:
-        self.place, self.bucket, self.client = place, place.bucket, place.client
+        self.place = place
         self._cache: Path | None = None
 
     def versions(self, model_name: str) -> list[int]:
@@ -142,18 +142,16 @@ class S3Layout:
         files = sorted(path for path in local_dir.rglob("*") if path.is_file())
         files.sort(key=lambda path: path.name == SAVED_MODEL_FILE)
         for path in files:
-            self.client.upload_file(
-                str(path),
-                self.bucket,
-                self.place.key(model_name, version, path.relative_to(local_dir).as_posix()),
+            self.place.upload(
+                path, self.place.key(model_name, version, path.relative_to(local_dir).as_posix())
             )
-        return f"s3://{self.bucket}/{self.place.key(model_name, version)}"
+        return f"s3://{self.place.bucket}/{self.place.key(model_name, version)}"
 
     def remove(self, model_name: str, version: int) -> None:
         prefix = self.place.key(model_name, version) + "/"
-        self.client.delete_object(Bucket=self.bucket, Key=prefix + SAVED_MODEL_FILE)
+        self.place.delete(prefix + SAVED_MODEL_FILE)
         for item in self.place.objects(prefix):
-            self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+            self.place.delete(item["Key"])
 
     def _objects(self, model_name: str, version: int) -> list[dict]:
         return self.place.objects(self.place.key(model_name, version) + "/")
@@ -177,23 +175,14 @@ class S3Layout:
                 for item in objects:
                     destination = partial / item["Key"][len(prefix) :]
                     destination.parent.mkdir(parents=True, exist_ok=True)
-                    self.client.download_file(self.bucket, item["Key"], str(destination))
+                    self.place.download(item["Key"], destination)
         return target
 
     def read_labels(self, model_name: str) -> str | None:
-        try:
-            labels = self.client.get_object(
-                Bucket=self.bucket, Key=self.place.key(model_name, LABELS_FILE)
-            )
-        except self.client.exceptions.NoSuchKey:
-            return None
-        return labels["Body"].read().decode()
+        return self.place.read_text(self.place.key(model_name, LABELS_FILE))
 
     def write_labels(self, model_name: str, text: str) -> None:
-        """One PUT: S3 readers see the old object or the new one, never half of it."""
-        self.client.put_object(
-            Bucket=self.bucket, Key=self.place.key(model_name, LABELS_FILE), Body=text.encode()
-        )
+        self.place.write_text(self.place.key(model_name, LABELS_FILE), text)
 
 
 def layout(base_path: str | Path) -> LocalLayout | S3Layout:
