@@ -19,6 +19,7 @@ from emotion_ai.release.infra_check import InfraCheckFailed
 from emotion_ai.release.model_repository import read_labels, versions
 from emotion_ai.release.publishing import INFRA_CHECK_TAG, publish
 from emotion_ai.release.warmup import WARMUP_FILE
+from emotion_ai.serving.engines import SHIPPED_OPENVINO_DIR
 from emotion_ai.settings import EMOTION_MODEL
 from emotion_ai.steps.tracking import local_tracking, use_tracking
 
@@ -61,7 +62,11 @@ def test_a_sound_candidate_passes_and_says_so_on_its_version(champion):
     assert version.tags[INFRA_CHECK_TAG] == "passed"
     assert version.tags["infra_check_engine"] in ("openvino", "tensorflow")
     assert float(version.tags["infra_check_slowest_ms"]) > 0
-    assert (served / EMOTION_MODEL / str(version.version) / WARMUP_FILE).is_file()
+    export = served / EMOTION_MODEL / str(version.version)
+    assert (export / WARMUP_FILE).is_file()
+    assert version.tags["infra_check_engine"] != "openvino" or (
+        (export / SHIPPED_OPENVINO_DIR / "model.xml").is_file()
+    ), "the OpenVINO model the check converted ships in the export"
 
 
 @pytest.mark.parametrize(

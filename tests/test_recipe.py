@@ -72,7 +72,7 @@ def test_flip_averaging_answers_the_mean_of_a_face_and_its_mirror_and_reloads_sa
     served = tf.saved_model.load(str(version))
     answer = served.signatures["serving_default"](face=tf.constant(faces))
     np.testing.assert_allclose(answer["output_0"].numpy(), expected, atol=1e-4)
-    engine = choose_engine("openvino", served, version, [faces])
+    engine = choose_engine("openvino", version, [faces])
     assert engine.engine.name == "openvino", engine.reason
 
 

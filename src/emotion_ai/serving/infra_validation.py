@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_ai.faces import EMOTIONS
+from emotion_ai.serving.engines import ship_openvino
 from emotion_ai.serving.versions import OUTPUT_SIZES, load_version, warmup_batches
 from emotion_ai.settings import EMOTION_MODEL, ServingOptions
 
@@ -48,7 +49,8 @@ def validate(
     model_name: str, export_dir: Path, latency_budget_ms: float, expected: list[np.ndarray] | None
 ) -> dict:
     """Loads the export as the server would (its engine, its warm-up), then sends each warm-up
-    request once more, timed, and checks every answer."""
+    request once more, timed, and checks every answer. A passing export converted to OpenVINO here
+    gets the converted model shipped inside it, so that servers need not convert it again."""
     loaded = load_version(model_name, 0, export_dir, ServingOptions())
     slowest_ms = 0.0
     for index, faces in enumerate(warmup_batches(export_dir, 1)):
@@ -66,6 +68,8 @@ def validate(
             loaded,
             slowest_ms,
         )
+    if loaded.choice.agreement is not None:
+        ship_openvino(export_dir, loaded.engine, loaded.choice.agreement)
     return _report(True, "answered every warm-up request correctly in time", loaded, slowest_ms)
 
 

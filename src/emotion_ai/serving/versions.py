@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
 from emotion_ai.release.warmup import read_warmup_faces
 from emotion_ai.serving.batching import Batcher
-from emotion_ai.serving.engines import Engine, choose_engine
+from emotion_ai.serving.engines import EngineChoice, choose_engine
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, BatchSettings, ServingOptions
 
 logger = logging.getLogger(__name__)
@@ -31,11 +32,12 @@ class LoadedVersion:
         self,
         model_name: str,
         version: int,
-        saved_model,
-        engine: Engine,
+        serving_signature: meta_graph_pb2.SignatureDef,
+        choice: EngineChoice,
         batching: BatchSettings | None,
     ) -> None:
-        self.version, self.saved_model, self.engine = version, saved_model, engine
+        self.version, self.serving_signature, self.choice = version, serving_signature, choice
+        self.engine = choice.engine
         self._batcher = Batcher(self.infer_now, batching, model_name) if batching else None
 
     def infer_now(self, faces: np.ndarray) -> np.ndarray:
@@ -48,26 +50,18 @@ class LoadedVersion:
 
     def signature(self) -> dict:
         """TF Serving's `signature_def` of this version's `serving_default`."""
-        function = self.saved_model.signatures["serving_default"]
+        signature = self.serving_signature
         return {
             "serving_default": {
-                "inputs": {
-                    name: _tensor_info(spec)
-                    for name, spec in function.structured_input_signature[1].items()
-                },
-                "outputs": {
-                    name: _tensor_info(spec) for name, spec in function.structured_outputs.items()
-                },
+                "inputs": {name: _tensor_info(info) for name, info in signature.inputs.items()},
+                "outputs": {name: _tensor_info(info) for name, info in signature.outputs.items()},
                 "method_name": "tensorflow/serving/predict",
             }
         }
 
     def tensor_names(self) -> tuple[str, str]:
         """The names of the signature's one input and one output."""
-        function = self.saved_model.signatures["serving_default"]
-        return next(iter(function.structured_input_signature[1])), next(
-            iter(function.structured_outputs)
-        )
+        return next(iter(self.serving_signature.inputs)), next(iter(self.serving_signature.outputs))
 
 
 def warmup_batches(export_dir: Path, max_batch_size: int) -> list[np.ndarray]:
@@ -87,24 +81,44 @@ FACE_BATCH = [FACE_SIZE, FACE_SIZE, 1]
 """One face's shape, after the batch dimension."""
 
 
-def _is_one_float32(specs: list, shape: list) -> bool:
-    """Whether `specs` is a single float32 tensor of `shape` after its batch dimension."""
+def serving_signature(export_dir: Path) -> meta_graph_pb2.SignatureDef | None:
+    """The export's `serving_default` signature, read from its saved_model.pb (without loading
+    the model), or None when it has none."""
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((export_dir / "saved_model.pb").read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        if "serving_default" in meta_graph.signature_def:
+            return meta_graph.signature_def["serving_default"]
+    return None
+
+
+def _shape(info: meta_graph_pb2.TensorInfo) -> list[int | None] | None:
+    """A tensor's shape, None for an unknown dimension; None when even its rank is unknown."""
+    if info.tensor_shape.unknown_rank:
+        return None
+    return [None if dim.size < 0 else dim.size for dim in info.tensor_shape.dim]
+
+
+def _is_one_float32(infos: list[meta_graph_pb2.TensorInfo], shape: list) -> bool:
+    """Whether `infos` is a single float32 tensor of `shape` after its batch dimension."""
     return (
-        len(specs) == 1 and specs[0].dtype == tf.float32 and specs[0].shape.as_list()[1:] == shape
+        len(infos) == 1
+        and infos[0].dtype == types_pb2.DT_FLOAT
+        and (_shape(infos[0]) or [None])[1:] == shape
     )
 
 
-def _described(specs: list) -> list[str]:
-    return [f"{spec.dtype.name} {spec.shape.as_list()}" for spec in specs]
+def _described(infos: list[meta_graph_pb2.TensorInfo]) -> list[str]:
+    return [f"{tf.dtypes.as_dtype(info.dtype).name} {_shape(info)}" for info in infos]
 
 
-def contract_violation(model_name: str, saved_model) -> str | None:
-    """How a loaded SavedModel breaks its model's contract, or None when it keeps it."""
-    if not hasattr(saved_model, "serve") or "serving_default" not in saved_model.signatures:
-        return "it has no `serve` endpoint and `serving_default` signature"
-    function = saved_model.signatures["serving_default"]
-    inputs = list(function.structured_input_signature[1].values())
-    outputs = list(function.structured_outputs.values())
+def contract_violation(
+    model_name: str, signature: meta_graph_pb2.SignatureDef | None
+) -> str | None:
+    """How an export's serving signature breaks its model's contract, or None when it keeps it."""
+    if signature is None:
+        return "it has no `serving_default` signature"
+    inputs, outputs = list(signature.inputs.values()), list(signature.outputs.values())
     if not _is_one_float32(inputs, FACE_BATCH):
         return f"it takes {_described(inputs)}, not one float32 {[None, *FACE_BATCH]} face batch"
     size = OUTPUT_SIZES[model_name]
@@ -122,9 +136,9 @@ def tensor_info(dtype: str, shape: list[int | None]) -> dict:
     }
 
 
-def _tensor_info(spec) -> dict:
-    """The `TensorInfo` of one tensor spec of a SavedModel signature."""
-    return tensor_info(types_pb2.DataType.Name(spec.dtype.as_datatype_enum), list(spec.shape))
+def _tensor_info(info: meta_graph_pb2.TensorInfo) -> dict:
+    """The REST form of one tensor of a SavedModel signature."""
+    return tensor_info(types_pb2.DataType.Name(info.dtype), _shape(info) or [])
 
 
 def load_version(
@@ -132,16 +146,16 @@ def load_version(
 ) -> LoadedVersion:
     """Loads an export, checks its contract, picks its engine and replays its warm-up requests
     (when `options.warmup`) before it answers anything; raises when it cannot serve."""
-    saved_model = tf.saved_model.load(str(export_dir))
-    if violation := contract_violation(model_name, saved_model):
+    signature = serving_signature(export_dir)
+    if violation := contract_violation(model_name, signature):
         raise ValueError(f"it breaks the {model_name} contract: {violation}")
     batching = options.batches
     batches = warmup_batches(export_dir, batching.max_batch_size if batching else 1)
     checked = batches if options.warmup else batches[:1]
-    choice = choose_engine(options.engine, saved_model, export_dir, checked)
+    choice = choose_engine(options.engine, export_dir, checked)
     log = logger.info if options.engine == choice.engine.name else logger.warning
     log("%s version %s runs on %s: %s", model_name, version, choice.engine.name, choice.reason)
-    loaded = LoadedVersion(model_name, version, saved_model, choice.engine, batching)
+    loaded = LoadedVersion(model_name, version, signature, choice, batching)
     if options.warmup:
         for faces in batches:
             loaded.infer_now(faces)
