@@ -158,6 +158,8 @@ class AugmentSettings:
 
 LR_SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "float32")
+ENGINES = ("openvino", "tensorflow")
+"""The inference engines the server can run a SavedModel on."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ class TrainSettings:
         return params
 
 
-FIELD_CHOICES = {"lr_schedule": LR_SCHEDULES, "precision": PRECISIONS}
+FIELD_CHOICES = {"lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "engine": ENGINES}
 
 
 @dataclass(frozen=True)
@@ -343,11 +345,6 @@ class DetectorSettings:
     def __post_init__(self) -> None:
         if self.min_face_size < 1 or not 0.0 <= self.min_score <= 1.0:
             raise ValueError("min_face_size must be at least 1 and min_score in 0..1")
-
-
-ENGINES = ("openvino", "tensorflow")
-"""The inference engines the server can run a SavedModel on."""
-FIELD_CHOICES["engine"] = ENGINES
 
 
 @dataclass(frozen=True)

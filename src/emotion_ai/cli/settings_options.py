@@ -89,9 +89,7 @@ def takes_settings(command: Callable) -> Callable:
     the settings object built from them. A value the settings refuse is a usage error naming it."""
     hints = get_type_hints(command, include_extras=True)
     classes = {
-        name: hint
-        for name, hint in hints.items()
-        if isinstance(hint, type) and is_dataclass(hint) and name != "return"
+        name: hint for name, hint in hints.items() if isinstance(hint, type) and is_dataclass(hint)
     }
     own = [
         p.replace(annotation=hints.get(name, p.annotation))

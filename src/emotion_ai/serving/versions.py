@@ -19,7 +19,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, N_COORDINATES
 from emotion_ai.release.warmup import read_warmup_faces
 from emotion_ai.serving.batching import Batcher
-from emotion_ai.serving.engines import EngineChoice, choose_engine
+from emotion_ai.serving.engines import Engine, EngineChoice, choose_engine
 from emotion_ai.settings import EMOTION_MODEL, KEYPOINT_MODEL, BatchSettings, ServingOptions
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,11 @@ class LoadedVersion:
         batching: BatchSettings | None,
     ) -> None:
         self.version, self.serving_signature, self.choice = version, serving_signature, choice
-        self.engine = choice.engine
         self._batcher = Batcher(self.infer_now, batching, model_name) if batching else None
+
+    @property
+    def engine(self) -> Engine:
+        return self.choice.engine
 
     def infer_now(self, faces: np.ndarray) -> np.ndarray:
         return self.engine.infer(faces)
