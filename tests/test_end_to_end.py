@@ -86,6 +86,7 @@ def _assert_one_line_per_step(stdout: str, state: Path) -> None:
     (run_logs,) = (state / "logs").iterdir()
     assert {log.stem for log in run_logs.glob("*.log")} >= STEPS
     assert "KFP Executor" in (run_logs / "train_emotion.log").read_text()
+    assert "Skipping registering function" not in (run_logs / "validate.log").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -76,10 +76,11 @@ class DataValidationError(ValueError):
 
 
 def _gx():
-    """Imports Great Expectations quietly (it is slow to import and chatty)."""
+    """Imports Great Expectations quietly (it is slow to import and chatty: its import logs over
+    a hundred "Skipping registering function" lines at INFO, which a step's INFO log would keep)."""
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     return gx
 
 
