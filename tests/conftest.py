@@ -9,11 +9,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# One TensorFlow thread per process (the workers' and the step processes they start): `make test`
-# runs a worker per core, the tiny models train no faster on two threads, and the second thread's
-# spinning takes CPU the other worker needs.
-for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_variable, "1")
 
 from servers import S3_ENVIRONMENT, seaweedfs_s3  # noqa: E402
 
