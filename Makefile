@@ -17,7 +17,7 @@ run: sync  ## the whole pipeline on the embedded defaults (ARGS="--fer-csv ..." 
 	$(RUN) emotion-ai run $(ARGS)
 
 # Files go to workers in collection order (--no-loadscope-reorder), longest first (tests/conftest.py).
-PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder --durations=15
 test: sync  ## the full test suite, one worker per core (a file's tests share a worker and its fixtures)
 	$(RUN) pytest $(PYTEST_ARGS)
 

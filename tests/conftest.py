@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One TensorFlow thread per test process, inherited by the commands the tests start: xdist runs a
+# worker per core, and a second thread per process only spins on the other worker's core.
+for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
 from servers import S3_ENVIRONMENT, seaweedfs_s3  # noqa: E402
 
