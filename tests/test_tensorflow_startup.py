@@ -1,4 +1,5 @@
-"""TensorFlow's C++ start-up notices stay off the console; anything else it prints still shows."""
+"""TensorFlow's C++ start-up notices stay off the console; anything else it prints still shows; the
+objects its import made are frozen out of the garbage collector's walks."""
 
 import os
 import subprocess
@@ -44,3 +45,15 @@ def test_only_the_notices_are_dropped():
     assert filtered(captured) == (
         "E0000 00:00:1796408437.183982   12965 some_op.cc:12] a real error\na Python warning\n"
     )
+
+
+def test_the_objects_of_keras_and_tensorflow_imports_are_frozen_out_of_the_collectors_walks():
+    frozen_after = (
+        "import gc, emotion_ai; before = gc.get_freeze_count(); import keras; "
+        "print(before, gc.get_freeze_count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", frozen_after], capture_output=True, text=True, check=True
+    )
+    before, after = map(int, result.stdout.split())
+    assert before == 0 and after > 100_000, result.stdout
