@@ -1,5 +1,6 @@
 """TensorFlow's import, as every process runs it: its C++ start-up lines kept off the console, and
-the objects it (and Keras' and MLflow's imports) made kept out of the garbage collector's walks.
+the objects it (and the other heavy libraries' imports) made kept out of the garbage collector's
+walks.
 
 Importing TensorFlow prints absl's "All log messages before absl::InitializeLog() ..." warning and
 oneDNN's notice straight to file descriptor 2, before `TF_CPP_MIN_LOG_LEVEL` is read, so no setting
@@ -8,11 +9,11 @@ temporary file, then writes back every captured line that is not one of those no
 `TF_CPP_MIN_LOG_LEVEL=0` (as `emotion-ai run --verbose` sets for its steps) turns the filter off and
 shows TensorFlow's informational lines too.
 
-These imports leave millions of Python objects that live as long as the process. Each full
-collection of the cyclic garbage collector walks them all, and so does the interpreter's exit: a
-second of CPU in every process that imports them (a step, an infrastructure check, a CLI command).
-`gc.freeze()` after each import moves them to the permanent generation, which no collection walks
-(Python's `gc` documentation).
+These imports leave hundreds of thousands of Python objects that live as long as the process. Each
+full collection of the cyclic garbage collector walks them all, and so does the interpreter's exit,
+in every process that imports them (a step, an infrastructure check, a CLI command). `gc.freeze()`
+after each import moves them to the permanent generation, which no collection walks (Python's `gc`
+documentation).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def start_up_notices_dropped() -> Iterator[None]:
                 sys.stderr.flush()
 
 
-FROZEN_AFTER_IMPORT = ("tensorflow", "keras", "mlflow")
+FROZEN_AFTER_IMPORT = ("tensorflow", "keras", "mlflow", "great_expectations")
 """The libraries whose import is followed by `gc.freeze()`."""
 
 
