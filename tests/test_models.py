@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -51,6 +54,25 @@ def test_saved_model_reloads_in_safe_mode(tmp_path):
     np.testing.assert_allclose(
         reloaded.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "loader", ["emotion_ai.modeling.persistence", "emotion_ai.release.registry"]
+)
+def test_a_flip_averaged_model_loads_where_only_a_loader_is_imported(tmp_path, loader):
+    """The register step and `emotion-ai promote` import a loader, not the networks: the loader
+    must bring our layers (MirrorFaces) into Keras' registry, or `--flip-test-time` models fail to
+    load there."""
+    from emotion_ai.modeling.networks import with_flip_averaging
+    from emotion_ai.modeling.persistence import MODEL_FILE, save_model
+
+    save_model(with_flip_averaging(build_keypoint_model(TINY)), tmp_path)
+    load = (
+        f"import {loader}, keras; "
+        f"keras.saving.load_model({str(tmp_path / MODEL_FILE)!r}, compile=False, safe_mode=True)"
+    )
+    result = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_too_narrow_a_network_is_refused_with_the_reason(monkeypatch):

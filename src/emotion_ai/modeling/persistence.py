@@ -6,6 +6,8 @@ from pathlib import Path
 
 import keras
 
+import emotion_ai.modeling.networks  # noqa: F401 - registers our layers, which loading needs
+
 MODEL_FILE = "model.keras"
 
 

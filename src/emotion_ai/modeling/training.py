@@ -126,6 +126,7 @@ def _fit(
     mlflow.log_params(settings.as_params())
     history = model.fit(
         train,
+        shuffle=False,  # face_batches shuffles; fit would only warn that it ignores its own
         validation_data=validation,
         epochs=settings.epochs,
         verbose=2,

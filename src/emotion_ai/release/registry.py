@@ -11,6 +11,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+import emotion_ai.modeling.networks  # noqa: F401 - registers our layers, which loading needs
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
