@@ -9,6 +9,9 @@ import keras
 import emotion_ai.modeling.networks  # noqa: F401 - registers our layers, which loading needs
 
 MODEL_FILE = "model.keras"
+LOAD_OPTIONS = {"compile": False, "safe_mode": True}
+"""How our own models load for inference, from a folder or from the registry: in Keras safe mode (no
+arbitrary code), our layers known through the import above."""
 
 
 def save_model(model: keras.Model, directory: Path) -> Path:
@@ -20,4 +23,4 @@ def save_model(model: keras.Model, directory: Path) -> Path:
 
 def load_model(directory: Path) -> keras.Model:
     """Loads one of our own `.keras` models, in Keras safe mode (no arbitrary code)."""
-    return keras.saving.load_model(directory / MODEL_FILE, compile=False, safe_mode=True)
+    return keras.saving.load_model(directory / MODEL_FILE, **LOAD_OPTIONS)

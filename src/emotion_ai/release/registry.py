@@ -11,7 +11,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-import emotion_ai.modeling.networks  # noqa: F401 - registers our layers, which loading needs
+from emotion_ai.modeling.persistence import LOAD_OPTIONS
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -29,7 +29,7 @@ def load_version(name: str, alias_or_version: str) -> keras.Model:
     separator = "/" if alias_or_version.isdigit() else "@"
     return mlflow.keras.load_model(
         f"models:/{name}{separator}{alias_or_version}",
-        load_model_kwargs={"compile": False, "safe_mode": True},
+        load_model_kwargs=LOAD_OPTIONS,
     )
 
 
