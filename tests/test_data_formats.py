@@ -9,8 +9,14 @@ from emotion_ai.data.pixel_parser import CsvBlock, parse_csv_block
 from emotion_ai.faces import ALWAYS_LABELLED, KEYPOINT_COLUMNS
 
 
+def _writable(text: str) -> np.ndarray:
+    """The text's bytes in a writable array, as `read_table` passes them: a read-only one is
+    another type to numba, compiled again (20 s) instead of loaded from its cache."""
+    return np.frombuffer(text.encode(), np.uint8).copy()
+
+
 def _parse(text: str, pixel_field: int, n_pixels: int) -> CsvBlock:
-    return parse_csv_block(np.frombuffer(text.encode(), np.uint8), pixel_field, n_pixels)
+    return parse_csv_block(_writable(text), pixel_field, n_pixels)
 
 
 def test_compiled_parse_matches_a_plain_parse():
