@@ -206,6 +206,7 @@ class Recipe:
             "flip_test_time": args.flip_test_time,
             "precision": args.precision,
             "balance_classes": not args.no_balance,
+            "class_weight_power": args.class_weight_power,
             "early_stopping_patience": args.patience,
         }
         self.train = replace(

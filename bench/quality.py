@@ -123,6 +123,9 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--patience", type=int, default=15, help="early-stopping patience")
     parser.add_argument("--no-balance", action="store_true", help="fer2013: no class weights")
+    parser.add_argument(
+        "--class-weight-power", type=float, default=1.0, help="fer2013: class weights' power"
+    )
     return parser.parse_args()
 
 

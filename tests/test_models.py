@@ -136,3 +136,13 @@ def test_balanced_class_weights_favour_rare_classes_but_are_capped():
     weights = balanced_class_weights(labels)
     assert weights[1] == MAX_CLASS_WEIGHT and weights[4] > weights[0] > weights[3]
     assert weights[3] == pytest.approx(len(labels) / (5 * 200))
+
+
+def test_class_weights_to_a_power_lean_back_toward_the_faces_frequencies():
+    from emotion_ai.modeling.training import balanced_class_weights
+
+    labels = np.array([0] * 100 + [2] * 50 + [3] * 200)
+    balanced, halfway = balanced_class_weights(labels), balanced_class_weights(labels, 0.5)
+    assert halfway[3] == pytest.approx(balanced[3] ** 0.5) and balanced[3] < halfway[3] < 1
+    assert halfway[2] == pytest.approx(balanced[2] ** 0.5) and 1 < halfway[2] < balanced[2]
+    assert set(balanced_class_weights(labels, 0.0).values()) == {0.0, 1.0}, "0: unweighted"

@@ -144,6 +144,7 @@ def test_an_unknown_schedule_is_refused():
         ({"ema_momentum": -0.1}, "ema_momentum -0.1 must be"),
         ({"mixup_alpha": -1.0}, "mixup_alpha -1.0 must be 0 (off) or positive"),
         ({"random_erasing": 1.5}, "random_erasing 1.5 must be a share from 0 to 1"),
+        ({"class_weight_power": 2.0}, "class_weight_power 2.0 must be from 0 to 1"),
         ({"head_dropout": 1.0}, "head_dropout 1.0 must be at least 0 and below 1"),
         ({"precision": "float8"}, "precision 'float8' is not one of"),
         ({"warmup_epochs": -2}, "warmup_epochs -2"),

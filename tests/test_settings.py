@@ -43,7 +43,7 @@ def _changed(value: object, name: str) -> object:
         return f"/data/{name}.csv"
     if isinstance(value, int):
         return value + 1
-    return round(value + 0.01, 6)
+    return round(value - 0.01 if value >= 1 else value + 0.01, 6)  # 1.0 may be a bound
 
 
 def non_default(cls: type) -> object:

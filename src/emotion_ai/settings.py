@@ -180,6 +180,12 @@ class TrainSettings:
     balance_classes: bool = option(
         True, "Emotion: weight classes inversely to their frequency (rare Disgust counts more)."
     )
+    class_weight_power: float = option(
+        1.0,
+        "Emotion: the balanced class weights are raised to this power, from 0 to 1: 1 weighs "
+        "every class alike, a smaller power leans back toward the faces' own frequencies.",
+        emotion_only=True,
+    )
     lr_schedule: str = option(
         "cosine",
         "cosine: warm up over --warmup-epochs, then decay to zero at the last epoch; plateau: "
@@ -236,6 +242,8 @@ class TrainSettings:
         for name in ("ema_momentum", "label_smoothing", "head_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} must be at least 0 and below 1")
+        if not 0.0 <= self.class_weight_power <= 1.0:
+            raise ValueError(f"class_weight_power {self.class_weight_power} must be from 0 to 1")
         if not 0.0 <= self.random_erasing <= 1.0:
             raise ValueError(f"random_erasing {self.random_erasing} must be a share from 0 to 1")
         if self.mixup_alpha < 0.0:

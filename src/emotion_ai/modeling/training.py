@@ -70,12 +70,13 @@ MAX_CLASS_WEIGHT = 5.0
 otherwise weigh ~100x and its one face would dominate every epoch."""
 
 
-def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Weights inversely proportional to class frequency (rare Disgust counts more), capped."""
+def balanced_class_weights(labels: np.ndarray, power: float = 1.0) -> dict[int, float]:
+    """Weights inversely proportional to class frequency (rare Disgust counts more), to `power`,
+    capped."""
     counts = np.bincount(labels, minlength=len(EMOTIONS))
     present = counts > 0
-    weights = np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
-    weights = np.minimum(weights, MAX_CLASS_WEIGHT)
+    balanced = len(labels) / (present.sum() * np.maximum(counts, 1))
+    weights = np.where(present, np.minimum(balanced**power, MAX_CLASS_WEIGHT), 0.0)
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
@@ -215,7 +216,11 @@ def train_emotion_model(
     _seed(settings)
     augment = emotion_augmentation(settings.augment, settings.mixup_alpha, settings.random_erasing)
     _use_precision(settings)  # after the augmentation: its layers compute in float32 regardless
-    weights = balanced_class_weights(dataset.part(TRAIN)[1]) if settings.balance_classes else None
+    weights = (
+        balanced_class_weights(dataset.part(TRAIN)[1], settings.class_weight_power)
+        if settings.balance_classes
+        else None
+    )
     if weights:
         mlflow.log_params({f"class_weight/{EMOTIONS[i]}": round(w, 4) for i, w in weights.items()})
     soft_targets = settings.label_smoothing > 0 or settings.mixup_alpha > 0
