@@ -10,9 +10,12 @@ SMALL = ResNetConfig(width=16, stages=2, depth=1)
 TINY_RUN = [
     "--synthetic-rows=120",
     "--epochs=1",
-    "--width=16",
+    f"--width={TINY.width}",
+    f"--stages={TINY.stages}",
+    f"--depth={TINY.depth}",
     "--batch-size=16",
     "--max-keypoint-rmse-px=96",
     "--min-emotion-accuracy=0",
 ]
-"""`emotion-ai run` options of the cheapest whole pipeline, floors off so both models register."""
+"""`emotion-ai run` options of the cheapest whole pipeline (TINY's network), floors off so both
+models register."""
