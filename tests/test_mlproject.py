@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 import yaml
+from tiny_networks import TINY
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = {"main", "ingest", "train_keypoints", "train_emotion", "evaluate", "register"}
@@ -37,6 +38,10 @@ def test_mlflow_run_trains_the_emotion_model_as_an_entry_point(tmp_path):
         "train_emotion",
         "-P",
         "epochs=1",
+        "-P",
+        f"stages={TINY.stages}",
+        "-P",
+        f"depth={TINY.depth}",
         "-P",
         f"workdir={tmp_path / 'work'}",
         "--env-manager",
