@@ -202,6 +202,7 @@ class Recipe:
             "lr_schedule": "cosine",
             "warmup_epochs": args.warmup_epochs,
             "head_dropout": args.head_dropout if model == "emotion" else 0.0,
+            "mixup_alpha": args.mixup_alpha if model == "emotion" else 0.0,
             "label_smoothing": args.label_smoothing if model == "emotion" else 0.0,
             "flip_test_time": args.flip_test_time,
             "precision": args.precision,

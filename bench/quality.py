@@ -105,6 +105,7 @@ def _arguments() -> argparse.Namespace:
         "default is 1 since the defaults were fitted to the synthetic faces)",
     )
     parser.add_argument("--head-dropout", type=float, default=0.0, help="fer2013 part")
+    parser.add_argument("--mixup-alpha", type=float, default=0.0, help="fer2013 part")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="fer2013 part")
     parser.add_argument("--flip-test-time", action="store_true", help="full-data parts")
     parser.add_argument(
