@@ -201,20 +201,21 @@ class Recipe:
         recipe = {
             "lr_schedule": "cosine",
             "warmup_epochs": args.warmup_epochs,
-            "head_dropout": args.head_dropout if model == "emotion" else 0.0,
-            "mixup_alpha": args.mixup_alpha if model == "emotion" else 0.0,
-            "label_smoothing": args.label_smoothing if model == "emotion" else 0.0,
+            "head_dropout": args.head_dropout,
+            "mixup_alpha": args.mixup_alpha,
+            "label_smoothing": args.label_smoothing,
             "flip_test_time": args.flip_test_time,
             "precision": args.precision,
             "balance_classes": not args.no_balance,
             "class_weight_power": args.class_weight_power,
             "early_stopping_patience": args.patience,
         }
-        self.train = replace(
+        train = replace(
             TrainSettings(epochs=args.epochs, batch_size=args.batch_size, network=network),
             learning_rate=args.learning_rate,
             **recipe,
         )
+        self.train = train if model == "emotion" else train.for_keypoints()
         self.val_fraction = args.val_fraction
 
     def flags(self) -> str:
