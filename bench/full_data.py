@@ -204,6 +204,8 @@ class Recipe:
             "head_dropout": args.head_dropout,
             "mixup_alpha": args.mixup_alpha,
             "label_smoothing": args.label_smoothing,
+            "ema_momentum": args.ema_momentum,
+            "keypoint_head": args.keypoint_head,
             "flip_test_time": args.flip_test_time,
             "precision": args.precision,
             "balance_classes": not args.no_balance,
@@ -215,7 +217,7 @@ class Recipe:
             learning_rate=args.learning_rate,
             **recipe,
         )
-        self.train = train if model == "emotion" else train.for_keypoints()
+        self.train = train.for_model(model)
         self.val_fraction = args.val_fraction
 
     def flags(self) -> str:

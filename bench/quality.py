@@ -107,7 +107,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--head-dropout", type=float, default=0.0, help="fer2013 part")
     parser.add_argument("--mixup-alpha", type=float, default=0.0, help="fer2013 part")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="fer2013 part")
+    parser.add_argument(
+        "--ema-momentum", type=float, default=0.0, help="full-data parts: weight averaging"
+    )
     parser.add_argument("--flip-test-time", action="store_true", help="full-data parts")
+    parser.add_argument(
+        "--keypoint-head", choices=["pooled", "heatmap"], default="pooled", help="fkd-teacher part"
+    )
     parser.add_argument(
         "--precision", choices=["auto", "float32"], default="auto", help="full-data parts"
     )

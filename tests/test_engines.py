@@ -54,6 +54,12 @@ def test_openvino_is_chosen_where_it_agrees_with_tensorflow(export):
     )
 
 
+def test_openvino_serves_the_heatmap_keypoint_head_as_tensorflow_does(tmp_path):
+    export = export_saved_model(build_keypoint_model(TINY, head="heatmap"), tmp_path, "kp", 1)
+    choice = choose_engine("openvino", Path(export), read_warmup_faces(Path(export)))
+    assert choice.engine.name == "openvino" and "agrees with TensorFlow" in choice.reason
+
+
 def test_tensorflow_serves_where_openvino_does_not_load(export, tmp_path, monkeypatch):
     def convert_elsewhere(saved_model_dir):
         return OpenVinoEngine.converted.__func__(OpenVinoEngine, tmp_path)

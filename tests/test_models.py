@@ -8,6 +8,7 @@ from tiny_networks import SMALL as TINY
 
 from emotion_ai.modeling.blocks import convolution_block, identity_block
 from emotion_ai.modeling.networks import (
+    SpatialSoftArgmax,
     build_emotion_model,
     build_keypoint_model,
     masked_keypoint_loss,
@@ -28,6 +29,28 @@ def test_keypoint_model_starts_at_the_mean_face_in_pixels():
     output = model.predict(np.full((2, 96, 96, 1), 128.0), verbose=0)
     assert output.shape == (2, 30)
     np.testing.assert_allclose(output, np.stack([mean, mean]), atol=1e-3)
+
+
+def test_soft_argmax_finds_each_heatmaps_peak_in_half_face_units():
+    """Cell centres of a 4x4 grid sit at -0.75, -0.25, 0.25, 0.75 of the half face; x, y per
+    map, maps in order."""
+    logits = np.full((2, 4, 4, 2), -50.0, np.float32)
+    logits[0, 0, 3, 0] = 50.0  # first map: top row, right column
+    logits[0, 2, 1, 1] = 50.0  # second map: third row, second column
+    logits[1] = 0.0  # flat maps: the grid's middle
+    points = keras.ops.convert_to_numpy(SpatialSoftArgmax()(logits))
+    np.testing.assert_allclose(points, [[0.75, -0.75, -0.25, 0.25], [0, 0, 0, 0]], atol=1e-5)
+
+
+def test_the_heatmap_head_maps_keypoints_on_the_stage_before_the_last():
+    """SMALL's two stages compute at 24x24 and 12x12 (48x48 input, a strided stem): the last is
+    brought back up onto the first; a one-stage network maps on its only stage."""
+    for network, stages in ((TINY, 2), (ResNetConfig(width=16, stages=1, depth=0), 1)):
+        assert network.stages == stages
+        model = build_keypoint_model(network, head="heatmap")
+        assert tuple(model.get_layer("heatmaps").output.shape) == (None, 24, 24, 15)
+        answer = model.predict(np.full((2, 96, 96, 1), 128.0), verbose=0)
+        assert answer.shape == (2, 30) and ((answer >= 0) & (answer <= 96)).all()
 
 
 def test_emotion_model_outputs_five_probabilities():
@@ -59,14 +82,15 @@ def test_saved_model_reloads_in_safe_mode(tmp_path):
 @pytest.mark.parametrize(
     "loader", ["emotion_ai.modeling.persistence", "emotion_ai.release.registry"]
 )
-def test_a_flip_averaged_model_loads_where_only_a_loader_is_imported(tmp_path, loader):
+@pytest.mark.parametrize("head", ["pooled", "heatmap"])
+def test_a_flip_averaged_model_loads_where_only_a_loader_is_imported(tmp_path, loader, head):
     """The register step and `emotion-ai promote` import a loader, not the networks: the loader
-    must bring our layers (MirrorFaces) into Keras' registry, or `--flip-test-time` models fail to
-    load there."""
+    must bring our layers (MirrorFaces, SpatialSoftArgmax) into Keras' registry, or
+    `--flip-test-time` and heatmap models fail to load there."""
     from emotion_ai.modeling.networks import with_flip_averaging
     from emotion_ai.modeling.persistence import MODEL_FILE, save_model
 
-    save_model(with_flip_averaging(build_keypoint_model(TINY)), tmp_path)
+    save_model(with_flip_averaging(build_keypoint_model(TINY, head=head)), tmp_path)
     load = (
         f"import {loader}, keras; "
         f"keras.saving.load_model({str(tmp_path / MODEL_FILE)!r}, compile=False, safe_mode=True)"
@@ -100,7 +124,11 @@ def test_mixed_precision_where_the_hardware_computes_it_and_outputs_stay_float32
     for policy, dtype in (("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")):
         keras.mixed_precision.set_global_policy(policy)
         try:
-            for model in (build_keypoint_model(TINY), build_emotion_model(TINY)):
+            for model in (
+                build_keypoint_model(TINY),
+                build_keypoint_model(TINY, head="heatmap"),
+                build_emotion_model(TINY),
+            ):
                 assert any(layer.compute_dtype == dtype for layer in model.layers)
                 assert model.output.dtype == "float32"
         finally:

@@ -147,6 +147,7 @@ def test_an_unknown_schedule_is_refused():
         ({"class_weight_power": 2.0}, "class_weight_power 2.0 must be from 0 to 1"),
         ({"head_dropout": 1.0}, "head_dropout 1.0 must be at least 0 and below 1"),
         ({"precision": "float8"}, "precision 'float8' is not one of"),
+        ({"keypoint_head": "dense"}, "keypoint_head 'dense' is not one of"),
         ({"warmup_epochs": -2}, "warmup_epochs -2"),
     ],
 )
@@ -214,14 +215,22 @@ def test_without_validation_faces_the_recipe_trains_every_epoch_on_the_rest(tmp_
     assert not [name for name in trained.history if name.startswith("val_")]
 
 
-def test_the_keypoint_model_trains_with_the_recipe_and_keeps_flip_averaging(tmp_path):
+@pytest.mark.parametrize("head", ["pooled", "heatmap"])
+def test_the_keypoint_model_trains_with_the_recipe_and_keeps_flip_averaging(tmp_path, head):
     faces, keypoints = synthetic_faces(np.arange(40) % len(EMOTIONS), np.random.default_rng(0))
     dataset = FaceDataset(faces, keypoints, SPLIT, {"kind": "keypoints"})
     settings = TrainSettings(
-        epochs=1, batch_size=8, network=TINY, ema_momentum=0.9, flip_test_time=True
+        epochs=1,
+        batch_size=8,
+        network=TINY,
+        ema_momentum=0.9,
+        flip_test_time=True,
+        keypoint_head=head,
     )
     trained = _train_tracked(train_keypoint_model, dataset, settings, tmp_path)
     assert "mirror_back" in [layer.name for layer in trained.model.layers], "flip averaging kept"
+    single = trained.model.get_layer("keypoints_single")
+    assert ("heatmaps" in [layer.name for layer in single.layers]) == (head == "heatmap")
     answer = trained.model.predict(faces[:4, :, :, None].astype(np.float32), verbose=0)
     assert answer.shape == (4, 30) and np.isfinite(answer).all()
 

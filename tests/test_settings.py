@@ -235,3 +235,14 @@ def test_the_committed_mlproject_is_the_one_generated_from_the_settings():
         yaml.safe_load(training["input_pool"]["default"])
         == replace(TrainSettings()).network.input_pool
     )
+
+
+def test_each_model_takes_the_training_settings_less_the_other_models_own_fields():
+    settings = TrainSettings(label_smoothing=0.1, keypoint_head="heatmap", epochs=7)
+    keypoints, emotion = settings.for_model("keypoints"), settings.for_model("emotion")
+    assert (keypoints.label_smoothing, keypoints.keypoint_head, keypoints.epochs) == (
+        0.0,
+        "heatmap",
+        7,
+    )
+    assert (emotion.label_smoothing, emotion.keypoint_head, emotion.epochs) == (0.1, "pooled", 7)

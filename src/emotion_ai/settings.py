@@ -28,8 +28,8 @@ filters; narrower networks need TF_ENABLE_ONEDNN_OPTS=0 (about 1.5x slower train
 
 def option(default: Any, help: str, **metadata: object) -> Any:
     """A settings field that is also an option of the commands that take its class (`--name`),
-    with its help text; `choices` limits its values, `emotion_only` marks a field the keypoint
-    model ignores."""
+    with its help text; `choices` limits its values, `only="emotion"` (or `"keypoints"`) marks a
+    field the other model ignores."""
     return field(default=default, metadata={"help": help, **metadata})
 
 
@@ -157,6 +157,7 @@ class AugmentSettings:
 
 
 LR_SCHEDULES = ("plateau", "cosine")
+KEYPOINT_HEADS = ("pooled", "heatmap")
 PRECISIONS = ("auto", "float32")
 ENGINES = ("openvino", "tensorflow")
 """The inference engines the server can run a SavedModel on."""
@@ -184,7 +185,7 @@ class TrainSettings:
         1.0,
         "Emotion: the balanced class weights are raised to this power, from 0 to 1: 1 weighs "
         "every class alike, a smaller power leans back toward the faces' own frequencies.",
-        emotion_only=True,
+        only="emotion",
     )
     lr_schedule: str = option(
         "cosine",
@@ -200,24 +201,32 @@ class TrainSettings:
     label_smoothing: float = option(
         0.0,
         "Emotion: the true class's target is 1 - this, the rest spread over the others.",
-        emotion_only=True,
+        only="emotion",
     )
     mixup_alpha: float = option(
         0.0,
         "Emotion: blend each training face with another of its batch, targets alike, by a "
         "Beta(alpha, alpha) weight (0: off).",
-        emotion_only=True,
+        only="emotion",
     )
     random_erasing: float = option(
         0.0,
         "Emotion: the share of training faces with a random rectangle replaced by noise (0: off).",
-        emotion_only=True,
+        only="emotion",
     )
     head_dropout: float = option(
         0.0,
         "Emotion: the share of the pooled features dropped again right before the classifier, "
         "after --feature-dropout (0: no such layer).",
-        emotion_only=True,
+        only="emotion",
+    )
+    keypoint_head: str = option(
+        "pooled",
+        "Keypoints: pooled: the coordinates regressed from the pooled features; heatmap: a map "
+        "per keypoint at a finer grid (the last stage upsampled onto the one before), each "
+        "keypoint at its map's softmax-weighted mean position.",
+        choices=KEYPOINT_HEADS,
+        only="keypoints",
     )
     precision: str = option(
         "auto",
@@ -235,7 +244,7 @@ class TrainSettings:
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
     def __post_init__(self) -> None:
-        for name in ("lr_schedule", "precision"):
+        for name in ("lr_schedule", "precision", "keypoint_head"):
             choices = FIELD_CHOICES[name]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {choices}")
@@ -251,12 +260,13 @@ class TrainSettings:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs {self.warmup_epochs} must be 0 or more")
 
-    def for_keypoints(self) -> TrainSettings:
-        """These settings with the emotion-only fields at their defaults (the keypoint model
-        ignores them, and its run and cache key should not depend on them)."""
+    def for_model(self, model: str) -> TrainSettings:
+        """These settings for `model` ("keypoints" or "emotion"): the other model's own fields at
+        their defaults (this one ignores them, and its run and cache key should not depend on
+        them)."""
         return replace(
             self,
-            **{f.name: f.default for f in fields(self) if f.metadata.get("emotion_only")},
+            **{f.name: f.default for f in fields(self) if f.metadata.get("only", model) != model},
         )
 
     def as_params(self) -> dict[str, object]:
@@ -267,7 +277,12 @@ class TrainSettings:
         return params
 
 
-FIELD_CHOICES = {"lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "engine": ENGINES}
+FIELD_CHOICES = {
+    "lr_schedule": LR_SCHEDULES,
+    "precision": PRECISIONS,
+    "keypoint_head": KEYPOINT_HEADS,
+    "engine": ENGINES,
+}
 
 
 @dataclass(frozen=True)

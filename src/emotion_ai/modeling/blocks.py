@@ -55,17 +55,37 @@ def resnet_stage(x, filters: int, identity_blocks: int, strides: int, name: str)
     return x
 
 
-def resnet_features(inputs, config: ResNetConfig):
-    """Pixels 0..255 in, a pooled feature vector out."""
+def resnet_stage_maps(inputs, config: ResNetConfig) -> list:
+    """Pixels 0..255 in, each stage's feature map out (the first the largest)."""
     x = layers.Rescaling(1 / 255, name="pixels_to_unit")(inputs)
     if config.input_pool > 1:
         x = layers.AveragePooling2D(config.input_pool, name="input_pool")(x)
     x = conv_bn_relu(x, config.stem_filters, 5, 2, "stem")
+    maps = []
     for index, filters in enumerate(config.stage_filters):
         strides = 1 if index == 0 else 2
         x = resnet_stage(x, filters, config.depth, strides, f"stage{index + 1}")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+        maps.append(x)
+    return maps
+
+
+def resnet_features(inputs, config: ResNetConfig):
+    """Pixels 0..255 in, a pooled feature vector out."""
+    x = layers.GlobalAveragePooling2D(name="pool")(resnet_stage_maps(inputs, config)[-1])
     return layers.Dropout(config.feature_dropout, name="feature_dropout")(x)
+
+
+def upsampling_fusion(maps: list, stages: int):
+    """The last of `maps` brought back up through the `stages` maps before it: at each, upsampled
+    2x, joined with that map and mixed by a conv-BN-ReLU of its filters (a small feature pyramid's
+    top-down path). 0 stages: the last map itself."""
+    x = maps[-1]
+    for index in range(len(maps) - 2, len(maps) - 2 - stages, -1):
+        earlier = maps[index]
+        upsampled = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{index + 1}")(x)
+        joined = layers.Concatenate(name=f"join{index + 1}")([earlier, upsampled])
+        x = conv_bn_relu(joined, earlier.shape[-1], KERNEL_SIZE, 1, f"fuse{index + 1}")
+    return x
 
 
 def face_input(size: int) -> keras.KerasTensor:

@@ -9,10 +9,18 @@ import numpy as np
 from keras import layers, ops
 
 from emotion_ai.faces import EMOTIONS, FACE_SIZE, KEYPOINT_NAMES, MIRRORED_KEYPOINTS, N_COORDINATES
-from emotion_ai.modeling.blocks import face_input, resnet_features
+from emotion_ai.modeling.blocks import (
+    face_input,
+    resnet_features,
+    resnet_stage_maps,
+    upsampling_fusion,
+)
 from emotion_ai.settings import ResNetConfig
 
 HALF_FACE = FACE_SIZE / 2
+HEATMAP_UPSAMPLINGS = 1
+"""Stages the heatmap head brings the last feature map back up through (1: the second-to-last
+stage's grid, 12x12 for three stages at 48x48)."""
 
 
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -40,31 +48,71 @@ def precision_policy(precision: str, gpus: list, cpu_bfloat16: bool) -> str:
 
 
 def build_keypoint_model(
-    config: ResNetConfig, mean_keypoints: np.ndarray | None = None
+    config: ResNetConfig, mean_keypoints: np.ndarray | None = None, head: str = "pooled"
 ) -> keras.Model:
-    """96x96x1 face (0..255) -> 30 keypoint coordinates in pixels.
-
-    The head starts at `mean_keypoints` (the training set's mean face) when given, so
-    training refines an average face instead of climbing from the image centre (the usual
-    output-bias initialisation; a zero kernel makes the start exact and still learns from step one).
-    """
+    """96x96x1 face (0..255) -> 30 keypoint coordinates in pixels, from the pooled features or from
+    heatmaps (`head`, see `TrainSettings.keypoint_head`)."""
     inputs = face_input(FACE_SIZE)
+    centred = (
+        _heatmap_head(inputs, config)
+        if head == "heatmap"
+        else _pooled_head(inputs, config, mean_keypoints)
+    )
+    pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints", dtype="float32")(
+        centred
+    )
+    return keras.Model(inputs, pixels, name="keypoints")
+
+
+def _pooled_head(inputs, config: ResNetConfig, mean_keypoints: np.ndarray | None):
+    """Coordinates in half-face units, a dense layer over the pooled features.
+
+    It starts at `mean_keypoints` (the training set's mean face) when given, so training refines
+    an average face instead of climbing from the image centre (the usual output-bias
+    initialisation; a zero kernel makes the start exact and still learns from step one).
+    """
     start = (
         np.zeros(N_COORDINATES)
         if mean_keypoints is None
         else (mean_keypoints - HALF_FACE) / HALF_FACE
     )
-    centred = layers.Dense(
+    return layers.Dense(
         N_COORDINATES,
         kernel_initializer="zeros",
         bias_initializer=keras.initializers.Constant(start.tolist()),
         name="keypoints_centred",
         dtype="float32",
     )(resnet_features(inputs, config))
-    pixels = layers.Rescaling(HALF_FACE, offset=HALF_FACE, name="keypoints", dtype="float32")(
-        centred
-    )
-    return keras.Model(inputs, pixels, name="keypoints")
+
+
+def _heatmap_head(inputs, config: ResNetConfig):
+    """Coordinates in half-face units, each keypoint's heatmap's soft-argmax (integral regression:
+    the mean position under the map's softmax, differentiable and finer than its grid)."""
+    maps = resnet_stage_maps(inputs, config)
+    fused = upsampling_fusion(maps, min(HEATMAP_UPSAMPLINGS, len(maps) - 1))
+    heatmaps = layers.Conv2D(len(KEYPOINT_NAMES), 1, name="heatmaps", dtype="float32")(fused)
+    return SpatialSoftArgmax(name="keypoints_centred", dtype="float32")(heatmaps)
+
+
+def _cell_centres(cells: int) -> np.ndarray:
+    """Centres of `cells` equal cells across the face, in half-face units (-1 .. 1 its edges)."""
+    return (np.arange(cells) + 0.5) / cells * 2 - 1
+
+
+@keras.saving.register_keras_serializable(package="emotion_ai")
+class SpatialSoftArgmax(layers.Layer):
+    """(n, h, w, k) heatmap logits -> (n, 2k): per map, the (x, y) mean position under its softmax
+    over the grid, in half-face units, x and y of each map side by side."""
+
+    def call(self, logits):
+        _, height, width, count = logits.shape
+        weights = ops.softmax(ops.reshape(logits, (-1, height * width, count)), axis=1)
+        rows, columns = np.meshgrid(_cell_centres(height), _cell_centres(width), indexing="ij")
+        x, y = (
+            ops.sum(weights * ops.convert_to_tensor(axis.reshape(1, -1, 1), weights.dtype), axis=1)
+            for axis in (columns, rows)
+        )
+        return ops.reshape(ops.stack([x, y], axis=-1), (-1, 2 * count))
 
 
 @keras.saving.register_keras_serializable(package="emotion_ai")

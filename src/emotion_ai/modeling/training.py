@@ -185,8 +185,12 @@ def train_keypoint_model(
     _seed(settings)
     _use_precision(settings)
     mean_face = np.nanmean(dataset.part(TRAIN)[1], axis=0)
+
+    def build() -> keras.Model:
+        return build_keypoint_model(settings.network, mean_face, settings.keypoint_head)
+
     model, history = _fit(
-        build_keypoint_model(settings.network, mean_face),
+        build(),
         dataset,
         settings,
         step="train_keypoints",
@@ -195,7 +199,7 @@ def train_keypoint_model(
         augment=keypoint_augmentation(settings.augment),
         checkpoints=checkpoints,
     )
-    model = _in_float32(model, lambda: build_keypoint_model(settings.network, mean_face))
+    model = _in_float32(model, build)
     if settings.flip_test_time:
         model = with_flip_averaging(model)
     faces, truth = _held_out(dataset)

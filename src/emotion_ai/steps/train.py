@@ -86,10 +86,9 @@ def train(
     control: TrainControl = TrainControl(),
 ) -> dict:
     """Trains one model (or reuses the one trained on the same data and settings); returns its
-    lineage. Its checkpoints are removed once the step has finished. The keypoint model takes the
-    settings less their emotion-only fields."""
-    if step == "train_keypoints":
-        settings = settings.for_keypoints()
+    lineage. Its checkpoints are removed once the step has finished. Each model takes the settings
+    less the other model's own fields (`train_keypoints` trains "keypoints")."""
+    settings = settings.for_model(step.removeprefix("train_"))
     use_tracking(context.tracking)
     key = cache_key(step, [data_dir], settings.as_params())
     checkpoints = control.checkpoints(step, key)
