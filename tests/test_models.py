@@ -42,15 +42,19 @@ def test_soft_argmax_finds_each_heatmaps_peak_in_half_face_units():
     np.testing.assert_allclose(points, [[0.75, -0.75, -0.25, 0.25], [0, 0, 0, 0]], atol=1e-5)
 
 
-def test_the_heatmap_head_maps_keypoints_on_the_stage_before_the_last():
-    """SMALL's two stages compute at 24x24 and 12x12 (48x48 input, a strided stem): the last is
-    brought back up onto the first; a one-stage network maps on its only stage."""
-    for network, stages in ((TINY, 2), (ResNetConfig(width=16, stages=1, depth=0), 1)):
-        assert network.stages == stages
-        model = build_keypoint_model(network, head="heatmap")
-        assert tuple(model.get_layer("heatmaps").output.shape) == (None, 24, 24, 15)
-        answer = model.predict(np.full((2, 96, 96, 1), 128.0), verbose=0)
-        assert answer.shape == (2, 30) and ((answer >= 0) & (answer <= 96)).all()
+@pytest.mark.parametrize(
+    "network, grid",
+    [
+        (TINY, 24),  # stages at 24x24 and 12x12 (48x48 input, a strided stem): onto the first
+        (ResNetConfig(width=16, stages=1, depth=0), 24),  # its only stage
+        (ResNetConfig(width=16, stages=4, depth=0, input_pool=4), 3),  # 12, 6, 3, 2: odd sizes
+    ],
+)
+def test_the_heatmap_head_maps_keypoints_on_the_stage_before_the_last(network, grid):
+    model = build_keypoint_model(network, head="heatmap")
+    assert tuple(model.get_layer("heatmaps").output.shape) == (None, grid, grid, 15)
+    answer = model.predict(np.full((2, 96, 96, 1), 128.0), verbose=0)
+    assert answer.shape == (2, 30) and ((answer >= 0) & (answer <= 96)).all()
 
 
 def test_emotion_model_outputs_five_probabilities():

@@ -76,13 +76,14 @@ def resnet_features(inputs, config: ResNetConfig):
 
 
 def upsampling_fusion(maps: list, stages: int):
-    """The last of `maps` brought back up through the `stages` maps before it: at each, upsampled
-    2x, joined with that map and mixed by a conv-BN-ReLU of its filters (a small feature pyramid's
-    top-down path). 0 stages: the last map itself."""
+    """The last of `maps` brought back up through the `stages` maps before it: at each, resized to
+    that map's grid, joined with it and mixed by a conv-BN-ReLU of its filters (a small feature
+    pyramid's top-down path). 0 stages: the last map itself."""
     x = maps[-1]
     for index in range(len(maps) - 2, len(maps) - 2 - stages, -1):
         earlier = maps[index]
-        upsampled = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{index + 1}")(x)
+        height, width = earlier.shape[1:3]
+        upsampled = layers.Resizing(height, width, name=f"up{index + 1}")(x)
         joined = layers.Concatenate(name=f"join{index + 1}")([earlier, upsampled])
         x = conv_bn_relu(joined, earlier.shape[-1], KERNEL_SIZE, 1, f"fuse{index + 1}")
     return x
