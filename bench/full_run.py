@@ -108,7 +108,7 @@ def main() -> None:
         baseline=total_minutes,
         target=0.9,
         unit="min",
-        command=f"python bench/full_run.py  # runs: emotion-ai run ... {README_FLAGS}",
+        command=f"uv run python bench/full_run.py  # runs: emotion-ai run ... {README_FLAGS}",
         details={"total_minutes": round(total_minutes, 1), "steps": steps},
     )
     print(f"total {total_minutes:.1f} min; steps: {steps}", flush=True)
