@@ -246,3 +246,5 @@ def test_each_model_takes_the_training_settings_less_the_other_models_own_fields
         7,
     )
     assert (emotion.label_smoothing, emotion.keypoint_head, emotion.epochs) == (0.1, "pooled", 7)
+    with pytest.raises(ValueError, match="'emotions' is not one of"):
+        settings.for_model("emotions")

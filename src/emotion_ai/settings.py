@@ -156,6 +156,8 @@ class AugmentSettings:
     contrast: float = option(0.2, "Training faces' contrast is scaled by 1 +- this.")
 
 
+TRAINED_MODELS = ("keypoints", "emotion")
+"""The two models a training step trains (`TrainSettings.for_model`)."""
 LR_SCHEDULES = ("plateau", "cosine")
 KEYPOINT_HEADS = ("pooled", "heatmap")
 PRECISIONS = ("auto", "float32")
@@ -264,6 +266,8 @@ class TrainSettings:
         """These settings for `model` ("keypoints" or "emotion"): the other model's own fields at
         their defaults (this one ignores them, and its run and cache key should not depend on
         them)."""
+        if model not in TRAINED_MODELS:
+            raise ValueError(f"model {model!r} is not one of {TRAINED_MODELS}")
         return replace(
             self,
             **{f.name: f.default for f in fields(self) if f.metadata.get("only", model) != model},

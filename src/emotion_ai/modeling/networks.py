@@ -51,7 +51,8 @@ def build_keypoint_model(
     config: ResNetConfig, mean_keypoints: np.ndarray | None = None, head: str = "pooled"
 ) -> keras.Model:
     """96x96x1 face (0..255) -> 30 keypoint coordinates in pixels, from the pooled features or from
-    heatmaps (`head`, see `TrainSettings.keypoint_head`)."""
+    heatmaps (`head`, see `TrainSettings.keypoint_head`); `mean_keypoints` is the pooled head's
+    start."""
     inputs = face_input(FACE_SIZE)
     centred = (
         _heatmap_head(inputs, config)
