@@ -29,6 +29,8 @@ import keypoint_rows  # noqa: E402
 from bench_common import VAL_FRACTION  # noqa: E402
 from results_table import RESULTS_DIR, secondary_row, write_result  # noqa: E402
 
+from emotion_ai.settings import KEYPOINT_HEADS  # noqa: E402
+
 FULL_DATA_PARTS = {
     "fer2013": full_data.fer2013_quality,
     "fkd-teacher": full_data.fkd_teacher_quality,
@@ -112,7 +114,7 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--flip-test-time", action="store_true", help="full-data parts")
     parser.add_argument(
-        "--keypoint-head", choices=["pooled", "heatmap"], default="pooled", help="fkd-teacher part"
+        "--keypoint-head", choices=KEYPOINT_HEADS, default="pooled", help="fkd-teacher part"
     )
     parser.add_argument(
         "--precision", choices=["auto", "float32"], default="auto", help="full-data parts"

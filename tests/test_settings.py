@@ -5,7 +5,7 @@ compiled pipeline YAML and the component. Defaults are stated once, in emotion_a
 from __future__ import annotations
 
 import json
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import Field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import get_type_hints
 
@@ -23,7 +23,6 @@ from emotion_ai.cli import app
 from emotion_ai.cli.mlproject import mlproject
 from emotion_ai.cli.settings_options import flag, unique_option_fields
 from emotion_ai.settings import (
-    FIELD_CHOICES,
     PIPELINE_SETTINGS,
     RequestLimits,
     ServingOptions,
@@ -33,12 +32,13 @@ from emotion_ai.settings_json import SettingsError, settings_from_json, settings
 from pipelines.compile import compile_pipeline
 
 
-def _changed(value: object, name: str) -> object:
-    """A valid value other than `value` for the field `name`."""
+def _changed(value: object, item: Field) -> object:
+    """A valid value other than `value` for the field `item`."""
+    name, choices = item.name, item.metadata.get("choices")
     if isinstance(value, bool):
         return not value
-    if name in FIELD_CHOICES:
-        return next(choice for choice in FIELD_CHOICES[name] if choice != value)
+    if choices:
+        return next(choice for choice in choices if choice != value)
     if isinstance(value, str):
         return f"/data/{name}.csv"
     if isinstance(value, int):
@@ -54,7 +54,7 @@ def non_default(cls: type) -> object:
         if is_dataclass(hints[item.name]):
             values[item.name] = non_default(hints[item.name])
         elif "help" in item.metadata:
-            values[item.name] = _changed(getattr(cls(), item.name), item.name)
+            values[item.name] = _changed(getattr(cls(), item.name), item)
     return cls(**values)
 
 

@@ -246,10 +246,12 @@ class TrainSettings:
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
     def __post_init__(self) -> None:
-        for name in ("lr_schedule", "precision", "keypoint_head"):
-            choices = FIELD_CHOICES[name]
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {choices}")
+        for item in fields(self):
+            choices = item.metadata.get("choices")
+            if choices and getattr(self, item.name) not in choices:
+                raise ValueError(
+                    f"{item.name} {getattr(self, item.name)!r} is not one of {choices}"
+                )
         for name in ("ema_momentum", "label_smoothing", "head_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} must be at least 0 and below 1")
@@ -279,14 +281,6 @@ class TrainSettings:
         params.update({f"network.{k}": v for k, v in asdict(self.network).items()})
         params.update({f"augment.{k}": v for k, v in asdict(self.augment).items()})
         return params
-
-
-FIELD_CHOICES = {
-    "lr_schedule": LR_SCHEDULES,
-    "precision": PRECISIONS,
-    "keypoint_head": KEYPOINT_HEADS,
-    "engine": ENGINES,
-}
 
 
 @dataclass(frozen=True)
@@ -394,6 +388,7 @@ class ServingOptions:
         "openvino",
         "What runs the SavedModels: openvino (used where it loads and agrees with TensorFlow on "
         "the warm-up requests; otherwise TensorFlow, with the reason logged) or tensorflow.",
+        choices=ENGINES,
     )
     warmup: bool = option(
         True,

@@ -18,7 +18,6 @@ from typing import Annotated, Any, get_type_hints
 import typer
 
 from emotion_ai.cli.options import one_of
-from emotion_ai.settings import FIELD_CHOICES
 from emotion_ai.settings_json import settings_from_values
 
 PANELS = {
@@ -53,7 +52,7 @@ def flag(item: Field) -> str:
 
 
 def _parameter(item: Field, hint: Any, owner: type) -> inspect.Parameter:
-    choices = FIELD_CHOICES.get(item.name)
+    choices = item.metadata.get("choices")
     name = flag(item)
     declared = typer.Option(
         f"{name}/--no-{name[2:]}" if hint is bool else name,
