@@ -248,3 +248,13 @@ def test_each_model_takes_the_training_settings_less_the_other_models_own_fields
     assert (emotion.label_smoothing, emotion.keypoint_head, emotion.epochs) == (0.1, "pooled", 7)
     with pytest.raises(ValueError, match="'emotions' is not one of"):
         settings.for_model("emotions")
+
+
+def test_the_keypoint_model_trains_its_own_epochs_when_given():
+    settings = TrainSettings(epochs=7, keypoint_epochs=12)
+    keypoints, emotion = settings.for_model("keypoints"), settings.for_model("emotion")
+    assert (keypoints.epochs, keypoints.keypoint_epochs) == (12, 0)
+    assert (emotion.epochs, emotion.keypoint_epochs) == (7, 0)
+    assert TrainSettings(epochs=7).for_model("keypoints") == replace(keypoints, epochs=7)
+    with pytest.raises(ValueError, match="keypoint_epochs -1 must be 0"):
+        TrainSettings(keypoint_epochs=-1)

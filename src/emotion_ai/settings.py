@@ -170,6 +170,11 @@ class TrainSettings:
     """Optimisation of one model."""
 
     epochs: int = option(5, "Training epochs of each model.")
+    keypoint_epochs: int = option(
+        0,
+        "Keypoints: training epochs of the keypoint model instead of --epochs (0: --epochs).",
+        only="keypoints",
+    )
     batch_size: int = option(32, "Faces per training step.")
     learning_rate: float = option(2e-3, "Adam's (peak) learning rate.")
     seed: int = option(
@@ -181,7 +186,9 @@ class TrainSettings:
         5, "Epochs without a better validation loss before training stops."
     )
     balance_classes: bool = option(
-        True, "Emotion: weight classes inversely to their frequency (rare Disgust counts more)."
+        True,
+        "Emotion: weight classes inversely to their frequency (rare Disgust counts more).",
+        only="emotion",
     )
     class_weight_power: float = option(
         1.0,
@@ -263,17 +270,20 @@ class TrainSettings:
             raise ValueError(f"mixup_alpha {self.mixup_alpha} must be 0 (off) or positive")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs {self.warmup_epochs} must be 0 or more")
+        if self.keypoint_epochs < 0:
+            raise ValueError(f"keypoint_epochs {self.keypoint_epochs} must be 0 (--epochs) or more")
 
     def for_model(self, model: str) -> TrainSettings:
         """These settings for `model` ("keypoints" or "emotion"): the other model's own fields at
         their defaults (this one ignores them, and its run and cache key should not depend on
-        them)."""
+        them), and the keypoint model's `keypoint_epochs` made its `epochs`."""
         if model not in TRAINED_MODELS:
             raise ValueError(f"model {model!r} is not one of {TRAINED_MODELS}")
-        return replace(
+        own = replace(
             self,
             **{f.name: f.default for f in fields(self) if f.metadata.get("only", model) != model},
         )
+        return replace(own, epochs=own.keypoint_epochs or own.epochs, keypoint_epochs=0)
 
     def as_params(self) -> dict[str, object]:
         """Flat key/value pairs for MLflow params."""
