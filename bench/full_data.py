@@ -104,8 +104,9 @@ def emotion_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     return {**metrics, "confusion_matrix": emotion_confusion(probabilities, labels).tolist()}
 
 
-def fer2013_quality(args, settings) -> dict:
-    """Our recipe over `args.seeds` and the peer, on the same PublicTest faces."""
+def fer2013_quality(args, settings, recorded_runs: list[dict]) -> dict:
+    """Our recipe over `args.seeds` (beside `recorded_runs` of other seeds) and the peer, on the
+    same PublicTest faces."""
     from emotion_ai.data.datasets import TEST, TRAIN
     from emotion_ai.faces import EMOTIONS
     from emotion_ai.modeling.training import predict, train_emotion_model
@@ -114,7 +115,7 @@ def fer2013_quality(args, settings) -> dict:
     images, labels = dataset.part(TEST)
     peer = emotion_scores(peer_probabilities(images), labels)
     print(f"peer: accuracy {peer['accuracy']:.4f}, macro-F1 {peer['macro_f1']:.4f}", flush=True)
-    runs = []
+    runs = list(recorded_runs)
     for seed in args.seeds:
         model, minutes = train(
             train_emotion_model,
@@ -127,6 +128,7 @@ def fer2013_quality(args, settings) -> dict:
             {"seed": seed, "minutes": minutes, **emotion_scores(predict(model, images), labels)}
         )
         print(f"seed {seed}: accuracy {runs[-1]['accuracy']:.4f} in {minutes:.1f} min", flush=True)
+    runs.sort(key=lambda run: run["seed"])
     majority = np.bincount(dataset.part(TRAIN)[1]).argmax()
     return {
         "fer2013.accuracy_mean": spread([r["accuracy"] for r in runs])["mean"],
@@ -149,13 +151,14 @@ def fer2013_quality(args, settings) -> dict:
     }
 
 
-def fkd_teacher_quality(args, settings) -> dict:
-    """Our keypoint recipe on a seeded split per seed, beside the training faces' mean face."""
+def fkd_teacher_quality(args, settings, recorded_runs: list[dict]) -> dict:
+    """Our keypoint recipe on a seeded split per seed (beside `recorded_runs` of other seeds),
+    beside the training faces' mean face."""
     from emotion_ai.data.datasets import TEST, TRAIN
     from emotion_ai.modeling.metrics import keypoint_metrics
     from emotion_ai.modeling.training import predict, train_keypoint_model
 
-    runs = []
+    runs = list(recorded_runs)
     for seed in args.seeds:
         dataset = fkd_teacher_dataset(seed, settings.val_fraction)
         model, minutes = train(
@@ -178,6 +181,7 @@ def fkd_teacher_quality(args, settings) -> dict:
             }
         )
         print(f"seed {seed}: teacher RMSE {runs[-1]['rmse_px']:.3f} px in {minutes:.1f} min")
+    runs.sort(key=lambda run: run["seed"])
     return {
         "fkd_teacher.rmse_px_mean": spread([r["rmse_px"] for r in runs])["mean"],
         "fkd_teacher.rmse_px": spread([r["rmse_px"] for r in runs]),

