@@ -26,8 +26,8 @@ STEPS = ("ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "
 TRAINING_STEPS = ("train_keypoints", "train_emotion")
 README_FLAGS = (
     "--split-by-usage --epochs 40 --width 32 --depth 2 --batch-size 64 --warmup-epochs 3 "
-    "--head-dropout 0.5 --label-smoothing 0.1 --keypoint-head heatmap --flip-test-time "
-    "--val-fraction 0.1 --early-stopping-patience 15"
+    "--head-dropout 0.5 --label-smoothing 0.1 --keypoint-epochs 80 --keypoint-head heatmap "
+    "--flip-test-time --val-fraction 0.1 --early-stopping-patience 15"
 )
 SAMPLE_SECONDS = 2.0
 
