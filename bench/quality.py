@@ -31,7 +31,7 @@ import keypoint_rows  # noqa: E402
 from bench_common import VAL_FRACTION  # noqa: E402
 from results_table import RESULTS_DIR, secondary_row, write_result  # noqa: E402
 
-from emotion_ai.settings import KEYPOINT_HEADS  # noqa: E402
+from emotion_ai.settings import KEYPOINT_HEADS, PRECISIONS  # noqa: E402
 
 FULL_DATA_PARTS = {
     "fer2013": full_data.fer2013_quality,
@@ -119,9 +119,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--keypoint-head", choices=KEYPOINT_HEADS, default="pooled", help="fkd-teacher part"
     )
-    parser.add_argument(
-        "--precision", choices=["auto", "float32"], default="auto", help="full-data parts"
-    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="full-data parts")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--depth", type=int, default=1)

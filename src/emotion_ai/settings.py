@@ -268,10 +268,9 @@ class TrainSettings:
             raise ValueError(f"random_erasing {self.random_erasing} must be a share from 0 to 1")
         if self.mixup_alpha < 0.0:
             raise ValueError(f"mixup_alpha {self.mixup_alpha} must be 0 (off) or positive")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs {self.warmup_epochs} must be 0 or more")
-        if self.keypoint_epochs < 0:
-            raise ValueError(f"keypoint_epochs {self.keypoint_epochs} must be 0 (--epochs) or more")
+        for name in ("warmup_epochs", "keypoint_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} {getattr(self, name)} must be 0 or more")
 
     def for_model(self, model: str) -> TrainSettings:
         """These settings for `model` ("keypoints" or "emotion"): the other model's own fields at
