@@ -201,7 +201,9 @@ class Recipe:
     def __init__(self, args, model: str) -> None:
         from emotion_ai.settings import ResNetConfig, TrainSettings
 
-        network = ResNetConfig(width=args.width, depth=args.depth, input_pool=args.input_pool)
+        network = ResNetConfig(
+            width=args.width, depth=args.depth, stages=args.stages, input_pool=args.input_pool
+        )
         recipe = {
             "lr_schedule": "cosine",
             "warmup_epochs": args.warmup_epochs,

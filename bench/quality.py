@@ -123,6 +123,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument(
+        "--stages", type=int, default=3, help="full-data parts: ResNetConfig.stages"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument(
         "--add-seeds",
