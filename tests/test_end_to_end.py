@@ -125,7 +125,11 @@ def test_runs_hold_params_metrics_and_plots(client):
     evaluate_plots = {
         item.path for item in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")
     }
-    assert {"plots/confusion_matrix.png", "plots/keypoint_errors.png"} <= evaluate_plots
+    assert {
+        "plots/confusion_matrix.png",
+        "plots/keypoint_errors.png",
+        "plots/keypoint_worst_faces.png",
+    } <= evaluate_plots
     validate = by_step["validate"]
     assert (
         validate.data.metrics["validation/fer2013-content/failed"] == 0

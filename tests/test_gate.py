@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from emotion_ai.modeling.metrics import keypoint_metrics
+from emotion_ai.modeling.metrics import keypoint_metrics, worst_images
 from emotion_ai.release.decisions import read_decisions, write_decisions
 from emotion_ai.release.gate import gate_emotion, gate_keypoints
 from emotion_ai.settings import GateSettings
@@ -74,6 +74,21 @@ def test_keypoint_metrics_ignore_missing_points():
     np.testing.assert_allclose(metrics["rmse_px/left_eye_center"], np.sqrt(25 / 2))
     close = keypoint_metrics(np.array([[11.0, 10.0] + [0.0] * 28]), truth)
     assert close["within_2px"] == 1.0, "missing keypoints are no misses"
+
+
+def test_a_few_faces_far_off_move_the_rmse_but_not_the_median_image():
+    truth = np.full((9, 30), 40.0)
+    predicted = truth + 1.0
+    predicted[0] += 30.0  # one face whose label (or answer) is far off
+    metrics = keypoint_metrics(predicted, truth)
+    assert metrics["rmse_px"] > 10
+    np.testing.assert_allclose(metrics["median_image_rmse_px"], 1.0)
+
+
+def test_worst_images_come_worst_first_and_images_without_keypoints_last():
+    errors = np.array([2.0, np.nan, 9.0, 0.5, 4.0])
+    assert worst_images(errors, 3).tolist() == [2, 4, 0]
+    assert worst_images(errors, 5).tolist()[-1] == 1
 
 
 def test_the_gate_scores_keypoints_with_the_same_rmse_as_the_evaluate_run():

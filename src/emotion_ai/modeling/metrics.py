@@ -23,6 +23,12 @@ def per_image_rmse(squared_errors: np.ndarray) -> np.ndarray:
     return np.sqrt(np.nanmean(squared_errors, axis=1))
 
 
+def worst_images(image_errors: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` images with the largest error, worst first (NaN, an image without
+    keypoints, last)."""
+    return np.argsort(np.nan_to_num(image_errors, nan=-np.inf), kind="stable")[::-1][:count]
+
+
 def rmse_px(squared_errors: np.ndarray) -> float:
     """The test RMSE of keypoints, as Kaggle's leaderboard scores it: over every present
     coordinate of every face (a face with fewer keypoints counts less)."""
@@ -30,18 +36,22 @@ def rmse_px(squared_errors: np.ndarray) -> float:
 
 
 def keypoint_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """`rmse_px`, the share of present keypoints `within_2px` of the truth, and the RMSE of each
-    keypoint (`rmse_px/<keypoint>`, over both its coordinates)."""
+    """`rmse_px`, the share of present keypoints `within_2px` of the truth, the median image's
+    RMSE (`median_image_rmse_px`: unlike `rmse_px`, not moved by a few faces far off, such as faces
+    whose labels are wrong), and the RMSE of each keypoint (`rmse_px/<keypoint>`, over both its
+    coordinates)."""
     squared = keypoint_squared_errors(predicted, true)
     point_distance = np.sqrt(squared[:, 0::2] + squared[:, 1::2])
     present = point_distance[np.isfinite(point_distance)]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a keypoint or image with none present
+        per_point = np.sqrt(np.nanmean(squared[:, 0::2] + squared[:, 1::2], axis=0) / 2)
+        median_image = float(np.nanmedian(per_image_rmse(squared)))
     metrics = {
         "rmse_px": rmse_px(squared),
         "within_2px": float((present <= WITHIN_PX).mean()) if present.size else float("nan"),
+        "median_image_rmse_px": median_image,
     }
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a keypoint missing in every test image
-        per_point = np.sqrt(np.nanmean(squared[:, 0::2] + squared[:, 1::2], axis=0) / 2)
     metrics.update(
         {
             f"rmse_px/{name}": float(value)

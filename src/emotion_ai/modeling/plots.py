@@ -76,11 +76,16 @@ def _face_grid(n_faces: int) -> tuple[Figure, np.ndarray]:
     return figure, axes.ravel()
 
 
-def keypoints_on_faces(faces: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> Figure:
-    """Held-out faces with true (green) and predicted (red) keypoints, one legend for all."""
+def keypoints_on_faces(
+    faces: np.ndarray, true: np.ndarray, predicted: np.ndarray, titles: list[str] | None = None
+) -> Figure:
+    """Held-out faces with true (green) and predicted (red) keypoints, one legend for all; each
+    face titled by `titles` when given."""
     figure, axes = _face_grid(len(faces))
-    for axis, face, truth, guess in zip(axes, faces, true, predicted, strict=False):
+    labels = titles or [""] * len(faces)
+    for axis, face, truth, guess, label in zip(axes, faces, true, predicted, labels, strict=False):
         axis.imshow(face, cmap="gray", vmin=0, vmax=255)
+        axis.set_title(label, fontsize=9)
         axis.scatter(truth[0::2], truth[1::2], s=10, c="lime", label="true")
         axis.scatter(guess[0::2], guess[1::2], s=10, c="red", marker="x", label="predicted")
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=2,

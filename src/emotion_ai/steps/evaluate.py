@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 TEST_PREFIX = "test"
 CHAMPION_PREFIX = "champion/test"
+WORST_FACES = 12
+"""Test faces the keypoint plot of the largest errors shows."""
 
 
 def _log_test_metrics(
@@ -77,23 +79,33 @@ def _score_test_split(
     return _TestSplitScores(dataset, truth, challenger, champion, scores)
 
 
+def _log_worst_keypoint_faces(test: _TestSplitScores, challenger_squared: np.ndarray) -> None:
+    """The challenger's worst test faces, each titled with its error: where a few faces far off
+    (often wrong labels) weigh on the RMSE, they show which."""
+    errors = metrics.per_image_rmse(challenger_squared)
+    worst = metrics.worst_images(errors, WORST_FACES)
+    faces = test.dataset.part(TEST)[0][worst]
+    titles = [f"test face {index}: {errors[index]:.1f} px" for index in worst]
+    mlflow.log_figure(
+        plots.keypoints_on_faces(faces, test.truth[worst], test.challenger[worst], titles),
+        "plots/keypoint_worst_faces.png",
+    )
+
+
 def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
     test = _score_test_split(KEYPOINT_MODEL, data_dir, model_dir, metrics.keypoint_metrics)
     mlflow.log_figure(
         plots.keypoint_errors_figure(test.scores, "challenger, test split"),
         "plots/keypoint_errors.png",
     )
+    challenger_squared = metrics.keypoint_squared_errors(test.challenger, test.truth)
+    _log_worst_keypoint_faces(test, challenger_squared)
     champion_squared = (
         None
         if test.champion is None
         else metrics.keypoint_squared_errors(test.champion, test.truth)
     )
-    decision = gate_keypoints(
-        metrics.keypoint_squared_errors(test.challenger, test.truth),
-        champion_squared,
-        gate,
-        KEYPOINT_MODEL,
-    )
+    decision = gate_keypoints(challenger_squared, champion_squared, gate, KEYPOINT_MODEL)
     return {**decision.as_dict(), "metrics": test.scores, "data": test.dataset.metadata}
 
 
