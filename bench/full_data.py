@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import full_data_figures
 import numpy as np
 from bench_common import BENCH_DIR, SHARED_DATA, spread, train
 
@@ -129,6 +130,7 @@ def fer2013_quality(args, settings, recorded_runs: list[dict]) -> dict:
         )
         print(f"seed {seed}: accuracy {runs[-1]['accuracy']:.4f} in {minutes:.1f} min", flush=True)
     runs.sort(key=lambda run: run["seed"])
+    full_data_figures.save_confusion_matrices(runs, peer)
     majority = np.bincount(dataset.part(TRAIN)[1]).argmax()
     return {
         "fer2013.accuracy_mean": spread([r["accuracy"] for r in runs])["mean"],
@@ -169,22 +171,29 @@ def fkd_teacher_quality(args, settings, recorded_runs: list[dict]) -> dict:
             store="full_data",
         )
         images, truth = dataset.part(TEST)
+        predicted = predict(model, images)
+        scores = keypoint_metrics(predicted, truth)
         mean_face = np.nanmean(dataset.part(TRAIN)[1], axis=0)
         runs.append(
             {
                 "seed": seed,
                 "minutes": minutes,
-                "rmse_px": keypoint_metrics(predict(model, images), truth)["rmse_px"],
+                "rmse_px": scores["rmse_px"],
+                "median_image_rmse_px": scores["median_image_rmse_px"],
                 "mean_face_rmse_px": keypoint_metrics(np.tile(mean_face, (len(truth), 1)), truth)[
                     "rmse_px"
                 ],
             }
         )
+        full_data_figures.save_worst_keypoint_faces(seed, images, truth, predicted)
         print(f"seed {seed}: teacher RMSE {runs[-1]['rmse_px']:.3f} px in {minutes:.1f} min")
     runs.sort(key=lambda run: run["seed"])
+    # Runs recorded before the median was kept (--add-seeds) have none.
+    medians = [r["median_image_rmse_px"] for r in runs if "median_image_rmse_px" in r]
     return {
         "fkd_teacher.rmse_px_mean": spread([r["rmse_px"] for r in runs])["mean"],
         "fkd_teacher.rmse_px": spread([r["rmse_px"] for r in runs]),
+        "fkd_teacher.median_image_rmse_px": spread(medians),
         "fkd_teacher.mean_face_rmse_px": spread([r["mean_face_rmse_px"] for r in runs])["mean"],
         "fkd_teacher.train_minutes_per_seed": spread([r["minutes"] for r in runs]),
         "fkd_teacher.runs": runs,

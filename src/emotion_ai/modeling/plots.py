@@ -11,8 +11,11 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from emotion_ai.faces import EMOTIONS  # noqa: E402
+from emotion_ai.modeling.metrics import worst_images  # noqa: E402
 
 GRID_COLUMNS = 6
+WORST_FACES = 12
+"""Faces the figure of the largest keypoint errors shows."""
 
 
 def learning_curves(history: dict[str, list[float]], title: str) -> Figure:
@@ -91,6 +94,21 @@ def keypoints_on_faces(
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=2,
                   fontsize=11, markerscale=2)  # fmt: skip
     return figure
+
+
+def worst_keypoint_faces(
+    faces: np.ndarray,
+    true: np.ndarray,
+    predicted: np.ndarray,
+    image_errors: np.ndarray,
+    count: int = WORST_FACES,
+) -> Figure:
+    """The `count` faces of largest `image_errors` (each face's RMSE in px), worst first, each
+    titled with its index and error: where a few faces far off (often wrong labels) weigh on the
+    RMSE, they show which."""
+    worst = worst_images(image_errors, count)
+    titles = [f"test face {index}: {image_errors[index]:.1f} px" for index in worst]
+    return keypoints_on_faces(faces[worst], true[worst], predicted[worst], titles)
 
 
 def emotions_on_faces(faces: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> Figure:

@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 TEST_PREFIX = "test"
 CHAMPION_PREFIX = "champion/test"
-WORST_FACES = 12
-"""Test faces the keypoint plot of the largest errors shows."""
 
 
 def _log_test_metrics(
@@ -80,16 +78,14 @@ def _score_test_split(
 
 
 def _log_worst_keypoint_faces(test: _TestSplitScores, challenger_squared: np.ndarray) -> None:
-    """The challenger's worst test faces, each titled with its error: where a few faces far off
-    (often wrong labels) weigh on the RMSE, they show which."""
-    errors = metrics.per_image_rmse(challenger_squared)
-    worst = metrics.worst_images(errors, WORST_FACES)
-    faces = test.dataset.part(TEST)[0][worst]
-    titles = [f"test face {index}: {errors[index]:.1f} px" for index in worst]
-    mlflow.log_figure(
-        plots.keypoints_on_faces(faces, test.truth[worst], test.challenger[worst], titles),
-        "plots/keypoint_worst_faces.png",
+    """The challenger's worst test faces, each titled with its error."""
+    figure = plots.worst_keypoint_faces(
+        test.dataset.part(TEST)[0],
+        test.truth,
+        test.challenger,
+        metrics.per_image_rmse(challenger_squared),
     )
+    mlflow.log_figure(figure, "plots/keypoint_worst_faces.png")
 
 
 def _evaluate_keypoints(data_dir: Path, model_dir: Path, gate: GateSettings) -> dict:
