@@ -233,17 +233,21 @@ class Recipe:
             **recipe,
         )
         self.train = train.for_model(model)
+        self.model = model
         self.val_fraction = args.val_fraction
 
     def flags(self) -> str:
         """The recipe as `emotion-ai run` options: each training option that differs from its
-        default, named as the CLI names it (the options come from the settings fields)."""
+        default, named as the CLI names it (the options come from the settings fields); the
+        keypoint model's epochs are `--keypoint-epochs`."""
         from emotion_ai.cli.settings_options import flag, unique_option_fields
 
         values = dict(_leaf_values(self.train))
+        if self.model == "keypoints":  # the run trains the keypoint model for --keypoint-epochs
+            values["keypoint_epochs"] = values.pop("epochs")
         options = []
         for item, hint, _ in unique_option_fields(type(self.train)):
-            value = values[item.name]
+            value = values.get(item.name, item.default)
             if value == item.default:
                 continue
             name = flag(item)

@@ -168,8 +168,13 @@ def _recorded_runs(args: argparse.Namespace, previous: dict) -> list[dict]:
         raise SystemExit(
             f"--add-seeds: the recorded {args.part} runs were made by another recipe: {recorded}"
         )
-    runs = previous[f"{args.part.replace('-', '_')}.runs"]
+    runs = previous[f"{_key_prefix(args.part)}.runs"]
     return [run for run in runs if run["seed"] not in args.seeds]
+
+
+def _key_prefix(part: str) -> str:
+    """The prefix of a part's keys in quality.json (`fkd-teacher` -> `fkd_teacher`)."""
+    return part.replace("-", "_")
 
 
 def _command(argv: list[str], seeds: list[int]) -> str:
@@ -184,15 +189,29 @@ def _command(argv: list[str], seeds: list[int]) -> str:
 
 
 def _measure(args, recorded_runs: list[dict]) -> dict:
-    """The part's figures, and for a full-data part the `emotion-ai run` flags of its recipe."""
+    """The part's figures."""
     if args.part == "keypoint-rows":
         return keypoint_rows.keypoint_rows_quality(args)
-    model = "emotion" if args.part == "fer2013" else "keypoints"
-    recipe = full_data.Recipe(args, model)
+    recipe = full_data.Recipe(args, _model(args.part))
     measured = FULL_DATA_PARTS[args.part](args, recipe, recorded_runs)
-    measured[f"{args.part}.emotion_ai_run_flags"] = recipe.flags()
     full_data.save_part(args.part, measured)
     return measured
+
+
+def _model(part: str) -> str:
+    return "emotion" if part == "fer2013" else "keypoints"
+
+
+def _run_flags(commands: dict[str, str]) -> dict[str, str]:
+    """Each recorded full-data part's recipe as `emotion-ai run` options, from its command (so
+    they stay the command's whatever code recorded them)."""
+    return {
+        f"{_key_prefix(part)}.emotion_ai_run_flags": full_data.Recipe(
+            _arguments(shlex.split(command)[len(COMMAND) :]), _model(part)
+        ).flags()
+        for part, command in commands.items()
+        if part in FULL_DATA_PARTS
+    }
 
 
 def main() -> None:
@@ -205,6 +224,7 @@ def main() -> None:
     details = {key: value for key, value in previous.items() if key not in RECORD_KEYS}
     details.update(measured)
     details["commands"] = commands
+    details.update(_run_flags(commands))
     details["table_rows"] = _secondary_rows(details)
     if "fer2013.accuracy_mean" not in details:
         raise SystemExit("run --part fer2013 first: quality.json's value is its accuracy")

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
+import shlex
 from pathlib import Path
 
 import typer
@@ -18,6 +20,10 @@ PATH = re.compile(
     r"\b(?:src|components|pipelines|bench|infra|tests)/[\w/.-]*\w\.(?:py|ya?ml|md|json)\b"
 )
 COMMAND = re.compile(r"\bemotion-ai ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)?)")
+REAL_DATA_COMMAND = re.compile(
+    r"^uv run emotion-ai run ([^`]*--split-by-usage[^`]*)$", re.MULTILINE
+)
+DATA_OPTIONS = {"--keypoints-csv", "--fer-csv", "--split-by-usage"}
 
 
 def _resolves(dotted: str) -> bool:
@@ -78,3 +84,30 @@ def test_the_readme_is_for_users_and_links_every_page_of_docs():
     assert len(readme.split()) < 1500
     for page in (ROOT / "docs").glob("*.md"):
         assert f"(docs/{page.name})" in readme, page.name
+
+
+def _options(words: list[str]) -> dict[str, str]:
+    """`--name value` and bare `--flag` words as {name: value, or "" for a flag}."""
+    following = [*words[1:], "--"]
+    return {
+        word: "" if after.startswith("--") else after
+        for word, after in zip(words, following, strict=True)
+        if word.startswith("--")
+    }
+
+
+def test_the_readme_real_data_command_is_the_benchmarked_recipe():
+    """README's real-data command trains each model with the recipe whose figures
+    bench/results/quality.json records (issue: the user's command is the headline command)."""
+    recorded = json.loads((ROOT / "bench" / "results" / "quality.json").read_text())
+    emotion, keypoints = (
+        _options(recorded[f"{part}.emotion_ai_run_flags"].split())
+        for part in ("fer2013", "fkd_teacher")
+    )
+    shared = emotion.keys() & keypoints.keys()
+    assert {"--width", "--batch-size"} <= shared
+    assert {name: emotion[name] for name in shared} == {name: keypoints[name] for name in shared}
+    command = REAL_DATA_COMMAND.search((ROOT / "README.md").read_text()).group(1)
+    readme = _options(shlex.split(command.replace("\\\n", " ")))
+    training = {name: value for name, value in readme.items() if name not in DATA_OPTIONS}
+    assert training == emotion | keypoints
