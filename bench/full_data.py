@@ -208,7 +208,7 @@ class Recipe:
     command line."""
 
     def __init__(self, args, model: str) -> None:
-        from emotion_ai.settings import ResNetConfig, TrainSettings
+        from emotion_ai.settings import AugmentSettings, ResNetConfig, TrainSettings
 
         network = ResNetConfig(
             width=args.width, depth=args.depth, stages=args.stages, input_pool=args.input_pool
@@ -227,8 +227,11 @@ class Recipe:
             "class_weight_power": args.class_weight_power,
             "early_stopping_patience": args.patience,
         }
+        augment = AugmentSettings(rotation_degrees=args.rotation_degrees)
         train = replace(
-            TrainSettings(epochs=args.epochs, batch_size=args.batch_size, network=network),
+            TrainSettings(
+                epochs=args.epochs, batch_size=args.batch_size, network=network, augment=augment
+            ),
             learning_rate=args.learning_rate,
             **recipe,
         )

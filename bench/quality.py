@@ -31,7 +31,7 @@ import keypoint_rows  # noqa: E402
 from bench_common import VAL_FRACTION  # noqa: E402
 from results_table import RESULTS_DIR, secondary_row, write_result  # noqa: E402
 
-from emotion_ai.settings import KEYPOINT_HEADS, PRECISIONS  # noqa: E402
+from emotion_ai.settings import KEYPOINT_HEADS, PRECISIONS, AugmentSettings  # noqa: E402
 
 FULL_DATA_PARTS = {
     "fer2013": full_data.fer2013_quality,
@@ -116,6 +116,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         "--ema-momentum", type=float, default=0.0, help="full-data parts: weight averaging"
     )
     parser.add_argument("--flip-test-time", action="store_true", help="full-data parts")
+    parser.add_argument(
+        "--rotation-degrees",
+        type=float,
+        default=AugmentSettings.rotation_degrees,
+        help="full-data parts: AugmentSettings.rotation_degrees",
+    )
     parser.add_argument(
         "--keypoint-head", choices=KEYPOINT_HEADS, default="pooled", help="fkd-teacher part"
     )
