@@ -28,8 +28,9 @@ def save_confusion_matrices(runs: list[dict], peer: dict) -> None:
 
     ours = np.sum([run["confusion_matrix"] for run in runs], axis=0)
     seeds = ", ".join(str(run["seed"]) for run in runs)
+    which = f"seeds {seeds} summed" if len(runs) > 1 else f"seed {seeds}"
     _save(
-        confusion_matrix_figure(ours, f"ours, PublicTest, seeds {seeds} summed"),
+        confusion_matrix_figure(ours, f"ours, PublicTest, {which}"),
         "fer2013_confusion_ours.png",
     )
     peer_matrix = np.asarray(peer["confusion_matrix"])

@@ -2,12 +2,14 @@
 each pipeline step's wall time and peak memory (resident set of the step's processes, sampled).
 
 The ratio is the two trainings' share of the run's wall time (how little the pipeline adds around
-them); the per-step figures are the point. The command is README's, with the shared files' paths.
+them); the per-step figures are the point. The command is README's real-data command, read from
+README.md, with the shared files' paths.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 
 BENCH_DIR = Path(__file__).resolve().parent
+README = BENCH_DIR.parent / "README.md"
 sys.path.insert(0, str(BENCH_DIR))
 
 import full_data  # noqa: E402
@@ -24,12 +27,24 @@ from results_table import write_result  # noqa: E402
 
 STEPS = ("ingest", "validate", "train_keypoints", "train_emotion", "evaluate", "register")
 TRAINING_STEPS = ("train_keypoints", "train_emotion")
-README_FLAGS = (
-    "--split-by-usage --epochs 40 --width 32 --depth 2 --batch-size 64 --warmup-epochs 3 "
-    "--head-dropout 0.5 --label-smoothing 0.1 --keypoint-epochs 80 --keypoint-head heatmap "
-    "--flip-test-time --val-fraction 0.1 --early-stopping-patience 15"
-)
+REAL_DATA_COMMAND = re.compile(r"^uv run emotion-ai run (--keypoints-csv [^`]*)$", re.MULTILINE)
+DATA_FILE_OPTIONS = ("--keypoints-csv", "--fer-csv")
 SAMPLE_SECONDS = 2.0
+
+
+def readme_flags() -> list[str]:
+    """README's real-data command's options but its two data files."""
+    command = REAL_DATA_COMMAND.search(README.read_text())
+    if command is None:
+        raise SystemExit(f"{README}: no `uv run emotion-ai run --keypoints-csv ...` command found")
+    words = iter(shlex.split(command.group(1).replace("\\\n", " ")))
+    flags = []
+    for word in words:
+        if word in DATA_FILE_OPTIONS:
+            next(words)  # the file's path
+        else:
+            flags.append(word)
+    return flags
 
 
 def readme_command(state_dir: Path) -> list[str]:
@@ -41,7 +56,7 @@ def readme_command(state_dir: Path) -> list[str]:
         str(full_data.FKD_TEACHER),
         "--fer-csv",
         str(full_data.FER2013),
-        *shlex.split(README_FLAGS),
+        *readme_flags(),
         "--state-dir",
         str(state_dir),
     ]
@@ -102,13 +117,14 @@ def main() -> None:
     }
     training_minutes = sum(steps[step]["minutes"] for step in TRAINING_STEPS if step in steps)
     total_minutes = total_s / 60
+    readme_options = shlex.join(readme_flags())
     write_result(
         "full_run",
         value=training_minutes,
         baseline=total_minutes,
         target=0.9,
         unit="min",
-        command=f"uv run python bench/full_run.py  # runs: emotion-ai run ... {README_FLAGS}",
+        command=f"uv run python bench/full_run.py  # runs: emotion-ai run ... {readme_options}",
         details={"total_minutes": round(total_minutes, 1), "steps": steps},
     )
     print(f"total {total_minutes:.1f} min; steps: {steps}", flush=True)

@@ -87,13 +87,22 @@ def test_the_readme_is_for_users_and_links_every_page_of_docs():
 
 
 def _options(words: list[str]) -> dict[str, str]:
-    """`--name value` and bare `--flag` words as {name: value, or "" for a flag}."""
+    """`--name value` and bare `--flag` words as {name: value, or "" for a flag}, numbers in one
+    spelling."""
     following = [*words[1:], "--"]
     return {
-        word: "" if after.startswith("--") else after
+        word: "" if after.startswith("--") else _as_number(after)
         for word, after in zip(words, following, strict=True)
         if word.startswith("--")
     }
+
+
+def _as_number(value: str) -> str:
+    """A number in one spelling (`0`, `0.0` -> `0.0`); any other value as it is."""
+    try:
+        return str(float(value))
+    except ValueError:
+        return value
 
 
 def test_the_readme_real_data_command_is_the_benchmarked_recipe():
