@@ -47,8 +47,8 @@ def readme_flags() -> list[str]:
     return flags
 
 
-def readme_command(state_dir: Path) -> list[str]:
-    """README's real-data command on the shared files, into its own state folder."""
+def readme_command(flags: list[str], state_dir: Path) -> list[str]:
+    """README's real-data command (its `flags`) on the shared files, into its own state folder."""
     return [
         "emotion-ai",
         "run",
@@ -56,7 +56,7 @@ def readme_command(state_dir: Path) -> list[str]:
         str(full_data.FKD_TEACHER),
         "--fer-csv",
         str(full_data.FER2013),
-        *readme_flags(),
+        *flags,
         "--state-dir",
         str(state_dir),
     ]
@@ -103,7 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=BENCH_DIR / "work" / "full_run_state")
     args = parser.parse_args()
-    command = readme_command(args.state_dir)
+    flags = readme_flags()
+    command = readme_command(flags, args.state_dir)
     print("running:", shlex.join(command), flush=True)
     returncode, seen, total_s = watch(command)
     if returncode != 0:
@@ -117,14 +118,13 @@ def main() -> None:
     }
     training_minutes = sum(steps[step]["minutes"] for step in TRAINING_STEPS if step in steps)
     total_minutes = total_s / 60
-    readme_options = shlex.join(readme_flags())
     write_result(
         "full_run",
         value=training_minutes,
         baseline=total_minutes,
         target=0.9,
         unit="min",
-        command=f"uv run python bench/full_run.py  # runs: emotion-ai run ... {readme_options}",
+        command=f"uv run python bench/full_run.py  # runs: emotion-ai run ... {shlex.join(flags)}",
         details={"total_minutes": round(total_minutes, 1), "steps": steps},
     )
     print(f"total {total_minutes:.1f} min; steps: {steps}", flush=True)
