@@ -220,6 +220,7 @@ class Recipe:
             "mixup_alpha": args.mixup_alpha,
             "label_smoothing": args.label_smoothing,
             "ema_momentum": args.ema_momentum,
+            "weight_decay": args.weight_decay,
             "keypoint_head": args.keypoint_head,
             "flip_test_time": args.flip_test_time,
             "precision": args.precision,

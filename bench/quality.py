@@ -122,6 +122,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         "--ema-momentum", type=float, default=0.0, help="full-data parts: weight averaging"
     )
     parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="full-data parts: decoupled (AdamW)"
+    )
+    parser.add_argument(
         "--flip-test-time",
         action=argparse.BooleanOptionalAction,
         default=True,

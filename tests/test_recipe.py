@@ -132,6 +132,13 @@ def test_the_cosine_schedule_warms_up_then_decays_to_zero():
     assert optimizer(replace(settings, ema_momentum=0.99), 5).use_ema
 
 
+def test_weight_decay_shrinks_each_weight_by_the_rate_times_the_decay():
+    settings = TrainSettings(learning_rate=1e-2, lr_schedule="plateau", weight_decay=0.5)
+    weight = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+    optimizer(settings, steps_per_epoch=5).apply_gradients([(np.zeros(3, "float32"), weight)])
+    assert np.allclose(weight.numpy(), 2.0 * (1 - 1e-2 * 0.5)), "a zero gradient still decays"
+
+
 def test_an_unknown_schedule_is_refused():
     with pytest.raises(ValueError, match="lr_schedule 'linear'"):
         TrainSettings(lr_schedule="linear")
@@ -143,6 +150,7 @@ def test_an_unknown_schedule_is_refused():
         ({"label_smoothing": 1.0}, "label_smoothing 1.0 must be at least 0 and below 1"),
         ({"ema_momentum": -0.1}, "ema_momentum -0.1 must be"),
         ({"mixup_alpha": -1.0}, "mixup_alpha -1.0 must be 0 (off) or positive"),
+        ({"weight_decay": -0.1}, "weight_decay -0.1 must be 0 (off) or positive"),
         ({"random_erasing": 1.5}, "random_erasing 1.5 must be a share from 0 to 1"),
         ({"class_weight_power": 2.0}, "class_weight_power 2.0 must be from 0 to 1"),
         ({"head_dropout": 1.0}, "head_dropout 1.0 must be at least 0 and below 1"),

@@ -203,6 +203,11 @@ class TrainSettings:
         choices=LR_SCHEDULES,
     )
     warmup_epochs: int = option(1, "Epochs of the cosine schedule's linear warm-up.")
+    weight_decay: float = option(
+        0.0,
+        "Decoupled weight decay (AdamW): each step every weight shrinks by this times the "
+        "step's learning rate (e.g. 0.05; 0: off).",
+    )
     ema_momentum: float = option(
         0.0,
         "Keep a moving average of the weights, validated and kept at the end (e.g. 0.99; 0: off).",
@@ -266,8 +271,9 @@ class TrainSettings:
             raise ValueError(f"class_weight_power {self.class_weight_power} must be from 0 to 1")
         if not 0.0 <= self.random_erasing <= 1.0:
             raise ValueError(f"random_erasing {self.random_erasing} must be a share from 0 to 1")
-        if self.mixup_alpha < 0.0:
-            raise ValueError(f"mixup_alpha {self.mixup_alpha} must be 0 (off) or positive")
+        for name in ("mixup_alpha", "weight_decay"):
+            if getattr(self, name) < 0.0:
+                raise ValueError(f"{name} {getattr(self, name)} must be 0 (off) or positive")
         for name in ("warmup_epochs", "keypoint_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} {getattr(self, name)} must be 0 or more")

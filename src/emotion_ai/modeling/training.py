@@ -52,7 +52,8 @@ class TrainedModel:
 
 def optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam at the settings' learning rate: constant (the plateau callback halves it) or warmed up
-    and cosine-decayed to zero at the last epoch; averaging its weights with `ema_momentum`."""
+    and cosine-decayed to zero at the last epoch; with decoupled `weight_decay` on every weight
+    (AdamW), and averaging its weights with `ema_momentum`."""
     rate: float | keras.optimizers.schedules.LearningRateSchedule = settings.learning_rate
     if settings.lr_schedule == "cosine":
         total = max(2, settings.epochs * steps_per_epoch)
@@ -60,9 +61,12 @@ def optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers
         rate = keras.optimizers.schedules.CosineDecay(
             0.0, total - warmup, warmup_target=settings.learning_rate, warmup_steps=warmup
         )
+    decay = settings.weight_decay or None
     if not settings.ema_momentum:
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.Adam(rate, use_ema=True, ema_momentum=settings.ema_momentum)
+        return keras.optimizers.Adam(rate, weight_decay=decay)
+    return keras.optimizers.Adam(
+        rate, weight_decay=decay, use_ema=True, ema_momentum=settings.ema_momentum
+    )
 
 
 MAX_CLASS_WEIGHT = 5.0
